@@ -1,0 +1,28 @@
+# Two commands for a newcomer: `make demo` and `make test`. Each creates .venv and installs what it needs.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# torch 2.13.0's CPU wheel is what this project is tested with; a CUDA machine may install its own torch first.
+TORCH ?= torch==2.13.0
+
+.PHONY: demo test bench clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q "$(TORCH)"
+	$(BIN)/python -m pip install -q -e ".[test]"
+	touch $@
+
+demo: $(BIN)/.installed
+	PATH="$(abspath $(BIN)):$$PATH" bash scripts/demo.sh demo-out
+
+test: $(BIN)/.installed
+	$(BIN)/python -m pytest -n 2 -q
+
+bench: $(BIN)/.installed
+	$(BIN)/python bench/bench_scan.py
+	$(BIN)/python bench/bench_train.py
+
+clean:
+	rm -rf $(VENV) demo-out

@@ -1,0 +1,70 @@
+"""Findings: what `curate validate`, `scan` and `import-sid` report, as a table or JSON."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+
+# Codes are part of the on-disk contract: extend, never rename.
+CODES = {
+    "ratio-out-of-range": "error",
+    "name-exif-mismatch": "error",
+    "iso-mismatch": "warning",
+    "fnumber-mismatch": "warning",
+    "camera-mismatch": "error",
+    "size-mismatch": "error",
+    "missing-file": "error",
+    "unreadable": "error",
+    "checksum-mismatch": "error",
+    "measured-ratio-mismatch": "error",
+    "misaligned": "error",
+    "clipped": "warning",
+    "too-dark": "warning",
+    "split-leak": "error",
+    "unbalanced-split": "warning",
+    "duplicate-file": "error",
+    "no-pixel-data": "error",
+    "metadata-disagreement": "warning",
+    "unpaired": "warning",
+    "not-raw": "error",
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    pair_id: str
+    path: str
+    code: str
+    message: str
+    severity: str = ""
+
+    def __post_init__(self):
+        if self.code not in CODES:
+            raise ValueError(f"unknown finding code {self.code!r}")
+        if not self.severity:
+            object.__setattr__(self, "severity", CODES[self.code])
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        return {k: d[k] for k in ("pair_id", "path", "code", "severity", "message")}
+
+
+def has_errors(findings) -> bool:
+    return any(f.severity == "error" for f in findings)
+
+
+def findings_to_json(findings) -> str:
+    return json.dumps([f.to_dict() for f in findings], indent=2)
+
+
+def findings_table(findings, title: str = "Findings"):
+    """A rich Table of findings, errors first."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in ("severity", "code", "pair_id", "path", "message"):
+        table.add_column(column, overflow="fold")
+    order = sorted(findings, key=lambda f: (f.severity != "error", f.code, f.pair_id, f.path))
+    for f in order:
+        style = "red" if f.severity == "error" else "yellow"
+        table.add_row(f"[{style}]{f.severity}[/]", f.code, f.pair_id, f.path, f.message)
+    return table
