@@ -48,6 +48,8 @@ def parse_shutter(label: str | float | int | Fraction) -> Fraction | None:
         raise ValueError(f"unknown shutter label {label!r}")
     value = Fraction(m["num"])
     if m["den"] is not None:
+        if Fraction(m["den"]) == 0:
+            raise ValueError(f"not an exposure time: {label!r}")
         value /= Fraction(m["den"])
     value *= _UNIT[(m["unit"] or "").lower()]
     if value <= 0:
@@ -204,14 +206,14 @@ def _some(ladder: dict[str, Fraction]) -> str:
 
 
 # --- exposures written in file names (the SID dataset: 00001_00_0.1s.ARW) -------------------------
-_NAME_EXPOSURE = re.compile(r"(?:^|[_\-])(\d+(?:\.\d+)?(?:/\d+)?)s(?=[._\-]|$)")
+_NAME_EXPOSURE = re.compile(r"(?:^|[_\-])(\d+(?:\.\d+)?(?:-\d+)?)s(?=[._\-]|$)")
 
 
 def exposure_from_name(name: str) -> str | None:
-    """The exposure text a file name carries ('0.1' from '00001_00_0.1s.ARW'), or None."""
+    """The exposure text a file name carries ('0.1' from '00001_00_0.1s.ARW', '1/25' from '..._1-25s'), or None."""
     stem = name.rsplit("/", 1)[-1].rsplit(".", 1)[0]
     matches = _NAME_EXPOSURE.findall(stem)
-    return matches[-1] if matches else None
+    return matches[-1].replace("-", "/") if matches else None
 
 
 def name_agrees(name_value: str, exif_seconds: float) -> bool:

@@ -1,0 +1,4 @@
+"""`python -m capture`."""
+from .cli import main
+
+main()

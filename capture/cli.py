@@ -1,0 +1,183 @@
+"""`capture`: detect cameras, show settings, shoot a pair, run a session at the tripod."""
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from curate.clitools import CONTEXT, reports_errors, stderr, stdout
+from curate.errors import SidkitError
+from curate.exposure import RATIO_MAX, RATIO_MIN, format_exposure, parse_shutter, reachable_pairs
+
+from .backend import Camera
+from .pair import PairRequest, plan_pair, plan_table, settings_line, shoot_pair, summary_table
+from .session import quick_check, run_session
+
+
+def open_camera(camera: str, profile: str, sim_size: str) -> Camera:
+    """'sim' -> simulated sensor, 'auto' -> first libgphoto2 camera, anything else -> that port."""
+    if camera == "sim":
+        from .simcamera import SimCamera
+        try:
+            width, height = (int(v) for v in sim_size.lower().split("x"))
+        except ValueError:
+            raise SidkitError(f"--sim-size {sim_size!r}: write WIDTHxHEIGHT, e.g. 512x384") from None
+        return SimCamera(profile, width=width, height=height)
+    from .gphoto import GPhotoCamera
+    return GPhotoCamera(None if camera == "auto" else camera)
+
+
+def exposure_option(value: str | None) -> Fraction | None:
+    if value is None:
+        return None
+    try:
+        seconds = parse_shutter(value)
+    except ValueError as exc:
+        raise SidkitError(f"{exc}; write e.g. 10, 0.3, 1/25 or 60s") from None
+    if seconds is None:
+        raise SidkitError(f"{value!r}: give the exposure time in seconds; bulb is chosen for you above 30 s")
+    return seconds
+
+
+camera_options = [
+    click.option("--camera", default="auto", show_default=True,
+                 help="auto (first libgphoto2 camera), sim (simulated sensor) or a port from `capture detect`."),
+    click.option("--profile", default="sim-dslr14", show_default=True, help="Sensor profile for --camera sim."),
+    click.option("--sim-size", default="512x384", show_default=True, help="Image size for --camera sim."),
+]
+shoot_options = [
+    click.option("--ratio", type=float, default=250, show_default=True,
+                 help=f"Long/short exposure ratio, {RATIO_MIN}-{RATIO_MAX}; the nearest the camera offers is used."),
+    click.option("--long", "long_", help="Long exposure in seconds (e.g. 10; above 30 uses bulb where offered)."),
+    click.option("--short", help="Short exposure instead of --long (e.g. 1/25)."),
+    click.option("--shorts", type=int, default=3, show_default=True, help="Short exposures per scene."),
+    click.option("--iso", type=float, help="ISO for both exposures (default: the camera's, if not Auto)."),
+    click.option("--fnumber", type=float, help="Aperture for both exposures (default: the camera's)."),
+    click.option("--format", "image_format", type=click.Choice(["raw", "raw+jpeg"]), default="raw",
+                 show_default=True, help="Image format to set on the camera."),
+    click.option("--target", type=click.Choice(["ram", "card"]), default="ram", show_default=True,
+                 help="Capture target, set on every run (libgphoto2 remembers the last one)."),
+    click.option("--repeat-long", is_flag=True, help="Shoot the long again after the shorts."),
+    click.option("--allow-any-ratio", is_flag=True, help="Accept a ratio outside 100-300 (recorded in the log)."),
+    click.option("--dataset", type=click.Path(file_okay=False, path_type=Path), required=True,
+                 help="Dataset folder: files go to DATASET/<scene>/, the log to DATASET/captures.jsonl."),
+]
+
+
+def add_options(options):
+    def decorate(func):
+        for option in reversed(options):
+            func = option(func)
+        return func
+    return decorate
+
+
+def request_from(scene, environment, notes, ratio, long_, short, shorts, iso, fnumber, image_format, target,
+                 repeat_long, allow_any_ratio) -> PairRequest:
+    return PairRequest(scene=scene, environment=environment, ratio=ratio, long=exposure_option(long_),
+                       short=exposure_option(short), shorts=shorts, iso=iso, fnumber=fnumber,
+                       image_format=image_format, capture_target=target, repeat_long=repeat_long,
+                       allow_any_ratio=allow_any_ratio, notes=notes or "")
+
+
+@click.group(context_settings=CONTEXT)
+def main():
+    """Tether a camera (libgphoto2) or a simulated sensor and shoot short/long exposure pairs."""
+
+
+@main.command()
+@reports_errors
+def detect():
+    """List the cameras libgphoto2 sees (model and port) and the simulated profiles."""
+    from . import sensor
+    from .gphoto import detect as detect_cameras
+
+    table = Table(title="Cameras")
+    table.add_column("model")
+    table.add_column("port (--camera)")
+    for model, port in detect_cameras():
+        table.add_row(model, port)
+    for name in sensor.PROFILES:
+        table.add_row(f"simulated {name}", f"sim --profile {name}")
+    stdout.print(table)
+
+
+@main.command()
+@add_options(camera_options)
+@click.option("--long", "long_", default="10", show_default=True, help="Long exposure to list reachable ratios for.")
+@reports_errors
+def settings(camera, profile, sim_size, long_):
+    """Shutter list, ISO, aperture, image format, capture target, and the ratios reachable at --long."""
+    with open_camera(camera, profile, sim_size) as cam:
+        current = cam.read_settings()
+    table = Table(title=current.camera)
+    table.add_column("setting")
+    table.add_column("current")
+    table.add_column("choices", overflow="fold")
+    for name in ("shutter", "iso", "fnumber", "image_format", "capture_target"):
+        choice = current.get(name)
+        if choice is None:
+            table.add_row(name, "(not offered)", "")
+        else:
+            table.add_row(name, str(choice.current), ", ".join(choice.choices))
+    table.add_row("bulb", "offered" if current.bulb else "no", "")
+    stdout.print(table)
+    long_s = exposure_option(long_)
+    pairs = reachable_pairs(current.shutter.choices, long_s, bulb=current.bulb)
+    ratios = Table(title=f"Ratios {RATIO_MIN}-{RATIO_MAX} reachable at {format_exposure(long_s)} s")
+    for column in ("short", "nominal ratio", "true ratio"):
+        ratios.add_column(column)
+    for p in pairs:
+        ratios.add_row(p.short_label, f"{p.nominal_ratio:g}", f"{p.true_ratio:.4g}")
+    stdout.print(ratios if pairs else f"no short on this camera's list gives {RATIO_MIN}-{RATIO_MAX}x "
+                                      f"at {format_exposure(long_s)} s")
+
+
+@main.command()
+@click.option("--scene", required=True, help="Scene name: letters, digits and '-'.")
+@click.option("--environment", type=click.Choice(["indoor", "outdoor"]), required=True)
+@click.option("--notes", default="", help="Free text stored with every shot.")
+@add_options(shoot_options)
+@add_options(camera_options)
+@click.option("--dry-run", is_flag=True, help="Print the plan; set nothing, shoot nothing.")
+@click.option("--check/--no-check", default=True, show_default=True, help="Quick pixel check after the pair.")
+@reports_errors
+def pair(scene, environment, notes, ratio, long_, short, shorts, iso, fnumber, image_format, target,
+         repeat_long, allow_any_ratio, dataset, camera, profile, sim_size, dry_run, check):
+    """Shoot one scene: the long reference, then --shorts short exposures at --ratio."""
+    request = request_from(scene, environment, notes, ratio, long_, short, shorts, iso, fnumber, image_format,
+                           target, repeat_long, allow_any_ratio)
+    with open_camera(camera, profile, sim_size) as cam:
+        plan = plan_pair(cam, request, dataset)
+        stdout.print(plan_table(plan))
+        stdout.print(settings_line(plan), highlight=False)
+        if dry_run:
+            return
+        result = shoot_pair(cam, plan, dataset, on_shot=lambda r: stderr.print(
+            f"{r.shot.role} {r.shot.label}: {', '.join(p.name for p in r.files)} ({r.seconds:.1f} s)",
+            highlight=False))
+    stdout.print(summary_table(result))
+    if check:
+        for line in quick_check(result, dataset):
+            stdout.print(line, highlight=False)
+
+
+@main.command()
+@click.option("--prefix", default="scene", show_default=True, help="Default scene names are PREFIX-NNN.")
+@click.option("--environment", type=click.Choice(["indoor", "outdoor"]), default="indoor", show_default=True,
+              help="Default answer to the environment question.")
+@add_options(shoot_options)
+@add_options(camera_options)
+@reports_errors
+def session(prefix, environment, ratio, long_, short, shorts, iso, fnumber, image_format, target, repeat_long,
+            allow_any_ratio, dataset, camera, profile, sim_size):
+    """Scene after scene: asks for the scene name, environment and notes, shoots, checks, goes on."""
+    template = request_from("", environment, "", ratio, long_, short, shorts, iso, fnumber, image_format, target,
+                            repeat_long, allow_any_ratio)
+    with open_camera(camera, profile, sim_size) as cam:
+        results = run_session(cam, template, dataset, ask=lambda q, d: click.prompt(q, default=d, show_default=True,
+                                                                                      err=True),
+                              show=lambda m: stderr.print(m, highlight=False), prefix=prefix)
+    stdout.print(f"{len(results)} scenes shot into {dataset}", highlight=False)

@@ -1,0 +1,90 @@
+"""`capture session`: scene after scene at the tripod, with a quick pixel check after each pair.
+
+Scene names default to `<prefix>-NNN`, numbered after the highest in the capture log, so a
+session that crashed goes on where it stopped; shots of a scene that exists get the next free
+file numbers (never an overwrite).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable
+
+from curate.capturelog import read_log
+from curate.errors import SidkitError
+
+from .backend import RAW_WORDS, Camera
+from .pair import PairRequest, PairResult, plan_pair, shoot_pair
+
+
+def next_scene_name(dataset: Path, prefix: str = "scene") -> str:
+    """`<prefix>-NNN` one above the highest such scene in the log (001 for a new dataset)."""
+    pattern = re.compile(rf"^{re.escape(prefix)}-(\d+)$")
+    numbers = [int(m[1]) for r in read_log(dataset) if (m := pattern.match(r.scene_id))]
+    return f"{prefix}-{max(numbers, default=0) + 1:03d}"
+
+
+def quick_check(result: PairResult, dataset: Path) -> list[str]:
+    """Short-too-dark and long-clipped (and the other pixel findings) of each short against the long.
+
+    Uses curate's pixel checks; files that are not raw (a JPEG-only camera) are skipped.
+    """
+    try:
+        from curate.pixelchecks import check_pair_pixels
+        from curate.rawmeta import read_metadata
+    except ImportError:
+        return ["quick check unavailable: this sidkit has no curate.pixelchecks"]
+    longs = [s for s in result.shots if s.shot.role == "long"]
+    shorts = [s for s in result.shots if s.shot.role == "short"]
+    if not longs:
+        return []
+    long_file = longs[0].files[0]
+    if not RAW_WORDS.search(long_file.suffix.lstrip(".")):
+        return [f"quick check skipped: {long_file.name} is not a raw file"]
+    meta = read_metadata(long_file)
+    messages = []
+    for short in shorts:
+        findings, measured = check_pair_pixels(
+            short.files[0], long_file, exif_ratio=result.plan.pair.nominal_ratio,
+            black_level=meta.black_level, white_level=meta.white_level, cfa=meta.cfa,
+            pair_id=short.files[0].stem)
+        ratio = measured.get("measured_ratio") if measured else None
+        messages += [line for f in findings
+                     if (line := f"{f.severity} {f.code}: {Path(f.path).name}: {f.message}") not in messages]
+        if ratio:
+            messages.append(f"{short.files[0].name}: measured brightness ratio {ratio:.4g}")
+    return messages or ["quick check: no findings"]
+
+
+def run_session(camera: Camera, template: PairRequest, dataset: Path, ask: Callable[[str, str], str],
+                show: Callable[[object], None], prefix: str = "scene", max_scenes: int | None = None
+                ) -> list[PairResult]:
+    """Ask for scene, environment and notes; plan, shoot, show the ratio and the quick check; repeat.
+
+    ``ask(question, default)`` returns the answer; the scene name 'q' ends the session.
+    """
+    results = []
+    while max_scenes is None or len(results) < max_scenes:
+        scene = ask("scene name (q to finish)", next_scene_name(dataset, prefix)).strip()
+        if scene.lower() in ("", "q", "quit"):
+            break
+        environment = ask("environment (indoor/outdoor)", template.environment or "indoor").strip().lower()
+        notes = ask("notes", "").strip()
+        request = replace(template, scene=scene, environment=environment, notes=notes)
+        try:
+            plan = plan_pair(camera, request, dataset)
+            if any(r.scene_id == scene for r in read_log(dataset)):
+                show(f"scene {scene} already has shots: new files get the next numbers")
+            result = shoot_pair(camera, plan, dataset)
+        except SidkitError as exc:
+            show(f"[red]not shot:[/] {exc}")
+            continue
+        pair = plan.pair
+        show(f"{scene}: {pair.long_label} / {pair.short_label} = {pair.nominal_ratio:g}x "
+             f"(true {pair.true_ratio:.4g}x), {sum(len(s.files) for s in result.shots)} files, "
+             f"{result.seconds:.1f} s")
+        for line in quick_check(result, dataset):
+            show(f"  {line}")
+        results.append(result)
+    return results

@@ -1,0 +1,176 @@
+"""`curate`: folders of raws into manifests, splits, statistics and validation."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from . import findings as findings_mod
+from .clitools import CONTEXT, fail, progress_bar, reports_errors, stderr, stdout
+from .exposure import RATIO_MAX, RATIO_MIN
+from .manifest import read_manifest, write_manifest
+from .scan import read_labels, scan_dataset
+from .sidimport import import_sid
+from .split import assign_splits
+from .stats import manifest_stats, stats_table
+from .validate import validate_manifest, without_error_pairs
+
+FORMAT = click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+                      show_default=True, help="How findings are printed (json: a list on stdout).")
+
+
+@click.group(context_settings=CONTEXT)
+def main():
+    """Turn folders of raw files into manifests and tell what is wrong before any GPU time is spent.
+
+    \b
+    curate scan datasets/canon90d -o manifests/canon90d.csv
+    curate split manifests/canon90d.csv --test 0.5
+    curate stats manifests/canon90d.csv
+    curate validate manifests/canon90d.csv
+    """
+
+
+def report(findings, fmt: str, title: str) -> None:
+    """Findings to stdout (table or JSON); exit 1 if any is an error."""
+    if fmt == "json":
+        click.echo(findings_mod.findings_to_json(findings))
+    elif findings:
+        stdout.print(findings_mod.findings_table(findings, title))
+    errors = sum(f.severity == "error" for f in findings)
+    if fmt != "json":
+        stderr.print(f"{len(findings)} finding(s), {errors} error(s)")
+    if errors:
+        sys.exit(1)
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("dataset", type=click.Path(file_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Manifest to write (CSV).")
+@click.option("--labels", type=click.Path(dir_okay=False, path_type=Path),
+              help="CSV with scene_id,environment that overrides environments.")
+@click.option("--test", type=float, default=0.2, show_default=True, help="Default split: test scenes.")
+@click.option("--val", type=float, default=0.1, show_default=True, help="Default split: val scenes.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Default split: seed.")
+@FORMAT
+@reports_errors
+def scan(dataset, output, labels, test, val, seed, fmt):
+    """Read every raw of DATASET into a manifest (EXIF, raw levels, checksums).
+
+    Pairs come from DATASET/captures.jsonl when present, otherwise from short/ and long/ folders
+    (scene id = file name up to the first underscore; indoor/ and outdoor/ folders give the
+    environment). Unreadable files are reported, not fatal; the manifest keeps every readable pair.
+
+    \b
+    curate scan datasets/canon90d -o manifests/canon90d.csv
+    curate scan ~/sid/Sony -o manifests/sony.csv --labels scenes.csv --format json
+    """
+    label_map = read_labels(labels) if labels else None
+    with progress_bar(0, "scanning") as advance:
+        df, found = scan_dataset(dataset, output.parent, label_map, advance, test=test, val=val, seed=seed)
+    write_manifest(df, output)
+    stderr.print(f"wrote {output}: {len(df)} pairs, {df['scene_id'].nunique()} scenes")
+    report(found, fmt, f"scan {dataset}")
+
+
+@main.command("import-sid", context_settings=CONTEXT)
+@click.argument("lists", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--root", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder that the list's ./Sony/... paths start from.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("--labels", type=click.Path(dir_okay=False, path_type=Path),
+              help="CSV with scene_id,environment.")
+@FORMAT
+@reports_errors
+def import_sid_cmd(lists, root, output, labels, fmt):
+    """Import the original SID list files; exposures from EXIF, names only checked.
+
+    \b
+    curate import-sid Sony_train_list.txt Sony_val_list.txt Sony_test_list.txt \\
+        --root ~/datasets/SID -o manifests/sony.csv
+    """
+    label_map = read_labels(labels) if labels else None
+    with progress_bar(0, "importing") as advance:
+        df, found = import_sid(lists, root, output.parent, label_map, advance)
+    write_manifest(df, output)
+    stderr.print(f"wrote {output}: {len(df)} pairs, {df['scene_id'].nunique()} scenes")
+    report(found, fmt, "import-sid")
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("manifest", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--test", type=float, required=True,
+              help="Test scenes: a fraction (0.5) or a count (10), split evenly by environment.")
+@click.option("--val", type=float, default=0.0, show_default=True, help="Val scenes: fraction or count.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write here instead of rewriting MANIFEST.")
+@reports_errors
+def split(manifest, test, val, seed, output):
+    """Assign scenes to train/val/test, stratified by indoor/outdoor, stable when scenes are added.
+
+    \b
+    curate split manifests/canon90d.csv --test 0.5          # the study: 10 train, 10 test scenes
+    curate split manifests/canon90d.csv --test 10 --val 2 --seed 1
+    """
+    df = assign_splits(read_manifest(manifest), test=test, val=val, seed=seed)
+    write_manifest(df, output or manifest)
+    counts = df.drop_duplicates("scene_id").groupby(["split", "environment"]).size()
+    stderr.print(f"wrote {output or manifest}: " + ", ".join(f"{s}/{e} {n}" for (s, e), n in counts.items()))
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("manifest", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
+@reports_errors
+def stats(manifest, fmt):
+    """Scenes, pairs, ratio and ISO ranges per split, environment and camera.
+
+    \b
+    curate stats manifests/canon90d.csv
+    """
+    table = manifest_stats(read_manifest(manifest))
+    if fmt == "json":
+        click.echo(table.to_json(orient="records", indent=2))
+    elif fmt == "csv":
+        click.echo(table.to_csv(index=False), nl=False)
+    else:
+        stdout.print(stats_table(table, str(manifest)))
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("manifest", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--fast", is_flag=True, help="Skip the pixel checks (ratio, shift, clipping, darkness).")
+@click.option("--min-ratio", type=float, default=RATIO_MIN, show_default=True)
+@click.option("--max-ratio", type=float, default=RATIO_MAX, show_default=True)
+@click.option("--workers", type=int, default=0, help="Processes for pixel checks (default: all cores).")
+@click.option("--clean", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write a manifest without the pairs that have errors.")
+@FORMAT
+@reports_errors
+def validate(manifest, fast, min_ratio, max_ratio, workers, clean, fmt):
+    """Flag bad ratios, moved cameras, changed light, clipping, dark shorts, missing or changed files.
+
+    Exit status 1 when any error is found.
+
+    \b
+    curate validate manifests/canon90d.csv
+    curate validate manifests/canon90d.csv --fast --format json
+    curate validate manifests/canon90d.csv --clean manifests/canon90d-clean.csv
+    """
+    df = read_manifest(manifest)
+    steps = len(df) * (1 if fast else 2)
+    with progress_bar(steps, "validating") as advance:
+        found = validate_manifest(df, fast, min_ratio, max_ratio, workers, advance)
+    if clean:
+        kept = without_error_pairs(df, found)
+        write_manifest(kept, clean)
+        stderr.print(f"wrote {clean}: {len(kept)} of {len(df)} pairs (pairs with errors left out)")
+    report(found, fmt, f"validate {manifest}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,42 @@
+"""Shared command-line plumbing: one error helper, stderr console, progress bars, output formats."""
+from __future__ import annotations
+
+import contextlib
+import functools
+import sys
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from .errors import SidkitError
+
+stderr = Console(stderr=True)
+stdout = Console()
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def fail(message: str, code: int = 1) -> None:
+    """Print a one-line error to stderr and exit non-zero."""
+    stderr.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    sys.exit(code)
+
+
+def reports_errors(func):
+    """Decorator for click commands: SidkitError becomes a one-line error and exit status 1."""
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except SidkitError as exc:
+            fail(str(exc))
+    return wrapper
+
+
+@contextlib.contextmanager
+def progress_bar(total: int, description: str):
+    """A rich progress bar on stderr; yields a function that advances it by one."""
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=stderr, transient=False, disable=not stderr.is_terminal) as progress:
+        task = progress.add_task(description, total=total)
+        yield lambda: progress.advance(task)

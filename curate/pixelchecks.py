@@ -1,0 +1,357 @@
+"""The pixel checks of `curate validate`: measured ratio, alignment, clipping, darkness, missing data.
+
+Each raw is decoded once and boiled down to a `Frame`: its black-subtracted green channel binned to
+at most `plane_max_side` pixels, plus a few full-resolution statistics (noise, clipping). The pair
+checks then work on the two small planes, so a 24 MP pair costs about as much as decoding it.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import scipy.fft
+from skimage.filters import gaussian
+from skimage.registration import phase_cross_correlation
+
+from .errors import SidkitError
+from .findings import Finding
+
+
+@dataclass(frozen=True)
+class PixelThresholds:
+    """When a measurement becomes a finding; `curate validate` exposes the first four as options.
+
+    max_ratio_error_stops: |log2(measured / expected ratio)| allowed. A third of a stop (+26% / -21%)
+        is one shutter or ISO step, so beyond it the light changed or the EXIF is wrong; below it sit
+        the rounding of marked speeds (1/60 is truly 1/64: up to 0.1 stop per label) and noise.
+    max_shift_px: shift between short and long, in full-resolution pixels. The SID U-Net sees the
+        pair through 2x2 packing; a shift above 2 px (one packed pixel) blurs its ground truth.
+    max_clipped_fraction: share of the long's pixels at or above `clip_level` of the raw range.
+    min_short_snr: mean black-subtracted signal of the short over its per-pixel noise. Below 1 every
+        pixel holds more noise than signal; SID's own shorts sit around 2 to 10.
+    clip_level: fraction of (white - black) from which a raw value counts as clipped.
+    plane_max_side: the binned green plane's longest side; full-res shift precision is about
+        (image side / plane_max_side) / 10 px.
+    min_shift_significance: correlation peak significance (about 1 for pure noise) below which the
+        shift is not measured and the ratio is taken unaligned; neither is then a finding.
+    ratio_block: plane pixels per side of the blocks the ratio is fitted on (fewer when the
+        plane is small); blocks make a residual sub-pixel misalignment negligible.
+    """
+
+    max_ratio_error_stops: float = 1 / 3
+    max_shift_px: float = 2.0
+    max_clipped_fraction: float = 0.01
+    min_short_snr: float = 1.0
+    clip_level: float = 0.98
+    plane_max_side: int = 1024
+    min_shift_significance: float = 8.0
+    ratio_block: int = 8
+
+
+@dataclass
+class Frame:
+    """What the pair checks need from one raw."""
+
+    green: np.ndarray          # black-subtracted green, binned, float32
+    saturated: np.ndarray      # bool, a binned pixel holds a clipped green raw pixel
+    scale: int                 # full-resolution pixels per plane pixel (per axis)
+    pixels_per_bin: int        # green raw pixels averaged into one plane pixel
+    noise_dn: float            # per-raw-pixel noise, DN (robust, from neighbouring greens)
+    signal_dn: float           # mean black-subtracted green, DN
+    clipped_fraction: float    # share of all raw pixels at or above the clip level
+
+    @property
+    def snr(self) -> float:
+        return self.signal_dn / self.noise_dn if self.noise_dn > 0 else math.inf
+
+
+def bayer_green_mask(cfa: str) -> np.ndarray:
+    """'RGGB' -> the 2x2 boolean tile that is True on green photosites."""
+    if len(cfa) != 4 or set(cfa.upper()) - set("RGBE"):
+        raise ValueError(f"not a 2x2 Bayer pattern: {cfa!r}")
+    return np.array([c == "G" for c in cfa.upper()]).reshape(2, 2)
+
+
+def summarise_mosaic(mosaic: np.ndarray, green_mask: np.ndarray, black_level, white_level: float,
+                     thresholds: PixelThresholds = PixelThresholds()) -> Frame:
+    """A `Frame` from a raw mosaic; `green_mask` is one CFA tile (2x2 Bayer, 6x6 X-Trans).
+
+    black_level: one value, or one per position of the 2x2 tile (row-major), tiled over the CFA tile.
+    """
+    tile = green_mask.shape[0]
+    black = _black_tile(black_level, tile)
+    rows, cols = mosaic.shape[0] // tile, mosaic.shape[1] // tile
+    if rows < 4 or cols < 4:
+        raise ValueError(f"raw of {mosaic.shape} is too small to check")
+    tiles = mosaic[:rows * tile, :cols * tile].reshape(rows, tile, cols, tile)
+    clip = black + thresholds.clip_level * (float(white_level) - black)
+    clipped_tiles = tiles >= clip[None, :, None, :]
+    clipped_fraction = float(clipped_tiles.mean())
+
+    greens = list(zip(*np.nonzero(green_mask)))
+    green = np.zeros((rows, cols), np.float32)
+    green_clipped = np.zeros((rows, cols), bool)
+    for y, x in greens:
+        green += tiles[:, y, :, x].astype(np.float32) - np.float32(black[y, x])
+        green_clipped |= clipped_tiles[:, y, :, x]
+    green /= len(greens)
+
+    factor = max(1, math.ceil(max(rows, cols) / thresholds.plane_max_side))
+    h, w = rows // factor, cols // factor
+    plane = green[:h * factor, :w * factor].reshape(h, factor, w, factor).mean(axis=(1, 3))
+    saturated = green_clipped[:h * factor, :w * factor].reshape(h, factor, w, factor).any(axis=(1, 3))
+    return Frame(green=plane.astype(np.float32), saturated=saturated, scale=tile * factor,
+                 pixels_per_bin=len(greens) * factor * factor,
+                 noise_dn=_noise_dn(tiles, black, greens), signal_dn=float(green.mean()),
+                 clipped_fraction=clipped_fraction)
+
+
+def _black_tile(black_level, tile: int) -> np.ndarray:
+    values = np.atleast_1d(np.asarray(black_level, dtype=np.float64))
+    if values.size == 1:
+        return np.full((tile, tile), values[0])
+    if values.size == 4:
+        return np.tile(values.reshape(2, 2), (tile // 2, tile // 2))
+    raise ValueError(f"black_level needs 1 or 4 values (per 2x2 position), got {values.size}")
+
+
+def _noise_dn(tiles: np.ndarray, black: np.ndarray, greens) -> float:
+    """Per-pixel noise from the difference of the two nearest green photosites of each tile."""
+    (y0, x0), (y1, x1) = min(((a, b) for a in greens for b in greens if a < b),
+                             key=lambda ab: (ab[0][0] - ab[1][0]) ** 2 + (ab[0][1] - ab[1][1]) ** 2)
+    step = max(1, int(math.sqrt(tiles.shape[0] * tiles.shape[2] / 250_000)))
+    diff = (tiles[::step, y0, ::step, x0].astype(np.float32) - tiles[::step, y1, ::step, x1]
+            - np.float32(black[y0, x0] - black[y1, x1])).ravel()
+    deviation = np.abs(diff - np.median(diff))
+    mad = max(float(np.median(deviation)), 1.0)
+    # Mean absolute deviation without outliers (edges): unlike the MAD, not stepped by integer DN.
+    sigma = math.sqrt(math.pi / 2) * float(deviation[deviation <= 5 * mad].mean())
+    return sigma / math.sqrt(2)
+
+
+def expected_ratio(exif_ratio: float, iso_short=None, iso_long=None, fnumber_short=None,
+                   fnumber_long=None) -> float:
+    """The raw brightness ratio long/short the EXIF promises: t_l/t_s * iso_l/iso_s * (N_s/N_l)^2.
+
+    A missing ISO or f-number (None, NaN, 0) counts as equal in both shots.
+    """
+    ratio = float(exif_ratio)
+    if _known(iso_short) and _known(iso_long):
+        ratio *= float(iso_long) / float(iso_short)
+    if _known(fnumber_short) and _known(fnumber_long):
+        ratio *= (float(fnumber_short) / float(fnumber_long)) ** 2
+    return ratio
+
+
+def _known(value) -> bool:
+    try:
+        return value is not None and math.isfinite(float(value)) and float(value) > 0
+    except (TypeError, ValueError):
+        return False
+
+
+def measure_pair(short: Frame, long: Frame, expected: float,
+                 thresholds: PixelThresholds = PixelThresholds()) -> dict:
+    """Shift, brightness ratio, clipping and darkness of a pair, as plain numbers.
+
+    shift_px is where the short's content lies relative to the long's, (dy, dx) in full-resolution
+    pixels (positive: down, right); measured_ratio, its standard error ratio_uncertainty_stops and
+    short_offset_dn (the short's black level error) come from `_fit_ratio` on the aligned planes.
+    """
+    if short.green.shape != long.green.shape:
+        raise ValueError(f"planes differ in shape: {short.green.shape} vs {long.green.shape}")
+    shift, significance = _shift_planes(long.green, short.green, float(long.saturated.mean()))
+    measurable = significance >= thresholds.min_shift_significance
+    if not measurable:
+        shift = np.zeros(2)
+    fit = _fit_ratio(*_overlap(short, long, np.round(shift).astype(int)), thresholds.ratio_block)
+    measured = fit["measured_ratio"]
+    return {
+        "expected_ratio": expected,
+        **fit,
+        "ratio_error_stops": math.log2(measured / expected) if 0 < measured < math.inf else math.inf,
+        "shift_px": (float(shift[0] * short.scale), float(shift[1] * short.scale)),
+        "shift_significance": significance,
+        "shift_measured": bool(measurable),
+        "clipped_fraction": long.clipped_fraction,
+        "short_signal_dn": short.signal_dn,
+        "short_noise_dn": short.noise_dn,
+        "short_snr": short.snr,
+    }
+
+
+def _fit_ratio(s: np.ndarray, l: np.ndarray, s_sat: np.ndarray, l_sat: np.ndarray, block: int) -> dict:
+    """Fit short = offset + long / ratio over blocks of the aligned planes without clipped pixels.
+
+    The long is nearly noise-free, so least squares of the short on it is unbiased by the short's
+    noise; the offset absorbs a wrong black level, which dominates a short of a few DN. The ratio's
+    uncertainty comes from the fit's own residuals (noise, residual misalignment, uneven light).
+    """
+    block = max(2, min(block, min(s.shape) // 12))
+    h, w = s.shape[0] // block, s.shape[1] // block
+    def blocks(a, reduce):
+        return reduce(a[:h * block, :w * block].reshape(h, block, w, block), axis=(1, 3)).ravel()
+    keep = ~blocks(s_sat | l_sat, np.any)
+    x, y = blocks(l, np.mean)[keep].astype(np.float64), blocks(s, np.mean)[keep].astype(np.float64)
+    spread = float(((x - x.mean()) ** 2).sum()) if x.size else 0.0
+    if x.size < 3 or spread <= 0:
+        return {"measured_ratio": math.nan, "ratio_uncertainty_stops": math.inf, "short_offset_dn": math.nan,
+                "ratio_blocks": int(x.size)}
+    slope = float(((x - x.mean()) * (y - y.mean())).sum()) / spread
+    offset = float(y.mean() - slope * x.mean())
+    residual = y - offset - slope * x
+    slope_error = math.sqrt(float((residual ** 2).sum()) / (x.size - 2) / spread)
+    measured = 1 / slope if slope > 0 else math.inf
+    uncertainty = math.log2(1 + slope_error / slope) if slope > slope_error else math.inf
+    return {"measured_ratio": measured, "ratio_uncertainty_stops": uncertainty, "short_offset_dn": offset,
+            "ratio_blocks": int(x.size)}
+
+
+def _shift_planes(reference: np.ndarray, moving: np.ndarray, clipped: float = 0.0) -> tuple[np.ndarray, float]:
+    """Where `moving`'s content lies relative to `reference`'s, in plane pixels (dy, dx), and how
+    significant the correlation peak is: its correlation coefficient times the square root of the
+    number of independent samples (about 3 at most for noise, over 8 for a real match).
+
+    When a share `clipped` of the reference is saturated, both planes are flattened above their
+    own (1 - clipped) quantile, so that the clipped areas look alike in both.
+    """
+    sigma = 1.0
+    def prepare(plane):
+        smooth = gaussian(plane, sigma=sigma)
+        if clipped > 0:
+            smooth = np.minimum(smooth, np.quantile(smooth, 1 - clipped))
+        smooth -= smooth.mean()
+        smooth /= smooth.std() or 1.0
+        return scipy.fft.fft2(smooth * window)
+
+    window = _hann(reference.shape)
+    ref, mov = prepare(reference), prepare(moving)
+    correlation = scipy.fft.ifft2(ref * mov.conj()).real
+    norm = math.sqrt(float((np.abs(ref) ** 2).sum() * (np.abs(mov) ** 2).sum())) / correlation.size
+    weight = window.astype(np.float64) ** 2
+    independent = float(weight.sum() ** 2 / (weight ** 2).sum()) / (4 * math.pi * sigma ** 2)
+    significance = float(correlation.max() / norm) * math.sqrt(independent) if norm > 0 else 0.0
+    shift, _, _ = phase_cross_correlation(ref, mov, upsample_factor=20, space="fourier", normalization=None)
+    return -np.asarray(shift, dtype=float), significance
+
+
+def _hann(shape) -> np.ndarray:
+    return np.outer(np.hanning(shape[0]), np.hanning(shape[1])).astype(np.float32)
+
+
+def _overlap(short: Frame, long: Frame, shift: np.ndarray):
+    """The short and long planes cropped to where they overlap once the short is moved back."""
+    dy, dx = (int(v) for v in shift)
+    h, w = short.green.shape
+    ys, yl = slice(max(dy, 0), h + min(dy, 0)), slice(max(-dy, 0), h + min(-dy, 0))
+    xs, xl = slice(max(dx, 0), w + min(dx, 0)), slice(max(-dx, 0), w + min(-dx, 0))
+    return (short.green[ys, xs], long.green[yl, xl], short.saturated[ys, xs], long.saturated[yl, xl])
+
+
+def pair_findings(m: dict, short_path: str, long_path: str, pair_id: str = "",
+                  thresholds: PixelThresholds = PixelThresholds()) -> list[Finding]:
+    """Findings from the measurements of `measure_pair`."""
+    out = []
+    t = thresholds
+    if m["clipped_fraction"] > t.max_clipped_fraction:
+        out.append(Finding(pair_id, long_path, "clipped",
+                           f"{m['clipped_fraction']:.1%} of the long exposure is clipped (limit "
+                           f"{t.max_clipped_fraction:.1%}); shoot the long shorter or at lower ISO"))
+    if m["short_snr"] < t.min_short_snr:
+        out.append(Finding(pair_id, short_path, "too-dark",
+                           f"short exposure signal {m['short_signal_dn']:.2f} DN is {m['short_snr']:.2f}x "
+                           f"its noise {m['short_noise_dn']:.2f} DN (minimum {t.min_short_snr:g}x); "
+                           "shoot the short longer or at higher ISO"))
+    dy, dx = m["shift_px"]
+    if m["shift_measured"] and math.hypot(dy, dx) > t.max_shift_px:
+        out.append(Finding(pair_id, short_path, "misaligned",
+                           f"short is shifted by (dy={dy:+.1f}, dx={dx:+.1f}) px from the long (limit "
+                           f"{t.max_shift_px:g} px); camera or scene moved: re-shoot or drop the pair"))
+    error = m["ratio_error_stops"]
+    reliable = m["ratio_uncertainty_stops"] < t.max_ratio_error_stops / 3 and m["shift_measured"]
+    if reliable and abs(error) > t.max_ratio_error_stops:
+        out.append(Finding(pair_id, short_path, "measured-ratio-mismatch",
+                           f"pixels give a ratio of {m['measured_ratio']:.1f}, EXIF (with ISO and "
+                           f"aperture) {m['expected_ratio']:.1f}: {error:+.2f} stops (limit "
+                           f"{t.max_ratio_error_stops:.2f}); the light changed or the EXIF is wrong: "
+                           "re-shoot or drop the pair"))
+    return out
+
+
+def read_frame(path: str | Path, cfa: str, black_level, white_level: float, pair_id: str = "",
+               thresholds: PixelThresholds = PixelThresholds()) -> tuple[Frame | None, list[Finding]]:
+    """Decode one raw into a `Frame` (None when it cannot be checked) and the findings it earns:
+    `unreadable`, `no-pixel-data`, `not-raw`, or `metadata-disagreement` when its CFA is not `cfa`."""
+    import rawpy
+
+    path = str(path)
+    raw = rawpy.RawPy()
+    try:
+        try:
+            raw.open_file(path)
+        except (rawpy.LibRawError, OSError) as exc:
+            return None, [Finding(pair_id, path, "unreadable", f"rawpy cannot open it ({_why(exc)}); "
+                                  "copy the file again or drop the pair")]
+        try:
+            raw.unpack()
+            mosaic = raw.raw_image_visible
+        except (rawpy.LibRawError, OSError) as exc:
+            return None, [Finding(pair_id, path, "no-pixel-data", f"the metadata reads but the pixel data "
+                                  f"does not ({_why(exc)}): truncated or stripped copy; copy the original file")]
+        empty = _no_pixel_data(mosaic, white_level)
+        if empty:
+            return None, [Finding(pair_id, path, "no-pixel-data", empty)]
+        pattern = raw.raw_pattern  # colour indices of one CFA tile, in visible-area coordinates
+        if pattern is None:
+            return None, [Finding(pair_id, path, "not-raw", "no colour filter mosaic (a demosaiced or "
+                                  "linear file); SID pairs need the camera's raw files")]
+        desc = raw.color_desc.decode("ascii", "replace")
+        file_cfa = "XTRANS" if pattern.shape == (6, 6) else "".join(desc[i] for i in pattern[:2, :2].ravel())
+        findings = []
+        if str(cfa).upper() != file_cfa:
+            findings.append(Finding(pair_id, path, "metadata-disagreement", f"the manifest says CFA {cfa}, "
+                                    f"the file {file_cfa}; re-scan the dataset"))
+        green_mask = np.array([[desc[c] == "G" for c in row] for row in pattern])
+        try:
+            return summarise_mosaic(mosaic, green_mask, black_level, white_level, thresholds), findings
+        except ValueError as exc:
+            raise SidkitError(f"{path}: {exc}; fix the manifest row or re-scan") from exc
+    finally:
+        raw.close()
+
+
+def _why(exc: Exception) -> str:
+    detail = exc.args[0].decode(errors="replace") if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+    return f"{type(exc).__name__}: {detail}"
+
+
+def _no_pixel_data(mosaic: np.ndarray, white_level: float) -> str:
+    """Why the decoded values cannot be a photograph, with the fix ('' when they can)."""
+    lo, hi = int(mosaic.min()), int(mosaic.max())
+    if lo == hi:
+        return f"every raw value is {lo}: the pixel data is missing (stripped copy?); copy the original file"
+    over = float((mosaic > white_level).mean())
+    if over > 0.01:
+        return (f"{over:.0%} of raw values exceed the white level {white_level:g}: garbage pixel data "
+                "(stripped copy?) or a wrong white level; copy the original file or re-scan")
+    return ""
+
+
+def check_pair_pixels(short_path, long_path, *, exif_ratio: float, iso_short=None, iso_long=None,
+                      fnumber_short=None, fnumber_long=None, black_level, white_level, cfa: str,
+                      pair_id: str = "", thresholds: PixelThresholds = PixelThresholds()
+                      ) -> tuple[list[Finding], dict]:
+    """The pixel findings of one pair and the measurements behind them (see `measure_pair`)."""
+    (short, short_findings), (long, long_findings) = (
+        read_frame(p, cfa, black_level, white_level, pair_id, thresholds) for p in (short_path, long_path))
+    findings = short_findings + long_findings
+    if short is None or long is None:
+        return findings, {}
+    if short.green.shape != long.green.shape:
+        return findings + [Finding(pair_id, str(short_path), "size-mismatch",
+                                   "short and long raws differ in size; re-shoot or drop the pair")], {}
+    expected = expected_ratio(exif_ratio, iso_short, iso_long, fnumber_short, fnumber_long)
+    measurements = measure_pair(short, long, expected, thresholds)
+    return findings + pair_findings(measurements, str(short_path), str(long_path), pair_id, thresholds), measurements

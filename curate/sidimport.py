@@ -1,0 +1,72 @@
+"""`curate import-sid`: the original SID dataset's list files into a manifest.
+
+A list line is `./Sony/short/00001_00_0.1s.ARW ./Sony/long/00001_00_10s.ARW ISO200 F8`. Exposures come
+from EXIF; the exposure written in each file name is only compared (`name-exif-mismatch`). The split
+comes from the list file's name (train/val/test), else from the scene id's first digit
+(0 train, 1 test, 2 val, as the original code).
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+
+from .errors import SidkitError
+from .findings import Finding
+from .scan import PairSpec, build_rows, scene_id_from_name
+
+DIGIT_SPLIT = {"0": "train", "1": "test", "2": "val"}
+
+
+def split_from_list_name(name: str) -> str | None:
+    for split in ("train", "val", "test"):
+        if re.search(rf"(^|[_\-.]){split}([_\-.]|$)", Path(name).stem.lower()):
+            return split
+    return None
+
+
+def parse_list(list_file: Path, root: Path) -> tuple[list[PairSpec], list[Finding]]:
+    """A pair with its split for every line of one list file; malformed lines become findings."""
+    if not list_file.is_file():
+        raise SidkitError(f"{list_file}: no such list file")
+    list_split = split_from_list_name(list_file.name)
+    out, findings = [], []
+    for number, line in enumerate(list_file.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) < 2:
+            findings.append(Finding("", f"{list_file}:{number}", "unreadable",
+                                    "a list line needs a short and a long path"))
+            continue
+        short, long = (root / f for f in fields[:2])
+        scene = scene_id_from_name(short)
+        split = list_split or DIGIT_SPLIT.get(scene[:1], "train")
+        out.append(PairSpec(scene, "unknown", short, long, split=split))
+    return out, findings
+
+
+def import_sid(list_files, root: str | os.PathLike, manifest_dir: str | os.PathLike,
+               labels: dict[str, str] | None = None, progress: Callable | None = None
+               ) -> tuple[pd.DataFrame, list[Finding]]:
+    root = Path(root)
+    if not root.is_dir():
+        raise SidkitError(f"{root}: no such folder; --root is the folder the list's ./Sony/... paths start from")
+    entries, findings = [], []
+    for list_file in list_files:
+        more_entries, more = parse_list(Path(list_file), root)
+        entries += more_entries
+        findings += more
+    seen, pairs = set(), []
+    for spec in entries:
+        if (spec.short, spec.long) in seen:
+            continue
+        seen.add((spec.short, spec.long))
+        if labels and spec.scene_id in labels:
+            spec.environment = labels[spec.scene_id]
+        pairs.append(spec)
+    df, more = build_rows(pairs, Path(manifest_dir), progress)
+    return df, findings + more

@@ -1,0 +1,142 @@
+"""`curate validate`: every defect of a manifest, from its rows, its files and (unless fast) its pixels."""
+from __future__ import annotations
+
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from typing import Callable
+
+import pandas as pd
+
+from . import rawmeta
+from .exposure import RATIO_MAX, RATIO_MIN, exposure_from_name, name_agrees
+from .findings import Finding
+from .manifest import black_levels, resolve
+
+UNBALANCED_SHARE = 0.75   # a split whose indoor or outdoor share of scenes exceeds this is unbalanced
+
+
+def row_findings(row, min_ratio: float = RATIO_MIN, max_ratio: float = RATIO_MAX) -> list[Finding]:
+    """Defects visible in one manifest row alone."""
+    out, pid = [], row.pair_id
+    if not (min_ratio <= row.ratio <= max_ratio):
+        out.append(Finding(pid, row.short_path, "ratio-out-of-range",
+                           f"exposure ratio {row.ratio:.4g} is outside {min_ratio:g}-{max_ratio:g}; "
+                           "reshoot with `capture pair --ratio 250` or drop the pair"))
+    if pd.notna(row.short_iso) and pd.notna(row.long_iso) and row.short_iso != row.long_iso:
+        out.append(Finding(pid, row.short_path, "iso-mismatch",
+                           f"short ISO {row.short_iso:g}, long ISO {row.long_iso:g}; shoot both at one ISO"))
+    if pd.notna(row.short_fnumber) and pd.notna(row.long_fnumber) and row.short_fnumber != row.long_fnumber:
+        out.append(Finding(pid, row.short_path, "fnumber-mismatch",
+                           f"short f/{row.short_fnumber:g}, long f/{row.long_fnumber:g}; lock the aperture"))
+    for path, exposure in ((row.short_path, row.short_exposure_s), (row.long_path, row.long_exposure_s)):
+        written = exposure_from_name(path)
+        if written and not name_agrees(written, exposure):
+            out.append(Finding(pid, path, "name-exif-mismatch",
+                               f"name says {written} s, EXIF says {exposure:.6g} s; EXIF is used"))
+    return out
+
+
+def file_findings(df: pd.DataFrame, progress: Callable | None = None) -> list[Finding]:
+    """Missing files, changed checksums and one file used twice."""
+    out, by_sha, digests = [], {}, {}
+    for row in df.itertuples():
+        for role in ("short", "long"):
+            rel, expected = getattr(row, f"{role}_path"), getattr(row, f"{role}_sha256")
+            path = resolve(df, rel)
+            if not path.exists():
+                out.append(Finding(row.pair_id, rel, "missing-file", "file does not exist; restore it or re-scan"))
+                continue
+            key = path.resolve()
+            digest = digests[key] = digests.get(key) or rawmeta.sha256_file(key)
+            if expected and digest != expected:
+                out.append(Finding(row.pair_id, rel, "checksum-mismatch",
+                                   "file content changed since the manifest was written; re-scan"))
+            by_sha.setdefault(digest, set()).add(str(key))
+        if progress:
+            progress()
+    for digest, paths in by_sha.items():
+        if len(paths) > 1:
+            names = sorted(paths)
+            out.append(Finding("", names[1], "duplicate-file",
+                               f"same content as {names[0]}; a copied file is not a new exposure"))
+    return out
+
+
+def split_findings(df: pd.DataFrame) -> list[Finding]:
+    """A scene in two splits; a split far from half indoor, half outdoor."""
+    out = []
+    splits = df.groupby("scene_id")["split"].unique()
+    for scene, values in splits.items():
+        if len(values) > 1:
+            out.append(Finding("", scene, "split-leak",
+                               f"scene {scene} is in {', '.join(sorted(values))}; run `curate split` again"))
+    scenes = df.drop_duplicates("scene_id")
+    for split, group in scenes.groupby("split"):
+        known = group[group["environment"].isin(["indoor", "outdoor"])]
+        if len(known) < 4:
+            continue
+        share = (known["environment"] == "indoor").mean()
+        if max(share, 1 - share) > UNBALANCED_SHARE:
+            out.append(Finding("", split, "unbalanced-split",
+                               f"{split}: {share:.0%} of {len(known)} scenes are indoor; aim for about half"))
+    return out
+
+
+def _pixel_job(args):
+    from .pixelchecks import check_pair_pixels
+
+    pair_id, short, long, kwargs = args
+    try:
+        findings, _ = check_pair_pixels(short, long, pair_id=pair_id, **kwargs)
+    except rawmeta.UnreadableRaw as exc:
+        findings = [Finding(pair_id, str(short), "unreadable", str(exc))]
+    return findings
+
+
+def pixel_findings(df: pd.DataFrame, workers: int = 0, progress: Callable | None = None) -> list[Finding]:
+    """The pixel checks of every pair, in a spawn pool (rawpy uses OpenMP, which fork breaks)."""
+    jobs = []
+    for row in df.itertuples():
+        short, long = resolve(df, row.short_path), resolve(df, row.long_path)
+        if not (short.exists() and long.exists()):
+            continue
+        jobs.append((row.pair_id, str(short), str(long), dict(
+            exif_ratio=row.ratio, iso_short=row.short_iso, iso_long=row.long_iso,
+            fnumber_short=row.short_fnumber, fnumber_long=row.long_fnumber,
+            black_level=black_levels(row.black_level), white_level=row.white_level, cfa=row.cfa)))
+    workers = workers or min(len(jobs), os.cpu_count() or 1)
+    out = []
+    if workers <= 1:
+        for job in jobs:
+            out += _pixel_job(job)
+            if progress:
+                progress()
+        return out
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        for findings in pool.map(_pixel_job, jobs):
+            out += findings
+            if progress:
+                progress()
+    return out
+
+
+def validate_manifest(df: pd.DataFrame, fast: bool = False, min_ratio: float = RATIO_MIN,
+                      max_ratio: float = RATIO_MAX, workers: int = 0,
+                      progress: Callable | None = None) -> list[Finding]:
+    """Every finding for a manifest read with curate.manifest.read_manifest."""
+    findings = []
+    for row in df.itertuples():
+        findings += row_findings(row, min_ratio, max_ratio)
+    findings += split_findings(df)
+    findings += file_findings(df, progress)
+    if not fast:
+        findings += pixel_findings(df, workers, progress)
+    return findings
+
+
+def without_error_pairs(df: pd.DataFrame, findings) -> pd.DataFrame:
+    """The manifest less every pair that an error finding names."""
+    bad = {f.pair_id for f in findings if f.severity == "error" and f.pair_id}
+    return df[~df["pair_id"].isin(bad)]

@@ -1,0 +1,90 @@
+"""train CLI wiring: exit codes, stdout/stderr, help text, docs for every command."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import tomli_w
+from click.testing import CliRunner
+
+from test_train_loop import TINY, make_dataset
+from train.cli import main
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "train.md"
+
+
+@pytest.fixture(scope="module")
+def run_folder(tmp_path_factory):
+    """A tiny run trained through the CLI with a config file and flags; returns (manifest, run)."""
+    folder = tmp_path_factory.mktemp("cli")
+    manifest = make_dataset(folder)
+    config = folder / "run.toml"
+    config.write_bytes(tomli_w.dumps({"epochs": 50, "patch": 16, "lr": 1e-2, "lr_steps": "",
+                                      "spec": TINY, "eval_every": 2, "device": "cpu"}).encode())
+    result = CliRunner().invoke(main, ["run", str(manifest), "--config", str(config), "--epochs", "2",
+                                       "--out", str(folder / "run")])
+    assert result.exit_code == 0, result.output
+    return manifest, Path(result.stdout.strip())
+
+
+def test_run_writes_the_run_folder_with_flags_over_the_config_file(run_folder):
+    _, run = run_folder
+    assert run.name == "run" and (run / "checkpoints" / "best.pt").is_file()
+    assert "epochs = 2\n" in (run / "config.toml").read_text()
+
+
+def test_eval_prints_a_table_or_json_and_writes_the_report(run_folder, tmp_path):
+    manifest, run = run_folder
+    result = CliRunner().invoke(main, ["eval", str(run / "checkpoints" / "best.pt"), str(manifest),
+                                       "--split", "all", "--format", "json", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert len(data["images"]) == 4 and (tmp_path / "report.md").is_file()
+    table = CliRunner().invoke(main, ["eval", str(run / "checkpoints" / "best.pt"), str(manifest),
+                                      "--out", str(tmp_path), "--no-images"])
+    assert table.exit_code == 0 and "baseline PSNR" in table.stdout and "test" in table.stdout
+
+
+def test_predict_writes_a_png_and_needs_a_ratio(run_folder, tmp_path):
+    manifest, run = run_folder
+    args = ["predict", str(run / "checkpoints" / "best.pt"), str(manifest.parent / "s3_short.dng"),
+            "-o", str(tmp_path / "b.png")]
+    missing = CliRunner().invoke(main, args)
+    assert missing.exit_code == 1 and missing.stderr.startswith("error:") and "--ratio" in missing.stderr
+    assert len(missing.stderr.strip().splitlines()) == 1
+    done = CliRunner().invoke(main, args + ["--ratio", "100"])
+    assert done.exit_code == 0 and Path(done.stdout.strip()) == tmp_path / "b.png"
+
+
+def test_bad_input_is_one_line_on_stderr_and_exit_1(tmp_path):
+    (tmp_path / "run.toml").write_text("epoch = 3\n")
+    cases = [["run", str(tmp_path / "missing.csv"), "--device", "cpu"],
+             ["run", "m.csv", "--config", str(tmp_path / "run.toml")],
+             ["run", "m.csv", "--lr-steps", "2000"],
+             ["eval", str(tmp_path / "none.pt"), "m.csv"]]
+    for args in cases:
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 1, (args, result.output)
+        assert result.stderr.startswith("error:") and len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert result.stdout == ""
+
+
+def test_presets_lists_the_paper_network_with_its_parameter_count():
+    result = CliRunner().invoke(main, ["presets"])
+    assert result.exit_code == 0 and "7,760,748" in result.stdout and "single-layer" in result.stdout
+
+
+def test_every_command_has_help_with_examples_and_a_docs_entry():
+    docs = DOCS.read_text()
+    for name, command in main.commands.items():
+        result = CliRunner().invoke(main, [name, "-h"])
+        assert result.exit_code == 0 and f"train {name}" in result.output
+        assert f"train {name}" in docs
+
+
+def test_python_dash_m_train_works():
+    result = subprocess.run([sys.executable, "-m", "train", "-h"], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.startswith("Usage: train ")

@@ -1,0 +1,93 @@
+"""train eval / predict: the network rebuilt from the checkpoint alone, reports, PNGs, mismatches."""
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from curate.errors import SidkitError
+from curate.manifest import read_manifest, write_manifest
+from test_train_loop import make_dataset, tiny_config
+from train.checkpoint import load_checkpoint
+from train.evaluate import evaluate, run_network
+from train.loop import train_run
+from train.model import UNetSpec, build_model
+from train.predict import predict
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """(manifest, run folder) of a 6-epoch tiny run; evaluation every 3 epochs."""
+    data = tmp_path_factory.mktemp("data")
+    manifest = make_dataset(data)
+    run = train_run(tiny_config(manifest, tmp_path_factory.mktemp("runs") / "tiny", epochs=6, eval_every=3),
+                    progress=False)
+    return manifest, run
+
+
+def test_eval_rebuilds_from_the_checkpoint_alone_and_writes_report_and_pngs(trained, tmp_path):
+    manifest, run = trained
+    alone = shutil.copy(run / "checkpoints" / "best.pt", tmp_path / "model.pt")
+    result = evaluate(alone, manifest, split="all", out=tmp_path / "eval")
+    assert [r["pair_id"] for r in result["images"]] == ["s0-0", "s1-0", "s2-0", "s3-0"]
+    table = {(r["split"], r["environment"]): r for r in result["summary"]}
+    assert set(table) == {("train", "outdoor"), ("train", "indoor"), ("train", "all"),
+                          ("val", "outdoor"), ("val", "all"), ("test", "indoor"), ("test", "all")}
+    assert table[("train", "all")]["images"] == 2
+    train_rows = [r for r in result["images"] if r["split"] == "train"]
+    assert table[("train", "all")]["psnr"] == pytest.approx(np.mean([r["psnr"] for r in train_rows]))
+    # the loop's evaluation (from the cache) and this one (from the raws) agree on the val image
+    assert table[("val", "all")]["psnr"] == pytest.approx(load_checkpoint(alone)["best"], abs=1e-4)
+    for r in result["images"]:
+        assert r["amplification"] == 100 and 10 < r["baseline_psnr"] < 60 and 0 < r["ssim"] <= 1
+        assert Image.open(r["output"]).size == (64, 64) and Image.open(r["output"]).mode == "RGB"
+        assert Image.open(r["sheet"]).size == (3 * 64, 64)
+    report = (tmp_path / "eval" / "report.md").read_text()
+    assert "| val | all | 1 |" in report and "| s3-0 | test | indoor |" in report
+    assert result["psnr"] == pytest.approx(np.mean([r["psnr"] for r in result["images"]]))
+
+
+def test_eval_defaults_to_the_run_folder_and_the_test_split(trained):
+    manifest, run = trained
+    result = evaluate(run / "checkpoints" / "last.pt", manifest, images=False)
+    assert [r["pair_id"] for r in result["images"]] == ["s3-0"]
+    assert (run / "report.md").is_file() and not (run / "outputs").exists()
+
+
+def test_xtrans_manifest_on_a_bayer_network_is_a_one_line_error(trained):
+    manifest, run = trained
+    df = read_manifest(manifest)
+    df["cfa"] = "XTRANS"
+    other = write_manifest(df, manifest.parent / "xtrans.csv")
+    with pytest.raises(SidkitError, match=r"X-Trans raws \(9 channels\) do not fit .* Bayer \(4 channels\)"):
+        evaluate(run / "checkpoints" / "best.pt", other)
+
+
+def test_missing_split_is_a_one_line_error(trained):
+    manifest, run = trained
+    with pytest.raises(SidkitError, match="no pairs in split 'holdout'"):
+        evaluate(run / "checkpoints" / "best.pt", manifest, split="holdout")
+
+
+def test_tiled_inference_matches_the_full_image():
+    torch.manual_seed(0)
+    model = build_model(UNetSpec(widths=(8, 16, 32), encoder_convs=(1, 1), decoder_convs=(1, 1))).eval()
+    x = np.random.default_rng(0).random((4, 50, 70), dtype=np.float32)
+    full = run_network(model, x)
+    tiled = run_network(model, x, tile=40, overlap=16)  # overlap beyond the receptive field
+    assert tiled.shape == full.shape == (100, 140, 3)
+    assert np.abs(tiled - full).max() < 1e-5
+
+
+def test_predict_needs_a_ratio_unless_the_policy_is_fixed(trained, tmp_path):
+    manifest, run = trained
+    short = manifest.parent / "s3_short.dng"
+    with pytest.raises(SidkitError, match="pass --ratio"):
+        predict(run / "checkpoints" / "best.pt", short, out=tmp_path / "x.png")
+    png = predict(run / "checkpoints" / "best.pt", short, ratio=100, out=tmp_path / "x.png")
+    assert Image.open(png).size == (64, 64)
+    result = evaluate(run / "checkpoints" / "best.pt", manifest, out=tmp_path / "eval")
+    assert np.array_equal(np.asarray(Image.open(png)), np.asarray(Image.open(result["images"][0]["output"])))

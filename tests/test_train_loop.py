@@ -1,0 +1,158 @@
+"""train run: the loss falls, checkpoints load with weights_only, interrupted + resumed == uninterrupted."""
+from __future__ import annotations
+
+import csv
+import os
+import signal
+from datetime import datetime
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from capture.dng import write_dng
+from curate.errors import SidkitError
+from curate.manifest import write_manifest
+from train.cache import file_sha256
+from train.checkpoint import load_checkpoint, model_from_checkpoint
+from train.config import RunConfig, load_config
+from train.loop import epoch_scenes, train_run
+
+TINY = {"widths": [8, 16], "encoder_convs": [1], "decoder_convs": [1], "bottleneck_convs": 1}
+WHITE, BLACK = 16383, 512
+
+
+def make_dataset(folder: Path, splits=("train", "train", "val", "test"), size: int = 64, cfa: str = "RGGB",
+                 ratio: int = 100) -> Path:
+    """Tiny DNG pairs (a smooth scene, long = 10 s, short = 10 s / ratio with read noise) + manifest."""
+    rng = np.random.default_rng(7)
+    rows = []
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    for index, split in enumerate(splits):
+        scene = 0.15 + 0.3 * (np.sin(6 * xx + index) * np.cos(4 * yy - index) + 1) / 2
+        long = (BLACK + scene * (WHITE - BLACK)).astype(np.uint16)
+        short = np.clip(BLACK + scene * (WHITE - BLACK) / ratio + rng.normal(0, 3, scene.shape), 0, WHITE)
+        common = dict(make="Sim", model="Tiny", serial="1", cfa=cfa, black_level=[BLACK] * 4,
+                      white_level=WHITE, iso=100, fnumber=4, captured_at=datetime(2026, 1, 1))
+        scene_id = f"s{index}"
+        long_path = write_dng(folder / f"{scene_id}_long.dng", long, exposure_s=Fraction(10), **common)
+        short_path = write_dng(folder / f"{scene_id}_short.dng", short.astype(np.uint16),
+                               exposure_s=Fraction(10, ratio), **common)
+        rows.append({"pair_id": f"{scene_id}-0", "scene_id": scene_id, "split": split,
+                     "environment": "indoor" if index % 2 else "outdoor",
+                     "short_path": short_path.name, "long_path": long_path.name,
+                     "short_exposure_s": 10 / ratio, "long_exposure_s": 10.0, "ratio": float(ratio),
+                     "short_iso": 100.0, "long_iso": 100.0, "short_fnumber": 4.0, "long_fnumber": 4.0,
+                     "camera": "Sim Tiny", "cfa": cfa, "black_level": " ".join([str(BLACK)] * 4),
+                     "white_level": WHITE, "width": size, "height": size,
+                     "short_sha256": file_sha256(short_path), "long_sha256": file_sha256(long_path)})
+    return write_manifest(pd.DataFrame(rows), folder / "tiny.csv")
+
+
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory) -> Path:
+    return make_dataset(tmp_path_factory.mktemp("data"))
+
+
+def tiny_config(manifest: Path, out: Path, **overrides) -> RunConfig:
+    settings = dict(manifest=str(manifest), out=str(out), epochs=3, patch=16, lr=1e-2, lr_steps=[],
+                    spec=TINY, eval_every=1, save_every=1, device="cpu", seed=3)
+    return load_config(None, **{**settings, **overrides})
+
+
+def metrics(run: Path) -> list[dict]:
+    return list(csv.DictReader((run / "metrics.csv").open()))
+
+
+def test_training_lowers_the_loss_and_writes_the_run_folder(manifest, tmp_path):
+    run = train_run(tiny_config(manifest, tmp_path / "run", epochs=12, eval_every=4), progress=False)
+    rows = metrics(run)
+    assert [int(r["epoch"]) for r in rows] == [4, 8, 12]
+    assert [int(r["step"]) for r in rows] == [8, 16, 24]    # 2 training scenes, batch 1
+    losses = [float(r["train_loss"]) for r in rows]
+    assert losses[-1] < 0.5 * losses[0]
+    psnrs = [float(r["val_psnr"]) for r in rows]
+    assert psnrs[-1] > psnrs[0] + 3
+    assert (run / "config.toml").is_file() and (run / "checkpoints" / "best.pt").is_file()
+    assert any(p.name.startswith("events.out.tfevents") for p in run.iterdir())
+    saved = load_config(run / "config.toml")
+    assert saved.epochs == 12 and saved.device == "cpu" and saved.amp == "off" and saved.spec == TINY
+
+
+def test_checkpoints_load_with_weights_only_and_rebuild_the_network(manifest, tmp_path):
+    run = train_run(tiny_config(manifest, tmp_path / "run", epochs=2), progress=False)
+    payload = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
+    assert payload["format"] == 1 and payload["epoch"] == 2 and payload["step"] == 4
+    assert payload["data"]["cfa_kind"] == "bayer" and payload["data"]["channels"] == 4
+    assert payload["spec"]["widths"] == [8, 16] and payload["config"]["ratio_policy"] == "cap:300"
+    assert set(payload["rng"]) >= {"python", "numpy", "torch", "sampler"}
+    model, _ = model_from_checkpoint(run / "checkpoints" / "best.pt")
+    best = load_checkpoint(run / "checkpoints" / "best.pt")
+    assert best["best"] == max(float(r["val_psnr"]) for r in metrics(run))
+    x = torch.rand(1, 4, 16, 16)
+    assert model(x).shape == (1, 3, 32, 32)
+
+
+def test_interrupted_and_resumed_run_matches_an_uninterrupted_one(manifest, tmp_path):
+    whole = train_run(tiny_config(manifest, tmp_path / "whole"), progress=False)
+    config = tiny_config(manifest, tmp_path / "split")
+    train_run(config, progress=False, stop_after_steps=3)          # mid-way through epoch 2
+    stopped = load_checkpoint(tmp_path / "split" / "checkpoints" / "last.pt")
+    assert (stopped["epoch"], stopped["step"], stopped["progress"]["position"]) == (1, 3, 1)
+    resumed = train_run(config, progress=False, resume=True)
+    assert len(metrics(resumed)) == len(metrics(whole)) == 3
+    assert metrics(resumed) == [{**r, "seconds": m["seconds"]} for r, m in zip(metrics(whole), metrics(resumed))]
+    a = load_checkpoint(whole / "checkpoints" / "last.pt")["model"]
+    b = load_checkpoint(resumed / "checkpoints" / "last.pt")["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_sigterm_saves_last_and_returns(manifest, tmp_path):
+    config = tiny_config(manifest, tmp_path / "run", epochs=50)
+    import train.loop as loop
+
+    original = loop.train_step
+    calls = []
+
+    def step_then_signal(*args):
+        calls.append(1)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return original(*args)
+
+    loop.train_step = step_then_signal
+    try:
+        run = train_run(config, progress=False)
+    finally:
+        loop.train_step = original
+    payload = load_checkpoint(run / "checkpoints" / "last.pt")
+    assert payload["step"] == 2 and len(calls) == 2
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_resume_without_a_checkpoint_is_a_one_line_error(manifest, tmp_path):
+    with pytest.raises(SidkitError, match="nothing to resume"):
+        train_run(tiny_config(manifest, tmp_path / "none"), progress=False, resume=True)
+
+
+def test_epoch_scenes_split_evenly_across_ranks_and_replay():
+    one = epoch_scenes(10, 1, epoch=5, seed=0)
+    assert sorted(s for b in one for s in b) == list(range(10)) and one == epoch_scenes(10, 1, 5, 0)
+    ranks = [epoch_scenes(5, 2, 5, 0, rank, 2) for rank in range(2)]
+    assert [sum(len(b) for b in r) for r in ranks] == [3, 3]
+    assert {s for r in ranks for b in r for s in b} == set(range(5))
+
+
+def test_config_file_overridden_by_flags_and_unknown_keys_rejected(tmp_path):
+    path = tmp_path / "run.toml"
+    path.write_text('manifest = "m.csv"\nepochs = 10\nlr_steps = "5:1e-5"\npatch_choices = [64, 128]\n')
+    config = load_config(path, epochs=20)
+    assert (config.epochs, config.lr_steps, config.patch_choices) == (20, [(5, 1e-5)], [64, 128])
+    resolved = config.resolved()
+    assert resolved.out == str(Path("runs") / "m") and resolved.device in ("cpu", "cuda")
+    path.write_text('manifest = "m.csv"\nepoch = 10\n')
+    with pytest.raises(SidkitError, match="unknown key 'epoch'"):
+        load_config(path)

@@ -1,0 +1,98 @@
+"""Decode each raw once: packed inputs and ground truths as .npy files, opened as read-only memmaps.
+
+A file is keyed by the raw's checksum and a hash of the processing settings
+(``<sha256[:16]>-<kind>-<settings[:12]>.npy``), so edited settings or files never reuse a stale
+entry. Entries are written to a temp file and renamed into place, so concurrent or crashed fills
+leave either a whole entry or none. Readers never decode once the cache is filled, and memory
+does not grow with the dataset (pages of the memmaps come and go with the OS page cache).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from curate.atomic import atomic_write
+from curate.manifest import black_levels, resolve
+
+from . import rawpack
+
+FORMAT_VERSION = 1
+
+
+def _settings_hash(settings: dict) -> str:
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class RawCache:
+    """A folder of decoded raws; ``packed``/``truth`` decode on a miss and return memmaps."""
+
+    def __init__(self, folder: str | os.PathLike):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+
+    def packed_key(self, sha256: str, cfa: str | None, black, white) -> Path:
+        import rawpy
+
+        settings = {"kind": "packed", "v": FORMAT_VERSION, "cfa": cfa, "rawpy": rawpy.__version__,
+                    "black": None if black is None else [float(b) for b in black],
+                    "white": None if white is None else float(white)}
+        return self.folder / f"{sha256[:16]}-packed-{_settings_hash(settings)}.npy"
+
+    def truth_key(self, sha256: str) -> Path:
+        import rawpy
+
+        settings = {"kind": "truth", "v": FORMAT_VERSION, "libraw": list(rawpy.libraw_version),
+                    "postprocess": "use_camera_wb,no_auto_bright,output_bps16,user_flip0"}
+        return self.folder / f"{sha256[:16]}-truth-{_settings_hash(settings)}.npy"
+
+    def packed(self, path, sha256: str | None = None, cfa: str | None = None, black=None,
+               white: float | None = None) -> np.memmap:
+        """The packed raw counts of ``path``: uint16 (C, h, w), decoded on the first call only."""
+        key = self.packed_key(sha256 or file_sha256(path), cfa, black, white)
+        return self._get(key, lambda: rawpack.pack_raw_counts(rawpack.read_raw(path, cfa, black, white)))
+
+    def truth(self, path, sha256: str | None = None) -> np.memmap:
+        """The ground truth of ``path``: uint16 (H, W, 3), rendered on the first call only."""
+        return self._get(self.truth_key(sha256 or file_sha256(path)), lambda: rawpack.ground_truth(path))
+
+    def _get(self, key: Path, decode) -> np.memmap:
+        if not key.is_file():
+            array = decode()
+            with atomic_write(key, "wb") as handle:
+                np.save(handle, array)
+        return np.load(key, mmap_mode="r")
+
+    def fill(self, manifest, progress: bool = True) -> dict[str, int]:
+        """Decode every short (packed) and long (truth) file of a manifest once; returns counts."""
+        from rich.console import Console
+        from rich.progress import Progress
+
+        jobs = {}
+        for row in manifest.itertuples(index=False):
+            black = black_levels(row.black_level)
+            white = float(row.white_level)
+            short = resolve(manifest, row.short_path)
+            jobs[self.packed_key(row.short_sha256, row.cfa, black, white)] = (
+                lambda p=short, r=row, b=black, w=white: self.packed(p, r.short_sha256, r.cfa, b, w))
+            long = resolve(manifest, row.long_path)
+            jobs[self.truth_key(row.long_sha256)] = lambda p=long, r=row: self.truth(p, r.long_sha256)
+        counts = {"decoded": 0, "cached": 0}
+        with Progress(console=Console(stderr=True), disable=not progress, transient=True) as bar:
+            task = bar.add_task("decoding raws", total=len(jobs))
+            for key, job in jobs.items():
+                counts["cached" if key.is_file() else "decoded"] += 1
+                job()
+                bar.advance(task)
+        return counts

@@ -1,0 +1,107 @@
+"""Checkpoints: plain types and tensors only, so `torch.load(..., weights_only=True)` reads them.
+
+A checkpoint carries the weights, the optimiser, the learning-rate schedule, every RNG state
+(python, numpy, torch CPU, CUDA, the sampler's generator), the epoch and step reached, the best
+metric, and the model spec + data config that `evaluate` and `predict` rebuild the network from.
+"""
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from curate.atomic import atomic_write
+from curate.errors import SidkitError
+
+FORMAT_VERSION = 1
+
+
+def rng_state(generator: torch.Generator | None = None) -> dict[str, Any]:
+    """Every random state a run draws from, as tensors and lists."""
+    version, internal, gauss = random.getstate()
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {
+        "python": [version, list(internal), gauss],
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)],
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+    if generator is not None:
+        state["sampler"] = generator.get_state()
+    return state
+
+
+def set_rng_state(state: dict[str, Any], generator: torch.Generator | None = None) -> None:
+    """Restore what `rng_state` saved."""
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    if generator is not None and "sampler" in state:
+        generator.set_state(state["sampler"])
+
+
+def save_checkpoint(path: str | os.PathLike, *, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                    schedule: dict, epoch: int, step: int, best: float | None, spec: dict, data: dict,
+                    config: dict, rng: dict, progress: dict | None = None) -> Path:
+    """Write atomically (temp file + rename); ``epoch`` is the number of epochs completed and
+    ``progress`` the loop's place inside the next one (batches done, running loss, seconds)."""
+    payload = {
+        "format": FORMAT_VERSION,
+        "model": {k: v.detach().cpu() for k, v in unwrap(model).state_dict().items()},
+        "optimizer": optimizer.state_dict(),
+        "schedule": schedule,
+        "rng": rng,
+        "epoch": int(epoch),
+        "step": int(step),
+        "best": None if best is None else float(best),
+        "spec": spec,
+        "data": data,
+        "config": config,
+        "progress": progress or {},
+    }
+    with atomic_write(path, "wb") as handle:
+        torch.save(payload, handle)
+    return Path(path)
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """The checkpoint's dict, read with weights_only=True; SidkitError when it is not one of ours."""
+    path = Path(path)
+    if not path.is_file():
+        raise SidkitError(f"{path}: no such checkpoint; train one with `train run MANIFEST`")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch raises many kinds for a bad file
+        raise SidkitError(f"{path}: not a readable checkpoint ({type(exc).__name__}); "
+                          "point at runs/NAME/checkpoints/best.pt or last.pt") from None
+    if not isinstance(payload, dict) or "format" not in payload:
+        raise SidkitError(f"{path}: not a sidkit checkpoint; point at runs/NAME/checkpoints/best.pt")
+    if payload["format"] > FORMAT_VERSION:
+        raise SidkitError(f"{path}: checkpoint format {payload['format']} is newer than this sidkit "
+                          f"reads ({FORMAT_VERSION}); upgrade sidkit")
+    return payload
+
+
+def model_from_checkpoint(path_or_payload: str | os.PathLike | dict,
+                          device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict[str, Any]]:
+    """The network rebuilt from the checkpoint alone, in eval mode, and the checkpoint's dict."""
+    from .model import UNetSpec, build_model
+
+    payload = path_or_payload if isinstance(path_or_payload, dict) else load_checkpoint(path_or_payload)
+    model = build_model(UNetSpec.from_dict(payload["spec"]))
+    model.load_state_dict(payload["model"])
+    return model.to(device).eval(), payload
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The plain module inside DistributedDataParallel and torch.compile wrappers."""
+    model = getattr(model, "module", model)
+    return getattr(model, "_orig_mod", model)

@@ -1,0 +1,155 @@
+"""`train`: train the SID U-Net on a manifest, evaluate checkpoints, brighten single raws."""
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from curate.clitools import CONTEXT, reports_errors, stderr, stdout
+
+from .config import AMP_MODES, DEVICES, load_config
+
+
+@click.group(context_settings=CONTEXT)
+def main():
+    """Train, evaluate and apply "Learning to See in the Dark" networks.
+
+    \b
+    train run manifests/canon90d.csv --epochs 4000 --patch 512
+    train run manifests/canon90d.csv --config run.toml --out runs/lr1e-4 --resume
+    train eval runs/canon90d/checkpoints/best.pt manifests/canon90d.csv --split test
+    train predict runs/canon90d/checkpoints/best.pt dark.CR3 --ratio 100 -o bright.png
+    train presets
+    """
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("manifest", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="TOML file of settings (keys as in config.toml); flags override it.")
+@click.option("--epochs", type=int, help="Passes over the training scenes.  [default: 4000]")
+@click.option("--lr", type=float, help="Adam learning rate.  [default: 1e-4]")
+@click.option("--lr-steps", help="EPOCH:LR,... where the rate changes.  [default: 2000:1e-5]")
+@click.option("--patch", type=int, help="Crop side in packed pixels.  [default: 512]")
+@click.option("--patch-choices", help="Comma-separated crop sides, one drawn per step (replaces --patch).")
+@click.option("--batch", type=int, help="Scenes per step.  [default: 1]")
+@click.option("--arch", help="Network preset (see `train presets`).  [default: sid]")
+@click.option("--ratio-policy", help="Input amplification: exif, cap:N or fixed:N.  [default: cap:300]")
+@click.option("--device", type=click.Choice(DEVICES), help="[default: cuda when available]")
+@click.option("--amp", type=click.Choice(AMP_MODES), help="Mixed precision.  [default: bf16 on cuda]")
+@click.option("--compile/--no-compile", "compile_", default=None, help="torch.compile the network.")
+@click.option("--out", help="Run folder.  [default: runs/<manifest name>]")
+@click.option("--seed", type=int, help="[default: 0]")
+@click.option("--eval-every", type=int, help="Epochs between evaluations.  [default: 200]")
+@click.option("--save-every", type=int, help="Epochs between checkpoints/last.pt writes.  [default: 50]")
+@click.option("--cache-dir", help="Decoded-raw cache.  [default: <manifest folder>/.sidkit-cache]")
+@click.option("--resume", is_flag=True, help="Continue from <out>/checkpoints/last.pt.")
+@reports_errors
+def run(manifest, config_file, resume, compile_, **flags):
+    """Train on MANIFEST's train split, evaluating on val (else test); writes a run folder.
+
+    The run folder holds config.toml, checkpoints/last.pt and best.pt, metrics.csv and TensorBoard
+    events. Ctrl-C (or SIGTERM) saves checkpoints/last.pt; --resume continues exactly.
+
+    \b
+    train run manifests/canon90d.csv
+    train run manifests/canon90d.csv --epochs 100 --patch-choices 64,128,256 --device cpu
+    train run manifests/canon90d.csv --config run.toml --lr-steps 2000:1e-5 --out runs/a
+    train run manifests/canon90d.csv --out runs/a --resume
+    torchrun --nproc-per-node 2 -m train run manifests/canon90d.csv
+    """
+    from .loop import train_run
+
+    config = load_config(config_file, manifest=str(manifest), compile=compile_, **flags)
+    out = train_run(config, progress=True, resume=resume)
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 alone prints
+        click.echo(str(out))
+
+
+@main.command("eval", context_settings=CONTEXT)
+@click.argument("checkpoint", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("manifest", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--split", default="test", show_default=True, help="train, val, test or all.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
+              help="Summary table, or every number as JSON on stdout.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for report.md and outputs/.  [default: the checkpoint's run folder]")
+@click.option("--tile", type=int, help="Run the network in tiles of this many packed pixels.")
+@click.option("--device", type=click.Choice(DEVICES), help="[default: cuda when available]")
+@click.option("--no-images", is_flag=True, help="Skip the PNGs and comparison sheets.")
+@reports_errors
+def eval_(checkpoint, manifest, split, fmt, out, tile, device, no_images):
+    """Score CHECKPOINT on MANIFEST's split beside the amplified-short baseline.
+
+    Writes report.md, outputs/<pair>.png and outputs/<pair>-sheet.png (amplified short | output |
+    ground truth).
+
+    \b
+    train eval runs/canon90d/checkpoints/best.pt manifests/canon90d.csv
+    train eval runs/a/checkpoints/best.pt manifests/sony.csv --split all --format json --out eval/
+    """
+    from .evaluate import evaluate
+
+    result = evaluate(checkpoint, manifest, split=split, out=out, tile=tile, device=device,
+                      images=not no_images)
+    if fmt == "json":
+        click.echo(json.dumps(result, indent=2, default=_json_number))
+        return
+    table = Table(title=f"{checkpoint} on {manifest} ({split})")
+    for column in ("split", "environment", "images", "PSNR", "SSIM", "baseline PSNR", "baseline SSIM"):
+        table.add_column(column, justify="left" if column in ("split", "environment") else "right")
+    for r in result["summary"]:
+        table.add_row(r["split"], r["environment"], str(r["images"]), f"{r['psnr']:.2f}", f"{r['ssim']:.4f}",
+                      f"{r['baseline_psnr']:.2f}", f"{r['baseline_ssim']:.4f}")
+    stdout.print(table)
+    stderr.print(f"wrote {result['report']}")
+
+
+def _json_number(value):
+    return None if isinstance(value, float) and not math.isfinite(value) else str(value)
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("checkpoint", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("rawfile", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--ratio", type=float, help="Amplification (long/short exposure ratio); needed unless "
+              "the network was trained with a fixed:N policy.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("out.png"),
+              show_default=True, help="PNG to write.")
+@click.option("--tile", type=int, help="Run the network in tiles of this many packed pixels.")
+@click.option("--device", type=click.Choice(DEVICES), help="[default: cuda when available]")
+@reports_errors
+def predict(checkpoint, rawfile, ratio, output, tile, device):
+    """Brighten one dark RAWFILE with CHECKPOINT's network into an 8-bit PNG.
+
+    \b
+    train predict runs/canon90d/checkpoints/best.pt dark.CR3 --ratio 100 -o bright.png
+    """
+    from .predict import predict as predict_file
+
+    click.echo(str(predict_file(checkpoint, rawfile, ratio=ratio, out=output, device=device, tile=tile)))
+
+
+@main.command(context_settings=CONTEXT)
+def presets():
+    """List the network presets (`--arch`) with their parameter counts.
+
+    \b
+    train presets
+    """
+    from .model import PRESET_HELP, PRESETS, build_model, count_parameters
+
+    table = Table(title="network presets (Bayer input)")
+    table.add_column("preset")
+    table.add_column("parameters", justify="right")
+    table.add_column("what it is")
+    for name, spec in PRESETS.items():
+        table.add_row(name, f"{count_parameters(build_model(spec)):,}", PRESET_HELP.get(name, ""))
+    stdout.print(table)
+
+
+# --- train sweep: another issue adds the command here (train/sweep.py holds the library) -------

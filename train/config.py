@@ -1,0 +1,167 @@
+"""The run configuration: every setting of `train run` with its default, in one visible place.
+
+Precedence: defaults < `--config run.toml` < command-line flags. The resolved config (no None
+left where a default depends on the machine) is saved as `config.toml` beside the outputs.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from curate.atomic import atomic_write
+from curate.errors import SidkitError
+
+AMP_MODES = ("bf16", "off")
+DEVICES = ("cuda", "cpu")
+
+
+@dataclass
+class RunConfig:
+    manifest: str = ""
+    epochs: int = 4000                  # one epoch = one pass over the training scenes
+    lr: float = 1e-4
+    lr_steps: list[tuple[int, float]] = field(default_factory=lambda: [(2000, 1e-5)])  # (epoch, lr)
+    patch: int = 512                    # crop side in packed pixels (the output is twice that)
+    patch_choices: list[int] | None = None  # a random side per step from these, instead of `patch`
+    batch: int = 1
+    arch: str = "sid"                   # a preset of train.model.PRESETS
+    spec: dict[str, Any] = field(default_factory=dict)  # UNetSpec fields overriding the preset
+    ratio_policy: str = "cap:300"       # 'exif', 'cap:N' or 'fixed:N'
+    device: str | None = None           # None: 'cuda' when available, else 'cpu'
+    amp: str | None = None              # None: 'bf16' on cuda, 'off' on cpu
+    channels_last: bool | None = None   # None: on for cuda
+    compile: bool = False               # torch.compile the model
+    out: str | None = None              # None: runs/<manifest stem>
+    seed: int = 0
+    eval_every: int = 200               # epochs between evaluations (and at the last epoch)
+    save_every: int = 50                # epochs between writes of checkpoints/last.pt
+    num_workers: int = 0                # threads that fill the raw cache (0: one per CPU core)
+    cache_dir: str | None = None        # None: <manifest folder>/.sidkit-cache
+
+    def resolved(self) -> RunConfig:
+        """A copy with every machine-dependent default filled in and every value checked."""
+        if not self.manifest:
+            raise SidkitError("run config: no manifest given; pass MANIFEST or set manifest = '...'")
+        device = self.device or _default_device()
+        if device not in DEVICES:
+            raise SidkitError(f"run config: device {device!r} is not one of {', '.join(DEVICES)}")
+        amp = self.amp or ("bf16" if device == "cuda" else "off")
+        if amp not in AMP_MODES:
+            raise SidkitError(f"run config: amp {amp!r} is not one of {', '.join(AMP_MODES)}")
+        manifest = Path(self.manifest)
+        out = self.out or str(Path("runs") / manifest.stem)
+        cache_dir = self.cache_dir or str(manifest.resolve().parent / ".sidkit-cache")
+        for name in ("epochs", "patch", "batch", "eval_every", "save_every"):
+            if int(getattr(self, name)) < 1:
+                raise SidkitError(f"run config: {name} must be at least 1, not {getattr(self, name)}")
+        if self.patch_choices is not None and (not self.patch_choices or min(self.patch_choices) < 1):
+            raise SidkitError(f"run config: patch_choices {self.patch_choices!r} must be positive sizes")
+        parse_ratio_policy(self.ratio_policy)
+        return dataclasses.replace(
+            self, device=device, amp=amp, out=out, cache_dir=cache_dir,
+            channels_last=(device == "cuda") if self.channels_last is None else bool(self.channels_last),
+            lr_steps=sorted((int(e), float(v)) for e, v in self.lr_steps),
+            patch_choices=None if self.patch_choices is None else sorted(int(p) for p in self.patch_choices),
+            spec=dict(self.spec))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain TOML-ready types; None values are left out (TOML has no null)."""
+        data = dataclasses.asdict(self)
+        data["lr_steps"] = [[e, v] for e, v in self.lr_steps]
+        return {k: v for k, v in data.items() if v is not None}
+
+    def save(self, path: str | os.PathLike) -> Path:
+        with atomic_write(path, "wb") as handle:
+            tomli_w.dump(self.to_dict(), handle)
+        return Path(path)
+
+
+FIELDS = {f.name for f in dataclasses.fields(RunConfig)}
+
+
+def _default_device() -> str:
+    import torch
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def parse_lr_steps(text: str | list) -> list[tuple[int, float]]:
+    """'2000:1e-5,3000:1e-6' (or [[2000, 1e-5]]) -> [(2000, 1e-5), (3000, 1e-6)]."""
+    if not isinstance(text, str):
+        try:
+            return [(int(e), float(v)) for e, v in text]
+        except (TypeError, ValueError):
+            raise SidkitError(f"run config: lr_steps {text!r} must be pairs [epoch, lr]") from None
+    steps = []
+    for item in filter(None, (s.strip() for s in text.split(","))):
+        epoch, sep, lr = item.partition(":")
+        try:
+            steps.append((int(epoch), float(lr)))
+        except ValueError:
+            raise SidkitError(f"--lr-steps: {item!r} is not EPOCH:LR, e.g. 2000:1e-5") from None
+        if not sep:
+            raise SidkitError(f"--lr-steps: {item!r} is not EPOCH:LR, e.g. 2000:1e-5")
+    return steps
+
+
+def parse_patch_choices(text: str | list | None) -> list[int] | None:
+    """'64,128,256' -> [64, 128, 256]; None or '' -> None."""
+    if text is None or text == "":
+        return None
+    items = text.split(",") if isinstance(text, str) else text
+    try:
+        return [int(p) for p in items]
+    except (TypeError, ValueError):
+        raise SidkitError(f"--patch-choices: {text!r} is not a comma-separated list of sizes") from None
+
+
+def parse_ratio_policy(policy: str) -> tuple[str, float | None]:
+    """'exif' -> ('exif', None); 'cap:300' -> ('cap', 300.0); 'fixed:100' -> ('fixed', 100.0)."""
+    kind, _, value = str(policy).partition(":")
+    try:
+        if kind == "exif" and not value:
+            return kind, None
+        if kind in ("cap", "fixed") and float(value) > 0:
+            return kind, float(value)
+    except ValueError:
+        pass
+    raise SidkitError(f"ratio policy {policy!r}: use 'exif', 'cap:N' or 'fixed:N' (e.g. cap:300)")
+
+
+def lr_at(epoch: int, lr: float, lr_steps: list[tuple[int, float]]) -> float:
+    """The learning rate of a (0-based) epoch: `lr`, replaced by each step's value from its epoch on."""
+    for start, value in lr_steps:
+        if epoch >= start:
+            lr = value
+    return lr
+
+
+def load_config(path: str | os.PathLike | None = None, **overrides: Any) -> RunConfig:
+    """Defaults, then the TOML file at ``path``, then ``overrides`` whose value is not None."""
+    values: dict[str, Any] = {}
+    if path is not None:
+        try:
+            values = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise SidkitError(f"{path}: no such config file") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise SidkitError(f"{path}: not valid TOML ({exc}); fix the file") from None
+        unknown = sorted(set(values) - FIELDS)
+        if unknown:
+            raise SidkitError(f"{path}: unknown key {unknown[0]!r}; known keys: {', '.join(sorted(FIELDS))}")
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    unknown = sorted(set(values) - FIELDS)
+    if unknown:
+        raise SidkitError(f"run config: unknown setting {unknown[0]!r}")
+    if "lr_steps" in values:
+        values["lr_steps"] = parse_lr_steps(values["lr_steps"])
+    if "patch_choices" in values:
+        values["patch_choices"] = parse_patch_choices(values["patch_choices"])
+    if not isinstance(values.get("spec", {}), dict):
+        raise SidkitError(f"{path or 'run config'}: spec must be a table of UNetSpec fields")
+    return RunConfig(**values)

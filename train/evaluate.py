@@ -1,0 +1,269 @@
+"""`train eval`: rebuild the network from a checkpoint, run it on full images, score it against the
+ground truth beside the plain baseline (the short exposure scaled by the amplification and rendered
+like the ground truth), write 8-bit PNGs, side-by-side sheets and report.md.
+"""
+from __future__ import annotations
+
+import math
+import os
+import re
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+
+from curate.atomic import atomic_write
+from curate.errors import SidkitError
+from curate.manifest import black_levels, read_manifest, resolve
+
+from . import rawpack
+from .checkpoint import model_from_checkpoint
+from .metrics import mean_metrics, psnr, ssim
+
+FULL_IMAGE_PIXELS = 2 ** 22     # packed pixels run in one piece; larger images are tiled
+FALLBACK_TILE = 512             # tile side (packed pixels) when a full image runs out of memory
+SPLIT_ORDER = ("train", "val", "test")
+
+
+def cfa_kind(cfa: str) -> str:
+    return "xtrans" if cfa == rawpack.XTRANS else "bayer"
+
+
+def data_config(df: pd.DataFrame, ratio_policy: str, source: str) -> dict:
+    """What a network was trained on, as stored in its checkpoint; one CFA kind per manifest."""
+    kinds = sorted({cfa_kind(c) for c in df["cfa"]})
+    if len(kinds) != 1:
+        raise SidkitError(f"{source}: mixes Bayer and X-Trans raws; train one network per CFA kind "
+                          "(split the manifest by camera)")
+    channels = 9 if kinds[0] == "xtrans" else 4
+    return {"cfa_kind": kinds[0], "channels": channels, "upscale": 3 if channels == 9 else 2,
+            "ratio_policy": ratio_policy, "input_clip": 1.0,
+            "ground_truth": "rawpy postprocess: camera WB, no auto bright, 16 bit, user_flip 0"}
+
+
+def check_fits(data: dict, df: pd.DataFrame, checkpoint, manifest) -> None:
+    """SidkitError when the manifest's raws are not what the checkpoint's network takes."""
+    if df.empty:
+        return
+    theirs = data_config(df, data["ratio_policy"], str(manifest))
+    if (theirs["cfa_kind"], theirs["channels"]) != (data["cfa_kind"], data["channels"]):
+        name = {"xtrans": "X-Trans", "bayer": "Bayer"}
+        raise SidkitError(f"{manifest}: {name[theirs['cfa_kind']]} raws ({theirs['channels']} channels) do not "
+                          f"fit {checkpoint}, trained on {name[data['cfa_kind']]} ({data['channels']} "
+                          "channels); use a checkpoint trained on this camera's data")
+
+
+def read_input(df: pd.DataFrame, row, policy: str) -> tuple[np.ndarray, float]:
+    """The network input of a pair: the packed short exposure times its amplification, clipped to 1."""
+    frame = rawpack.read_raw(resolve(df, row.short_path), row.cfa, black_levels(row.black_level),
+                             float(row.white_level))
+    gain = rawpack.amplification(row.ratio, policy)
+    return np.minimum(rawpack.pack(frame) * np.float32(gain), 1.0), gain
+
+
+def read_truth(df: pd.DataFrame, row) -> np.ndarray:
+    """The long exposure's rendering as float32 H x W x 3 in [0, 1]."""
+    return rawpack.ground_truth(resolve(df, row.long_path)).astype(np.float32) / 65535.0
+
+
+def baseline_image(path: str | os.PathLike, black: list[float], white: float, gain: float) -> np.ndarray:
+    """The short exposure with its counts above black scaled by ``gain``, rendered like the truth."""
+    import rawpy
+
+    with rawpy.imread(str(path)) as raw:
+        counts = raw.raw_image_visible
+        h, w = counts.shape
+        t = 6 if raw.raw_pattern.shape == (6, 6) else 2
+        if t == 6 or len(black) == 1:
+            level = np.float32(np.mean(black))
+        else:
+            level = np.tile(np.asarray(black, dtype=np.float32).reshape(2, 2), (h // 2 + 1, w // 2 + 1))[:h, :w]
+        scaled = level + np.maximum(counts.astype(np.float32) - level, 0) * np.float32(gain)
+        counts[...] = np.clip(scaled, 0, white).astype(np.uint16)
+        rgb = raw.postprocess(use_camera_wb=True, half_size=False, no_auto_bright=True, output_bps=16,
+                              user_flip=0)
+    return rgb[: h // t * t, : w // t * t].astype(np.float32) / 65535.0
+
+
+@torch.no_grad()
+def run_network(model: torch.nn.Module, x: np.ndarray, *, device: str = "cpu", amp: str = "off",
+                channels_last: bool = False, tile: int | None = None, overlap: int = 32) -> np.ndarray:
+    """The network's output for a packed input (C, h, w): float32 H x W x 3 clipped to [0, 1].
+
+    Images over FULL_IMAGE_PIXELS, or a full image that runs out of GPU memory, run in square
+    tiles of ``tile`` packed pixels overlapping by ``overlap`` (both rounded to multiples of
+    2**levels, the input padded to one); each tile keeps only its centre.
+    """
+    h, w = x.shape[-2:]
+    if tile is None and h * w > FULL_IMAGE_PIXELS:
+        tile = FALLBACK_TILE * 2
+    if tile is None:
+        try:
+            return _forward(model, x, device, amp, channels_last)
+        except torch.OutOfMemoryError:
+            torch.cuda.empty_cache()
+            tile = FALLBACK_TILE
+    m, upscale = 2 ** model.spec.levels, model.spec.upscale
+    tile = max(m, tile // m * m)
+    overlap = min(overlap // m * m, (tile - m) // 2 // m * m)
+    x = np.pad(x, ((0, 0), (0, -h % m), (0, -w % m)), mode="edge")  # tiles on the pooling grid
+    ph, pw = x.shape[-2:]
+    out = np.empty((ph * upscale, pw * upscale, 3), dtype=np.float32)
+    for top in _starts(ph, tile, overlap):
+        for left in _starts(pw, tile, overlap):
+            piece = _forward(model, x[:, top: top + tile, left: left + tile], device, amp, channels_last)
+            y0 = 0 if top == 0 else top + overlap
+            x0 = 0 if left == 0 else left + overlap
+            y1, x1 = min(ph, top + tile), min(pw, left + tile)
+            out[y0 * upscale: y1 * upscale, x0 * upscale: x1 * upscale] = \
+                piece[(y0 - top) * upscale: (y1 - top) * upscale, (x0 - left) * upscale: (x1 - left) * upscale]
+    return out[: h * upscale, : w * upscale]
+
+
+def _starts(size: int, tile: int, overlap: int) -> list[int]:
+    """Tile origins along one axis: a stride of tile - 2*overlap, the last tile flush with the edge."""
+    if size <= tile:
+        return [0]
+    starts = list(range(0, size - tile, tile - 2 * overlap))
+    return starts + [size - tile]
+
+
+def _forward(model, x: np.ndarray, device: str, amp: str, channels_last: bool) -> np.ndarray:
+    batch = torch.from_numpy(np.ascontiguousarray(x))[None].to(device)
+    if channels_last:
+        batch = batch.contiguous(memory_format=torch.channels_last)
+    with torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16, enabled=amp == "bf16"):
+        y = model(batch)
+    return y[0].float().clamp_(0, 1).permute(1, 2, 0).cpu().numpy()
+
+
+def score(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    return {"psnr": psnr(pred, truth), "ssim": ssim(pred, truth)}
+
+
+Loader = Callable[[pd.DataFrame, object, str], tuple[np.ndarray, np.ndarray, float]]
+
+
+def load_from_raw(df: pd.DataFrame, row, policy: str) -> tuple[np.ndarray, np.ndarray, float]:
+    """(input, truth, gain) of a pair, decoded from its raw files."""
+    x, gain = read_input(df, row, policy)
+    return x, read_truth(df, row), gain
+
+
+def score_model(model: torch.nn.Module, df: pd.DataFrame, rows: pd.DataFrame, policy: str, *,
+                device: str = "cpu", amp: str = "off", channels_last: bool = False,
+                load: Loader = load_from_raw) -> dict[str, float]:
+    """Mean PSNR/SSIM of the network over ``rows`` on full images (the loop's periodic evaluation)."""
+    was_training = model.training
+    model.eval()
+    scores = []
+    for row in rows.itertuples():
+        x, truth, _ = load(df, row, policy)
+        scores.append(score(run_network(model, x, device=device, amp=amp, channels_last=channels_last), truth))
+    model.train(was_training)
+    return mean_metrics(scores) if scores else {"psnr": math.nan, "ssim": math.nan}
+
+
+def evaluate(checkpoint: str | os.PathLike, manifest: str | os.PathLike, split: str = "test",
+             out: str | os.PathLike | None = None, tile: int | None = None, device: str | None = None,
+             images: bool = True) -> dict:
+    """Score a checkpoint on a manifest's ``split`` ('train', 'val', 'test' or 'all').
+
+    Writes ``out``/report.md and, with ``images``, ``out``/outputs/<pair>.png and <pair>-sheet.png
+    (amplified short | output | ground truth). ``out`` defaults to the checkpoint's run folder.
+    Returns per-image rows and per split/environment means, baseline beside.
+    """
+    checkpoint = Path(checkpoint)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model, payload = model_from_checkpoint(checkpoint, device)
+    data = payload["data"]
+    df = read_manifest(manifest)
+    rows = df if split == "all" else df[df["split"] == split]
+    if rows.empty:
+        present = ", ".join(sorted(set(df["split"]) - {""})) or "none"
+        raise SidkitError(f"{manifest}: no pairs in split {split!r} (splits present: {present}); "
+                          "pass --split with one of those")
+    check_fits(data, rows, checkpoint, manifest)
+    out = Path(out) if out is not None else _run_folder(checkpoint)
+    amp = "bf16" if device == "cuda" else "off"
+    results = []
+    for row in rows.itertuples():
+        started = time.perf_counter()
+        x, truth, gain = load_from_raw(df, row, data["ratio_policy"])
+        pred = run_network(model, x, device=device, amp=amp, tile=tile)
+        base = baseline_image(resolve(df, row.short_path), black_levels(row.black_level),
+                              float(row.white_level), gain)
+        ours, theirs = score(pred, truth), score(base, truth)
+        result = {"pair_id": row.pair_id, "scene_id": row.scene_id, "split": row.split,
+                  "environment": row.environment, "ratio": float(row.ratio), "amplification": gain,
+                  "psnr": ours["psnr"], "ssim": ours["ssim"],
+                  "baseline_psnr": theirs["psnr"], "baseline_ssim": theirs["ssim"]}
+        if images:
+            name = re.sub(r"[^A-Za-z0-9._-]+", "_", str(row.pair_id))
+            result["output"] = str(save_png(out / "outputs" / f"{name}.png", pred))
+            result["sheet"] = str(save_png(out / "outputs" / f"{name}-sheet.png",
+                                           np.concatenate([base, pred, truth], axis=1)))
+        result["seconds"] = time.perf_counter() - started
+        results.append(result)
+    summary = summarise(results)
+    means = {k: float(np.mean([r[k] for r in results])) for k in ("psnr", "ssim", "baseline_psnr", "baseline_ssim")}
+    report = {"checkpoint": str(checkpoint), "manifest": str(manifest), "split": split,
+              "epoch": payload["epoch"], "step": payload["step"], **means, "images": results, "summary": summary}
+    report["report"] = str(write_report(report, out / "report.md"))
+    return report
+
+
+def _run_folder(checkpoint: Path) -> Path:
+    folder = checkpoint.resolve().parent
+    return folder.parent if folder.name == "checkpoints" else folder
+
+
+def summarise(results: list[dict]) -> list[dict]:
+    """Mean metrics per split and environment, plus an 'all' row per split."""
+    keys = ("psnr", "ssim", "baseline_psnr", "baseline_ssim")
+    table = pd.DataFrame(results)
+    rows = []
+    for split in sorted(table["split"].unique(), key=lambda s: (SPLIT_ORDER + (s,)).index(s)):
+        part = table[table["split"] == split]
+        groups = [(env, part[part["environment"] == env]) for env in sorted(part["environment"].unique())]
+        for environment, group in groups + [("all", part)]:
+            rows.append({"split": split, "environment": environment, "images": len(group),
+                         **{k: float(group[k].mean()) for k in keys}})
+    return rows
+
+
+def write_report(report: dict, path: Path) -> Path:
+    """report.md: the summary table, then one row per image."""
+    lines = [f"# Evaluation of {report['checkpoint']}", "",
+             f"Manifest `{report['manifest']}`, split `{report['split']}`, checkpoint epoch "
+             f"{report['epoch']} (step {report['step']}). PSNR in dB (data range 1, mean of per-image "
+             "values), SSIM (Gaussian sigma 1.5), on float outputs before 8-bit rounding. Baseline: the "
+             "short exposure scaled by the same amplification and rendered like the ground truth.", "",
+             "| split | environment | images | PSNR | SSIM | baseline PSNR | baseline SSIM |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    for r in report["summary"]:
+        lines.append(f"| {r['split']} | {r['environment']} | {r['images']} | {r['psnr']:.2f} | "
+                     f"{r['ssim']:.4f} | {r['baseline_psnr']:.2f} | {r['baseline_ssim']:.4f} |")
+    lines += ["", "## Per image", "",
+              "| pair | split | environment | ratio | gain | PSNR | SSIM | baseline PSNR | baseline SSIM |",
+              "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in report["images"]:
+        lines.append(f"| {r['pair_id']} | {r['split']} | {r['environment']} | {r['ratio']:.4g} | "
+                     f"{r['amplification']:.4g} | {r['psnr']:.2f} | {r['ssim']:.4f} | "
+                     f"{r['baseline_psnr']:.2f} | {r['baseline_ssim']:.4f} |")
+    with atomic_write(path, "w", encoding="utf-8") as handle:
+        handle.write("\n".join(lines) + "\n")
+    return path
+
+
+def save_png(path: Path, image: np.ndarray) -> Path:
+    """An H x W x 3 float image in [0, 1] as an 8-bit PNG, written atomically."""
+    from PIL import Image
+
+    pixels = (np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8)
+    with atomic_write(path, "wb") as handle:
+        Image.fromarray(pixels).save(handle, format="PNG")
+    return path

@@ -1,0 +1,40 @@
+"""`train predict`: one raw file through a trained network to an 8-bit PNG."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from curate.errors import SidkitError
+
+from . import rawpack
+from .checkpoint import model_from_checkpoint
+from .evaluate import cfa_kind, run_network, save_png
+
+
+def predict(checkpoint: str | os.PathLike, rawfile: str | os.PathLike, ratio: float | None = None,
+            out: str | os.PathLike = "out.png", device: str | None = None, tile: int | None = None) -> Path:
+    """Brighten ``rawfile`` with the checkpoint's network; returns the PNG's path.
+
+    A single file has no long exposure to take a ratio from: a network trained with a 'fixed:N'
+    policy uses N (``ratio`` overrides it), any other policy needs ``ratio``, the long/short
+    exposure ratio wanted, capped as in training under 'cap:N'.
+    """
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model, payload = model_from_checkpoint(checkpoint, device)
+    data = payload["data"]
+    policy = data["ratio_policy"]
+    fixed = policy.startswith("fixed:")
+    if ratio is None and not fixed:
+        raise SidkitError(f"{rawfile}: {checkpoint} was trained with ratio policy {policy!r}, so the "
+                          "amplification must be given; pass --ratio (e.g. --ratio 100)")
+    gain = float(ratio) if fixed and ratio is not None else rawpack.amplification(ratio or 1.0, policy)
+    frame = rawpack.read_raw(rawfile)
+    if cfa_kind(frame.cfa) != data["cfa_kind"]:
+        raise SidkitError(f"{rawfile}: a {frame.cfa} raw does not fit {checkpoint}, trained on "
+                          f"{data['cfa_kind']} raws ({data['channels']} channels); use a matching checkpoint")
+    x = np.minimum(rawpack.pack(frame) * np.float32(gain), 1.0)
+    amp = "bf16" if device == "cuda" else "off"
+    return save_png(Path(out), run_network(model, x, device=device, amp=amp, tile=tile))

@@ -1,0 +1,183 @@
+"""Raw decoding and packing: a CFA mosaic into channels in one canonical order, plus the ground truth.
+
+Bayer (any of RGGB, BGGR, GRBG, GBRG) packs into 4 channels (R, G_r, B, G_b) at half size, G_r
+being the green in red's row; X-Trans packs into 9 channels at a third of the size exactly as the
+original SID Fuji code does. The ground truth is the long exposure through rawpy's postprocess with
+camera white balance, no auto brightness, 16 bits (the original's settings), orientation left as
+stored (``user_flip=0``) so that it stays aligned with the mosaic.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from curate.errors import SidkitError
+
+BAYER_ORDER = ("R", "Gr", "B", "Gb")   # canonical packed channel order
+XTRANS = "XTRANS"
+
+# X-Trans (SID train_Fuji.py): channel -> the 6x6-tile offset read for each of the four 3x3 blocks
+# (top-left, top-right, bottom-left, bottom-right), which become a 2x2 block of the packed image.
+_XTRANS_OFFSETS = (
+    ((0, 0), (0, 4), (3, 1), (3, 3)),
+    ((0, 2), (0, 5), (3, 2), (3, 5)),
+    ((0, 1), (0, 3), (3, 0), (3, 4)),
+    ((1, 2), (2, 5), (5, 2), (4, 5)),
+    ((2, 2), (1, 5), (4, 2), (5, 5)),
+    ((1, 0), (1, 3), (4, 0), (4, 3)),
+    ((1, 1), (1, 4), (4, 1), (4, 4)),
+    ((2, 0), (2, 3), (5, 0), (5, 3)),
+    ((2, 1), (2, 4), (5, 1), (5, 4)),
+)
+_POLICY = re.compile(r"^(exif|cap:(?P<cap>\d+(\.\d+)?)|fixed:(?P<fixed>\d+(\.\d+)?))$")
+
+
+@dataclass
+class RawFrame:
+    """A visible-area mosaic with the levels that normalise it."""
+    mosaic: np.ndarray          # uint16 H x W
+    cfa: str                    # 'RGGB', 'BGGR', 'GRBG', 'GBRG' or 'XTRANS'
+    black: list[float]          # per position of the 2x2 tile, row-major (X-Trans: one value used)
+    white: float
+
+
+def tile_size(cfa: str) -> int:
+    """2 for Bayer, 6 for X-Trans; SidkitError for anything else."""
+    if cfa == XTRANS:
+        return 6
+    if len(cfa) == 4 and sorted(cfa) == ["B", "G", "G", "R"]:
+        return 2
+    raise SidkitError(f"unsupported CFA pattern {cfa!r}: expected RGGB, BGGR, GRBG, GBRG or XTRANS; "
+                      "fix the manifest's cfa column or re-scan")
+
+
+def scale(cfa: str) -> int:
+    """Output pixels per packed pixel along each axis: 2 for Bayer, 3 for X-Trans."""
+    return 3 if tile_size(cfa) == 6 else 2
+
+
+def bayer_positions(cfa: str) -> list[int]:
+    """For each canonical channel (R, G_r, B, G_b), its position (0..3, row-major) in the 2x2 tile."""
+    tile_size(cfa)
+    r, b = cfa.index("R"), cfa.index("B")
+    green_in_row = lambda pos: (pos // 2) * 2 + (1 - pos % 2)  # the other pixel of the same row
+    return [r, green_in_row(r), b, green_in_row(b)]
+
+
+def read_raw(path: str | os.PathLike, cfa: str | None = None, black=None, white: float | None = None) -> RawFrame:
+    """Decode ``path`` with rawpy. Levels given (the manifest's) win over the file's own."""
+    import rawpy
+
+    try:
+        raw = rawpy.imread(str(path))
+    except (rawpy.LibRawError, OSError) as exc:
+        raise SidkitError(f"{path}: rawpy cannot read it ({exc}); check the file or drop it from the manifest")
+    with raw:
+        if raw.raw_image_visible.ndim != 2 or raw.raw_pattern is None:
+            raise SidkitError(f"{path}: not a colour-filter-array raw (already demosaiced); "
+                              "use the camera's mosaic raw files")
+        mosaic = raw.raw_image_visible.astype(np.uint16, copy=True)
+        colours = raw.raw_colors_visible
+        desc = raw.color_desc.decode()
+        file_cfa = _cfa_of(raw.raw_pattern, colours, desc, path)
+        if cfa is not None and cfa != file_cfa:
+            raise SidkitError(f"{path}: the manifest says CFA {cfa} but the file is {file_cfa}; "
+                              "re-scan the dataset with `curate scan`")
+        if black is None:
+            per_colour = raw.black_level_per_channel
+            black = [float(per_colour[c]) for c in colours[:2, :2].ravel()]
+        white = float(raw.white_level if white is None else white)
+    black = [float(v) for v in black]
+    if len(black) not in (1, 4):
+        raise SidkitError(f"{path}: black level {black} must have 1 or 4 values (per 2x2 position); "
+                          "fix the manifest's black_level column")
+    if min(white - v for v in black) <= 0:
+        raise SidkitError(f"{path}: white level {white:g} is not above black level {black}; "
+                          "fix the manifest's white_level/black_level columns")
+    return RawFrame(mosaic, file_cfa, black * 4 if len(black) == 1 else black, white)
+
+
+def _cfa_of(pattern: np.ndarray, colours: np.ndarray, desc: str, path) -> str:
+    if pattern.shape == (6, 6):
+        return XTRANS
+    letters = "".join(desc[c] for c in colours[:2, :2].ravel())
+    try:
+        tile_size(letters)
+    except SidkitError:
+        raise SidkitError(f"{path}: unsupported colour filter {letters!r} (only RGB Bayer and X-Trans)")
+    return letters
+
+
+def pack_raw_counts(frame: RawFrame) -> np.ndarray:
+    """The mosaic gathered into canonical channels, still in raw counts: uint16 (C, h, w)."""
+    m = frame.mosaic
+    t = tile_size(frame.cfa)
+    m = m[: m.shape[0] // t * t, : m.shape[1] // t * t]
+    if t == 2:
+        return np.stack([m[p // 2::2, p % 2::2] for p in bayer_positions(frame.cfa)])
+    h, w = m.shape
+    out = np.empty((9, h // 3, w // 3), dtype=m.dtype)
+    for channel, offsets in enumerate(_XTRANS_OFFSETS):
+        for block, (dy, dx) in enumerate(offsets):
+            out[channel, block // 2::2, block % 2::2] = m[dy::6, dx::6]
+    return out
+
+
+def black_packed(cfa: str, black) -> np.ndarray:
+    """The black level of each packed channel, float32 (C,), from levels per 2x2 tile position.
+
+    X-Trans uses their mean (Fuji bodies report one level)."""
+    black = [float(v) for v in black]
+    black = black * 4 if len(black) == 1 else black
+    if tile_size(cfa) == 6:
+        return np.full(9, np.mean(black), dtype=np.float32)
+    return np.array([black[p] for p in bayer_positions(cfa)], dtype=np.float32)
+
+
+def normalise(packed_u16: np.ndarray, black: np.ndarray, white: float) -> np.ndarray:
+    """(counts - black) / (white - black) clipped to [0, 1], per channel: float32 (C, h, w)."""
+    black = np.asarray(black, dtype=np.float32).reshape(-1, 1, 1)
+    out = (packed_u16.astype(np.float32) - black) / (np.float32(white) - black)
+    return np.clip(out, 0.0, 1.0, out=out)
+
+
+def pack(frame: RawFrame) -> np.ndarray:
+    """Black-subtracted, white-normalised, packed: float32 (C, h, w) in [0, 1]."""
+    return normalise(pack_raw_counts(frame), black_packed(frame.cfa, frame.black), frame.white)
+
+
+def amplification(exif_ratio: float, policy: str = "cap:300") -> float:
+    """The input gain: 'exif' (the EXIF ratio), 'cap:N' (min(ratio, N), SID's), or 'fixed:N'."""
+    m = _POLICY.match(str(policy).strip())
+    if not m:
+        raise SidkitError(f"unknown amplification policy {policy!r}: use 'exif', 'cap:300' or 'fixed:100'")
+    if m["fixed"] is not None:
+        return float(m["fixed"])
+    ratio = float(exif_ratio)
+    if not ratio > 0:
+        raise SidkitError(f"exposure ratio {exif_ratio!r} is not positive; fix the manifest's ratio column")
+    return min(ratio, float(m["cap"])) if m["cap"] is not None else ratio
+
+
+def ground_truth(path: str | os.PathLike) -> np.ndarray:
+    """The long exposure rendered as SID does: uint16 (H, W, 3), exactly ``scale`` x the packed size."""
+    import rawpy
+
+    try:
+        raw = rawpy.imread(str(path))
+    except (rawpy.LibRawError, OSError) as exc:
+        raise SidkitError(f"{path}: rawpy cannot read it ({exc}); check the file or drop it from the manifest")
+    with raw:
+        if raw.raw_image_visible.ndim != 2 or raw.raw_pattern is None:
+            raise SidkitError(f"{path}: not a colour-filter-array raw; use the camera's mosaic raw files")
+        h, w = raw.raw_image_visible.shape
+        t = tile_size(_cfa_of(raw.raw_pattern, raw.raw_colors_visible, raw.color_desc.decode(), path))
+        rgb = raw.postprocess(use_camera_wb=True, half_size=False, no_auto_bright=True, output_bps=16,
+                              user_flip=0)
+    if rgb.shape[0] < h // t * t or rgb.shape[1] < w // t * t:
+        raise SidkitError(f"{path}: rawpy renders {rgb.shape[1]}x{rgb.shape[0]}, smaller than the raw's "
+                          f"visible {w}x{h}; this camera's files are not supported for ground truth")
+    return np.ascontiguousarray(rgb[: h // t * t, : w // t * t])

@@ -1,0 +1,192 @@
+"""`train sweep`: a list or grid of `train run` settings, resumable, summarised as the study's tables.
+
+A sweep file (TOML):
+
+    title = "Learning rate"
+    [base]                      # settings every run shares (any `train run` setting)
+    epochs = 4000
+    [[runs]]                    # a list of runs: `name` plus settings ...
+    name = "1e-4, 1e-5 after 2000"
+    lr = 1e-4
+    lr_steps = "2000:1e-5"
+    [grid]                      # ... and/or a grid: every combination of these lists
+    seed = [0, 1]
+
+Each run trains into `<out>/<slug of its name>/`; a run whose `result.json` exists is skipped, a run
+with `checkpoints/last.pt` resumes.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import pandas as pd
+
+from curate.atomic import atomic_write
+from curate.errors import SidkitError
+
+from .config import FIELDS, RunConfig, load_config, parse_lr_steps
+
+RESULT = "result.json"
+EPOCH_KEYS = ("epochs", "eval_every", "save_every")
+
+
+@dataclass
+class SweepRun:
+    name: str
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def slug(self) -> str:
+        return re.sub(r"[^A-Za-z0-9.+-]+", "_", self.name).strip("_") or "run"
+
+
+@dataclass
+class Sweep:
+    title: str
+    runs: list[SweepRun]
+
+
+def load_sweep(path: str | os.PathLike) -> Sweep:
+    """Read and expand a sweep file; unknown settings are a one-line error naming the run."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SidkitError(f"{path}: no such sweep file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SidkitError(f"{path}: not valid TOML ({exc})") from None
+    unknown = set(data) - {"title", "base", "runs", "grid"}
+    if unknown:
+        raise SidkitError(f"{path}: unknown table {sorted(unknown)[0]!r}; use title, base, runs, grid")
+    base = data.get("base", {})
+    listed = data.get("runs", [{"name": "base"}] if not data.get("grid") else [{"name": ""}])
+    grid = data.get("grid", {})
+    if not all(isinstance(v, list) and v for v in grid.values()):
+        raise SidkitError(f"{path}: every [grid] entry must be a non-empty list")
+    runs = []
+    for entry in listed:
+        entry = dict(entry)
+        name = str(entry.pop("name", "") or "")
+        for combo in itertools.product(*grid.values()) if grid else [()]:
+            extra = dict(zip(grid, combo))
+            label = ", ".join([name] * bool(name) + [f"{k}={_show(v)}" for k, v in extra.items()])
+            settings = {**base, **entry, **extra}
+            for key in settings:
+                if key not in FIELDS or key in ("manifest", "out"):
+                    raise SidkitError(f"{path}: run {label or 'base'!r}: {key!r} is not a train run setting")
+            runs.append(SweepRun(label or "base", settings))
+    slugs = [r.slug for r in runs]
+    dup = next((s for s in slugs if slugs.count(s) > 1), None)
+    if dup:
+        raise SidkitError(f"{path}: two runs share the folder name {dup!r}; give them distinct names")
+    return Sweep(str(data.get("title", path.stem)), runs)
+
+
+def _show(value) -> str:
+    return ",".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+def scale_epochs(settings: dict, scale: float) -> dict:
+    """Shrink a run to ``scale`` of its epochs, learning-rate steps included (for CPU-sized sweeps)."""
+    if scale == 1:
+        return settings
+    out, default = dict(settings), RunConfig()
+    out["epochs"] = max(1, round(out.get("epochs", default.epochs) * scale))
+    steps = parse_lr_steps(out.get("lr_steps", default.lr_steps))
+    out["lr_steps"] = [[max(1, round(e * scale)), v] for e, v in steps]
+    for key in ("eval_every", "save_every"):
+        if key in out:
+            out[key] = max(1, round(out[key] * scale))
+    return out
+
+
+def run_config(run: SweepRun, manifest, out_dir: Path, overrides: dict, scale: float):
+    settings = scale_epochs({**run.settings, **overrides}, scale)
+    return load_config(None, **settings, manifest=str(manifest), out=str(out_dir / run.slug))
+
+
+def run_sweep(sweep: Sweep, manifest, out_dir, *, overrides: dict | None = None, scale: float = 1.0,
+              split: str = "test", train: Callable | None = None, evaluate: Callable | None = None,
+              log: Callable = print) -> pd.DataFrame:
+    """Train and evaluate every run not finished yet; returns the results table."""
+    from .evaluate import evaluate as evaluate_checkpoint
+    from .loop import train_run
+
+    train, evaluate = train or train_run, evaluate or evaluate_checkpoint
+    out_dir = Path(out_dir)
+    for index, run in enumerate(sweep.runs, 1):
+        config = run_config(run, manifest, out_dir, overrides or {}, scale)
+        folder = Path(config.out)
+        if (folder / RESULT).exists():
+            log(f"[{index}/{len(sweep.runs)}] {run.name}: done, skipped")
+            continue
+        resume = (folder / "checkpoints" / "last.pt").exists()
+        log(f"[{index}/{len(sweep.runs)}] {run.name}: {'resuming' if resume else 'training'} in {folder}")
+        train(config, resume=resume)
+        checkpoint = folder / "checkpoints" / "best.pt"
+        if not checkpoint.exists():
+            checkpoint = folder / "checkpoints" / "last.pt"
+        result = evaluate(checkpoint, manifest, split=split, out=folder / "eval")
+        summary = {"setting": run.name, "psnr": result["psnr"], "ssim": result["ssim"], "split": split,
+                   "baseline_psnr": result.get("baseline_psnr"), "run": run.slug}
+        with atomic_write(folder / RESULT) as handle:
+            json.dump(summary, handle, indent=2)
+    return collect_results(sweep, out_dir)
+
+
+def collect_results(sweep: Sweep, out_dir) -> pd.DataFrame:
+    rows = []
+    for run in sweep.runs:
+        path = Path(out_dir) / run.slug / RESULT
+        if path.exists():
+            rows.append(json.loads(path.read_text()))
+    return pd.DataFrame(rows, columns=["setting", "psnr", "ssim", "split", "baseline_psnr", "run"])
+
+
+def results_markdown(sweep: Sweep, results: pd.DataFrame) -> str:
+    """The study's table format: | setting | PSNR | SSIM |."""
+    lines = [f"## {sweep.title}", "", "| setting | PSNR | SSIM |", "| --- | --- | --- |"]
+    for row in results.itertuples():
+        lines.append(f"| {row.setting} | {row.psnr:.2f} | {row.ssim:.3f} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_outputs(sweep: Sweep, results: pd.DataFrame, out_dir) -> dict[str, Path]:
+    """results.md, results.csv and psnr.png (PSNR against epoch of every run) in ``out_dir``."""
+    out_dir = Path(out_dir)
+    paths = {"markdown": out_dir / "results.md", "csv": out_dir / "results.csv", "plot": out_dir / "psnr.png"}
+    with atomic_write(paths["markdown"]) as handle:
+        handle.write(results_markdown(sweep, results))
+    with atomic_write(paths["csv"], newline="") as handle:
+        results.to_csv(handle, index=False)
+    plot_psnr(sweep, out_dir, paths["plot"])
+    return paths
+
+
+def plot_psnr(sweep: Sweep, out_dir, path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for run in sweep.runs:
+        metrics = Path(out_dir) / run.slug / "metrics.csv"
+        if metrics.exists():
+            df = pd.read_csv(metrics)
+            if "val_psnr" in df and df["val_psnr"].notna().any():
+                ax.plot(df["epoch"], df["val_psnr"], marker="o", markersize=3, label=run.name)
+    ax.set(xlabel="epoch", ylabel="PSNR (dB)", title=sweep.title)
+    ax.grid(alpha=0.3)
+    if ax.lines:
+        ax.legend(fontsize="small")
+    with atomic_write(path, "wb") as handle:
+        fig.savefig(handle, format="png", dpi=120, bbox_inches="tight")
+    plt.close(fig)
