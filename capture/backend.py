@@ -63,6 +63,10 @@ class Camera(ABC):
     def read_settings(self) -> CameraSettings:
         """Current values and choices of shutter, ISO, aperture, image format and capture target."""
 
+    def read_setting(self, name: str) -> Choice | None:
+        """One setting's current value and choices (None when the camera lacks it)."""
+        return self.read_settings().get(name)
+
     @abstractmethod
     def _apply(self, name: str, value: str) -> None:
         """Send one setting to the camera (no read-back)."""
@@ -85,7 +89,7 @@ class Camera(ABC):
         """Apply a setting and read it back; a camera that did not apply it is an error."""
         if name not in SETTINGS:
             raise ValueError(f"unknown setting {name!r}")
-        before = self.read_settings().get(name)
+        before = self.read_setting(name)
         if before is None:
             raise SidkitError(f"{self.identity}: this camera offers no {name.replace('_', ' ')} setting; "
                               f"leave that option out")
@@ -94,7 +98,7 @@ class Camera(ABC):
                               f"choose one of: {', '.join(before.choices)}")
         self._apply(name, value)
         deadline = time.monotonic() + self.setting_timeout_s
-        while not same_value(name, after := self.read_settings().get(name).current, value) \
+        while not same_value(name, after := self.read_setting(name).current, value) \
                 and time.monotonic() < deadline:
             time.sleep(0.25)
         if not same_value(name, after, value):

@@ -181,3 +181,39 @@ def session(prefix, environment, ratio, long_, short, shorts, iso, fnumber, imag
                                                                                       err=True),
                               show=lambda m: stderr.print(m, highlight=False), prefix=prefix)
     stdout.print(f"{len(results)} scenes shot into {dataset}", highlight=False)
+
+
+@main.command()
+@click.argument("dataset", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--scenes", type=int, default=8, show_default=True, help="Scenes, the first half indoor.")
+@click.option("--profiles", default="sim-dslr14,sim-mirrorless12", show_default=True,
+              help="Comma-separated sensor profiles, used in turn (see `capture detect`).")
+@click.option("--shorts", type=int, default=2, show_default=True, help="Short exposures per scene.")
+@click.option("--long", "long_", default="10", show_default=True, help="Long exposure in seconds.")
+@click.option("--ratio", type=float, default=250, show_default=True, help="Long/short exposure ratio.")
+@click.option("--size", "size_", default="512x384", show_default=True, help="Raw size WIDTHxHEIGHT.")
+@click.option("--defects/--no-defects", default=True, show_default=True,
+              help="Plant a ratio-20 scene, a moved camera and a changed light (planted_defects.json).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@reports_errors
+def simulate(dataset, scenes, profiles, shorts, long_, ratio, size_, defects, seed):
+    """Shoot a whole simulated dataset (DNG pairs + captures.jsonl) for demos, tests and dry runs.
+
+    \b
+    capture simulate datasets/sim --scenes 8
+    capture simulate datasets/sim-ratio10 --ratio 10 --no-defects   # a badly captured dataset
+    """
+    from curate.clitools import progress_bar
+
+    from .simulate import simulate_dataset
+
+    try:
+        width, height = (int(v) for v in size_.lower().split("x"))
+    except ValueError:
+        raise SidkitError(f"--size {size_!r}: write WIDTHxHEIGHT, e.g. 512x384") from None
+    names = tuple(p.strip() for p in profiles.split(",") if p.strip())
+    with progress_bar(scenes * (1 + shorts), "simulating") as advance:
+        simulate_dataset(dataset, scenes=scenes, profiles=names, shorts_per_scene=shorts,
+                         long_s=float(exposure_option(long_)), ratio=ratio, size=(width, height),
+                         defects=defects, seed=seed, progress=lambda done, total: advance())
+    stderr.print(f"wrote {scenes} scenes to {dataset} (log: {dataset}/captures.jsonl)")

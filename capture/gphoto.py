@@ -104,6 +104,7 @@ class GPhotoCamera(Camera):
                                   + ", ".join(f"{m} on {p}" for m, p in cameras))
             self.model, self.port = match[0]
         self._cam = self._open()
+        self._names: dict[str, str | None] = {}
         self._identity = self._read_identity()
 
     def _open(self):
@@ -187,12 +188,19 @@ class GPhotoCamera(Camera):
         return CameraSettings(self.identity, shutter, found["iso"], found["fnumber"], found["image_format"],
                               found["capture_target"], bulb=can_hold and bulb_label(shutter.choices) is not None)
 
-    def _widget_name(self, name: str) -> str:
-        config = self._call("get_config")
-        widget = find_widget(config, WIDGETS[name])
-        if widget is None:
-            raise SidkitError(f"{self.identity}: no {name.replace('_', ' ')} setting")
-        return widget.get_name()
+    def _widget_name(self, name: str) -> str | None:
+        """The widget behind a generic setting on this body ('f-number' or 'aperture'), cached."""
+        if name not in self._names:
+            widget = find_widget(self._call("get_config"), WIDGETS[name])
+            self._names[name] = None if widget is None else widget.get_name()
+        return self._names[name]
+
+    def read_setting(self, name: str) -> Choice | None:
+        widget_name = self._widget_name(name)
+        if widget_name is None:
+            return None
+        widget = self._call("get_single_config", widget_name)
+        return Choice(widget_value(widget), widget_choices(widget))
 
     def _set(self, widget_name: str, value) -> None:
         widget = self._call("get_single_config", widget_name)
@@ -203,7 +211,7 @@ class GPhotoCamera(Camera):
         self._set(self._widget_name(name), value)
 
     def shoot(self, folder: Path, stem: str) -> list[Path]:
-        shutter = self.read_settings().shutter.current
+        shutter = self.read_setting("shutter").current
         seconds = float(parse_shutter(shutter) or 0)
         self._drain(0.05)
         self._call("trigger_capture")

@@ -12,7 +12,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from .errors import SidkitError
 
 stderr = Console(stderr=True)
-stdout = Console()
+# Tables keep their columns when piped to a file (rich would otherwise assume 80 columns).
+stdout = Console(width=None if sys.stdout.isatty() else 160)
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 

@@ -42,7 +42,7 @@ def parse_shutter(label: str | float | int | Fraction) -> Fraction | None:
     text = str(label).strip()
     if text.lower() in BULB_WORDS:
         return None
-    text = re.sub(r'^(\d+)"(\d+)$', r"\1.\2", text)  # Canon 1"3 = 1.3 s
+    text = re.sub(r'^(\d+)[",](\d+)', r"\1.\2", text)  # Canon 1"3 = 1.3 s; localised 30,0000s
     m = _LABEL.match(text)
     if not m:
         raise ValueError(f"unknown shutter label {label!r}")

@@ -21,7 +21,7 @@ from .findings import Finding
 
 @dataclass(frozen=True)
 class PixelThresholds:
-    """When a measurement becomes a finding; `curate validate` exposes the first four as options.
+    """When a measurement becomes a finding; the first four are the ones worth exposing as options.
 
     max_ratio_error_stops: |log2(measured / expected ratio)| allowed. A third of a stop (+26% / -21%)
         is one shutter or ISO step, so beyond it the light changed or the EXIF is wrong; below it sit
@@ -29,13 +29,15 @@ class PixelThresholds:
     max_shift_px: shift between short and long, in full-resolution pixels. The SID U-Net sees the
         pair through 2x2 packing; a shift above 2 px (one packed pixel) blurs its ground truth.
     max_clipped_fraction: share of the long's pixels at or above `clip_level` of the raw range.
-    min_short_snr: mean black-subtracted signal of the short over its per-pixel noise. Below 1 every
-        pixel holds more noise than signal; SID's own shorts sit around 2 to 10.
+    min_short_snr: mean black-subtracted signal of the short over its per-pixel noise. Below 1 the
+        average pixel holds more noise than signal; the simulated 12- and 14-bit bodies at ratio 250
+        and ISO 100-400 give 2 to 5.
     clip_level: fraction of (white - black) from which a raw value counts as clipped.
-    plane_max_side: the binned green plane's longest side; full-res shift precision is about
-        (image side / plane_max_side) / 10 px.
-    min_shift_significance: correlation peak significance (about 1 for pure noise) below which the
-        shift is not measured and the ratio is taken unaligned; neither is then a finding.
+    plane_max_side: longest side of the binned green plane the shift and ratio are measured on;
+        the shift comes to about a tenth of a plane pixel (0.6 px of a 6000 px wide raw).
+    min_shift_significance: correlation peak significance (pure noise stays below about 4.5 even on
+        a 1024 px plane) below which the shift is not measured and the ratio is taken unaligned;
+        neither is then a finding.
     ratio_block: plane pixels per side of the blocks the ratio is fitted on (fewer when the
         plane is small); blocks make a residual sub-pixel misalignment negligible.
     """
@@ -46,7 +48,7 @@ class PixelThresholds:
     min_short_snr: float = 1.0
     clip_level: float = 0.98
     plane_max_side: int = 1024
-    min_shift_significance: float = 8.0
+    min_shift_significance: float = 6.0
     ratio_block: int = 8
 
 
@@ -121,7 +123,7 @@ def _noise_dn(tiles: np.ndarray, black: np.ndarray, greens) -> float:
     """Per-pixel noise from the difference of the two nearest green photosites of each tile."""
     (y0, x0), (y1, x1) = min(((a, b) for a in greens for b in greens if a < b),
                              key=lambda ab: (ab[0][0] - ab[1][0]) ** 2 + (ab[0][1] - ab[1][1]) ** 2)
-    step = max(1, int(math.sqrt(tiles.shape[0] * tiles.shape[2] / 250_000)))
+    step = max(1, math.ceil(math.sqrt(tiles.shape[0] * tiles.shape[2] / 100_000)))  # ~100k samples
     diff = (tiles[::step, y0, ::step, x0].astype(np.float32) - tiles[::step, y1, ::step, x1]
             - np.float32(black[y0, x0] - black[y1, x1])).ravel()
     deviation = np.abs(diff - np.median(diff))
@@ -162,17 +164,23 @@ def measure_pair(short: Frame, long: Frame, expected: float,
     """
     if short.green.shape != long.green.shape:
         raise ValueError(f"planes differ in shape: {short.green.shape} vs {long.green.shape}")
-    shift, significance = _shift_planes(long.green, short.green, float(long.saturated.mean()))
+    clipped = float(long.saturated.mean())
+    shift, significance = _shift_planes(long.green, short.green, clipped)
     measurable = significance >= thresholds.min_shift_significance
-    if not measurable:
+    whole = np.round(shift).astype(int) if measurable else np.zeros(2, int)
+    overlap = _overlap(short, long, whole)
+    if whole.any():
+        # The window pulls a large shift towards zero: measure the rest on the overlapping parts.
+        shift = whole + _shift_planes(overlap[1], overlap[0], clipped)[0]
+    elif not measurable:
         shift = np.zeros(2)
-    fit = _fit_ratio(*_overlap(short, long, np.round(shift).astype(int)), thresholds.ratio_block)
+    fit = _fit_ratio(*overlap, thresholds.ratio_block)
     measured = fit["measured_ratio"]
     return {
         "expected_ratio": expected,
         **fit,
         "ratio_error_stops": math.log2(measured / expected) if 0 < measured < math.inf else math.inf,
-        "shift_px": (float(shift[0] * short.scale), float(shift[1] * short.scale)),
+        "shift_px": (round(float(shift[0]) * short.scale, 2), round(float(shift[1]) * short.scale, 2)),
         "shift_significance": significance,
         "shift_measured": bool(measurable),
         "clipped_fraction": long.clipped_fraction,
@@ -197,8 +205,8 @@ def _fit_ratio(s: np.ndarray, l: np.ndarray, s_sat: np.ndarray, l_sat: np.ndarra
     x, y = blocks(l, np.mean)[keep].astype(np.float64), blocks(s, np.mean)[keep].astype(np.float64)
     spread = float(((x - x.mean()) ** 2).sum()) if x.size else 0.0
     if x.size < 3 or spread <= 0:
-        return {"measured_ratio": math.nan, "ratio_uncertainty_stops": math.inf, "short_offset_dn": math.nan,
-                "ratio_blocks": int(x.size)}
+        return {"measured_ratio": math.nan, "ratio_uncertainty_stops": math.inf,
+                "short_offset_dn": math.nan, "ratio_blocks": int(x.size)}
     slope = float(((x - x.mean()) * (y - y.mean())).sum()) / spread
     offset = float(y.mean() - slope * x.mean())
     residual = y - offset - slope * x
@@ -209,10 +217,11 @@ def _fit_ratio(s: np.ndarray, l: np.ndarray, s_sat: np.ndarray, l_sat: np.ndarra
             "ratio_blocks": int(x.size)}
 
 
-def _shift_planes(reference: np.ndarray, moving: np.ndarray, clipped: float = 0.0) -> tuple[np.ndarray, float]:
+def _shift_planes(reference: np.ndarray, moving: np.ndarray,
+                  clipped: float = 0.0) -> tuple[np.ndarray, float]:
     """Where `moving`'s content lies relative to `reference`'s, in plane pixels (dy, dx), and how
     significant the correlation peak is: its correlation coefficient times the square root of the
-    number of independent samples (about 3 at most for noise, over 8 for a real match).
+    number of independent samples (3 to 4.5 at most for noise, 10 to 100 for a real match).
 
     When a share `clipped` of the reference is saturated, both planes are flattened above their
     own (1 - clipped) quantile, so that the clipped areas look alike in both.
@@ -298,8 +307,9 @@ def read_frame(path: str | Path, cfa: str, black_level, white_level: float, pair
             raw.unpack()
             mosaic = raw.raw_image_visible
         except (rawpy.LibRawError, OSError) as exc:
-            return None, [Finding(pair_id, path, "no-pixel-data", f"the metadata reads but the pixel data "
-                                  f"does not ({_why(exc)}): truncated or stripped copy; copy the original file")]
+            return None, [Finding(pair_id, path, "no-pixel-data",
+                                  f"the metadata reads but the pixel data does not ({_why(exc)}): "
+                                  "truncated or stripped copy; copy the original file")]
         empty = _no_pixel_data(mosaic, white_level)
         if empty:
             return None, [Finding(pair_id, path, "no-pixel-data", empty)]
@@ -354,4 +364,5 @@ def check_pair_pixels(short_path, long_path, *, exif_ratio: float, iso_short=Non
                                    "short and long raws differ in size; re-shoot or drop the pair")], {}
     expected = expected_ratio(exif_ratio, iso_short, iso_long, fnumber_short, fnumber_long)
     measurements = measure_pair(short, long, expected, thresholds)
-    return findings + pair_findings(measurements, str(short_path), str(long_path), pair_id, thresholds), measurements
+    findings += pair_findings(measurements, str(short_path), str(long_path), pair_id, thresholds)
+    return findings, measurements

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+from dataclasses import replace
 from concurrent.futures import ProcessPoolExecutor
 from typing import Callable
 
@@ -86,12 +87,13 @@ def split_findings(df: pd.DataFrame) -> list[Finding]:
 def _pixel_job(args):
     from .pixelchecks import check_pair_pixels
 
-    pair_id, short, long, kwargs = args
+    pair_id, short, long, kwargs, shown = args
     try:
         findings, _ = check_pair_pixels(short, long, pair_id=pair_id, **kwargs)
     except rawmeta.UnreadableRaw as exc:
-        findings = [Finding(pair_id, str(short), "unreadable", str(exc))]
-    return findings
+        findings = [Finding(pair_id, short, "unreadable", str(exc))]
+    # report paths as the manifest writes them
+    return [replace(f, path=shown.get(f.path, f.path)) for f in findings]
 
 
 def pixel_findings(df: pd.DataFrame, workers: int = 0, progress: Callable | None = None) -> list[Finding]:
@@ -101,11 +103,13 @@ def pixel_findings(df: pd.DataFrame, workers: int = 0, progress: Callable | None
         short, long = resolve(df, row.short_path), resolve(df, row.long_path)
         if not (short.exists() and long.exists()):
             continue
+        shown = {str(short): row.short_path, str(long): row.long_path}
         jobs.append((row.pair_id, str(short), str(long), dict(
             exif_ratio=row.ratio, iso_short=row.short_iso, iso_long=row.long_iso,
             fnumber_short=row.short_fnumber, fnumber_long=row.long_fnumber,
-            black_level=black_levels(row.black_level), white_level=row.white_level, cfa=row.cfa)))
-    workers = workers or min(len(jobs), os.cpu_count() or 1)
+            black_level=black_levels(row.black_level), white_level=row.white_level, cfa=row.cfa), shown))
+    # a pool costs about a second to start (spawn imports numpy, skimage, rawpy): worth it from 8 pairs
+    workers = workers or (min(len(jobs), os.cpu_count() or 1) if len(jobs) >= 8 else 1)
     out = []
     if workers <= 1:
         for job in jobs:
@@ -113,6 +117,8 @@ def pixel_findings(df: pd.DataFrame, workers: int = 0, progress: Callable | None
             if progress:
                 progress()
         return out
+    # OpenBLAS threads spin in skimage's small products and steal the other workers' cores
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(workers, mp_context=context) as pool:
         for findings in pool.map(_pixel_job, jobs):

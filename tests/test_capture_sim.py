@@ -90,3 +90,13 @@ def test_every_command_has_help_and_a_docs_entry():
         assert command.help, name
         assert f"capture {name}" in docs, name
         assert invoke(name, "-h").exit_code == 0
+
+
+def test_session_command_prompts_and_shoots(tmp_path):
+    result = CliRunner().invoke(main, ["session", "--dataset", str(tmp_path), "--shorts", "1", "--iso", "800",
+                                       *SMALL], input="\noutdoor\nby the lake\nq\n")
+    assert result.exit_code == 0, result.output
+    assert "1 scenes shot into" in result.output
+    records = read_log(tmp_path)
+    assert [(r.scene_id, r.role, r.environment, r.notes, r.iso) for r in records] == [
+        ("scene-001", "long", "outdoor", "by the lake", 800), ("scene-001", "short", "outdoor", "by the lake", 800)]

@@ -31,7 +31,7 @@ GENERIC_PTP = ["1.0000s", "0.5000s", "0.2500s", "0.1000s", "0.0400s", "0.0200s",
 @pytest.mark.parametrize("label, seconds", [
     ("1/250", Fraction(1, 250)), ("0.3", Fraction(3, 10)), ("30", Fraction(30)), ("10/13", Fraction(10, 13)),
     ("0.0040s", Fraction(1, 250)), ("10s", Fraction(10)), ("60m", Fraction(3600)), ("32/10", Fraction(16, 5)),
-    ('1"3', Fraction(13, 10)), ("1/25s", Fraction(1, 25)),
+    ('1"3', Fraction(13, 10)), ("1/25s", Fraction(1, 25)), ("30,0000s", Fraction(30)), ("0,5", Fraction(1, 2)),
 ])
 def test_parse_shutter_labels(label, seconds):
     assert parse_shutter(label) == seconds

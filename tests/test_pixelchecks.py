@@ -16,7 +16,7 @@ from curate.capturelog import read_log
 from curate.exposure import true_exposure
 from curate.findings import Finding
 from curate.pixelchecks import (PixelThresholds, bayer_green_mask, check_pair_pixels, expected_ratio,
-                                summarise_mosaic)
+                                measure_pair, summarise_mosaic)
 
 WHEN = datetime(2025, 11, 1, 20, 0, tzinfo=timezone.utc)
 SIZE = (256, 192)
@@ -31,7 +31,8 @@ def codes(findings):
 def test_expected_ratio_corrects_for_iso_and_aperture():
     assert expected_ratio(250, iso_short=400, iso_long=100) == pytest.approx(62.5)
     assert expected_ratio(250, fnumber_short=4, fnumber_long=8) == pytest.approx(62.5)
-    assert expected_ratio(100, iso_short=200, iso_long=100, fnumber_short=2.8, fnumber_long=2) == pytest.approx(98)
+    assert expected_ratio(100, iso_short=200, iso_long=100,
+                          fnumber_short=2.8, fnumber_long=2) == pytest.approx(98)
     assert expected_ratio(100, None, float("nan"), 0, 2.8) == 100
 
 
@@ -60,6 +61,20 @@ def test_frame_bins_large_raws_to_the_plane_size():
     assert frame.green.shape == (66, 100) and frame.scale == 6
     assert frame.clipped_fraction == pytest.approx(0.1)
     assert frame.saturated[:6].all() and not frame.saturated[7:].any()
+
+
+def test_xtrans_tile_bins_6x6_and_shift_is_in_full_resolution_pixels():
+    xtrans = np.array([[c == "G" for c in row] for row in
+                       ("GGRGGB", "GGBGGR", "BRGRBG", "GGBGGR", "GGRGGB", "RBGBRG")])
+    rng = np.random.default_rng(2)
+    scene = rng.random((40, 60)).repeat(6, axis=0).repeat(6, axis=1) * 2000
+    long = summarise_mosaic((1024 + scene[6:, :]).astype(np.uint16), xtrans, 1024, 16383)
+    short = summarise_mosaic((1024 + scene[:-6, :] / 100 + rng.normal(0, 2, (234, 360))).astype(np.uint16),
+                             xtrans, [1024] * 4, 16383)
+    assert long.scale == 6 and long.pixels_per_bin == 20 and long.green.shape == (39, 60)
+    measured = measure_pair(short, long, 100)
+    assert np.allclose(measured["shift_px"], (6, 0), atol=1)
+    assert measured["measured_ratio"] == pytest.approx(100, rel=0.03)
 
 
 # --- DNGs from the simulated sensor ----------------------------------------------------------------
@@ -101,7 +116,7 @@ def test_planted_shift_is_recovered_within_a_pixel(dataset):
     findings, measured, true_ratio = check_logged(dataset, "sim02/sim02_short_1-25s_00.dng")
     assert codes(findings) == ["misaligned"]
     assert findings[0].path.endswith("sim02_short_1-25s_00.dng") and findings[0].severity == "error"
-    assert np.allclose(measured["shift_px"], DEFECT_SHIFT, atol=1.0)
+    assert np.allclose(measured["shift_px"], DEFECT_SHIFT, atol=0.5)
     assert measured["measured_ratio"] == pytest.approx(true_ratio, rel=0.03)  # measured after aligning
 
 

@@ -64,6 +64,7 @@ def test_bad_input_is_one_line_on_stderr_and_exit_1(tmp_path):
     cases = [["run", str(tmp_path / "missing.csv"), "--device", "cpu"],
              ["run", "m.csv", "--config", str(tmp_path / "run.toml")],
              ["run", "m.csv", "--lr-steps", "2000"],
+             ["run", "m.csv", "--patch", "64", "--patch-choices", "64,128"],
              ["eval", str(tmp_path / "none.pt"), "m.csv"]]
     for args in cases:
         result = CliRunner().invoke(main, args)

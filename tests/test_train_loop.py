@@ -78,6 +78,7 @@ def test_training_lowers_the_loss_and_writes_the_run_folder(manifest, tmp_path):
     assert psnrs[-1] > psnrs[0] + 3
     assert (run / "config.toml").is_file() and (run / "checkpoints" / "best.pt").is_file()
     assert any(p.name.startswith("events.out.tfevents") for p in run.iterdir())
+    assert len(list((manifest.parent / ".sidkit-cache").glob("*.npy"))) == 8   # 4 shorts, 4 truths
     saved = load_config(run / "config.toml")
     assert saved.epochs == 12 and saved.device == "cpu" and saved.amp == "off" and saved.spec == TINY
 
@@ -156,3 +157,25 @@ def test_config_file_overridden_by_flags_and_unknown_keys_rejected(tmp_path):
     path.write_text('manifest = "m.csv"\nepoch = 10\n')
     with pytest.raises(SidkitError, match="unknown key 'epoch'"):
         load_config(path)
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"arch": "resnet"}, "unknown arch 'resnet'"),
+    ({"spec": {"widths": [8, 16], "encoder_convs": [1, 1]}}, "does not make a network"),
+    ({"ratio_policy": "cap"}, "policy 'cap'"),
+    ({"amp": "fp16"}, "amp 'fp16'"),
+    ({"epochs": 0}, "epochs must be at least 1"),
+])
+def test_bad_settings_fail_before_any_decoding(settings, message):
+    with pytest.raises(SidkitError, match=message):
+        load_config(None, manifest="m.csv", **settings).resolved()
+
+
+def test_numbers_from_a_config_file_are_checked_and_converted(tmp_path):
+    path = tmp_path / "run.toml"
+    path.write_text('manifest = "m.csv"\nepochs = "12"\nlr = 1\n')
+    resolved = load_config(path).resolved()
+    assert (resolved.epochs, resolved.lr) == (12, 1.0) and isinstance(resolved.lr, float)
+    path.write_text('manifest = "m.csv"\nbatch = "two"\n')
+    with pytest.raises(SidkitError, match="batch = 'two' is not a number"):
+        load_config(path).resolved()

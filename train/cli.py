@@ -10,6 +10,7 @@ import click
 from rich.table import Table
 
 from curate.clitools import CONTEXT, reports_errors, stderr, stdout
+from curate.errors import SidkitError
 
 from .config import AMP_MODES, DEVICES, load_config
 
@@ -64,6 +65,8 @@ def run(manifest, config_file, resume, compile_, **flags):
     """
     from .loop import train_run
 
+    if flags["patch"] is not None and flags["patch_choices"] is not None:
+        raise SidkitError("--patch and --patch-choices exclude each other; give one")
     config = load_config(config_file, manifest=str(manifest), compile=compile_, **flags)
     out = train_run(config, progress=True, resume=resume)
     if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 alone prints
@@ -97,7 +100,7 @@ def eval_(checkpoint, manifest, split, fmt, out, tile, device, no_images):
     result = evaluate(checkpoint, manifest, split=split, out=out, tile=tile, device=device,
                       images=not no_images)
     if fmt == "json":
-        click.echo(json.dumps(result, indent=2, default=_json_number))
+        click.echo(json.dumps(_finite(result), indent=2))
         return
     table = Table(title=f"{checkpoint} on {manifest} ({split})")
     for column in ("split", "environment", "images", "PSNR", "SSIM", "baseline PSNR", "baseline SSIM"):
@@ -109,8 +112,13 @@ def eval_(checkpoint, manifest, split, fmt, out, tile, device, no_images):
     stderr.print(f"wrote {result['report']}")
 
 
-def _json_number(value):
-    return None if isinstance(value, float) and not math.isfinite(value) else str(value)
+def _finite(value):
+    """JSON has no inf or NaN (a perfect PSNR is inf): they become null."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
 @main.command(context_settings=CONTEXT)

@@ -17,7 +17,11 @@ import tomli_w
 from curate.atomic import atomic_write
 from curate.errors import SidkitError
 
+from .rawpack import amplification
+
 AMP_MODES = ("bf16", "off")
+NUMBERS = {"epochs": int, "lr": float, "patch": int, "batch": int, "seed": int, "eval_every": int,
+           "save_every": int, "num_workers": int}
 DEVICES = ("cuda", "cpu")
 
 
@@ -27,7 +31,7 @@ class RunConfig:
     epochs: int = 4000                  # one epoch = one pass over the training scenes
     lr: float = 1e-4
     lr_steps: list[tuple[int, float]] = field(default_factory=lambda: [(2000, 1e-5)])  # (epoch, lr)
-    patch: int = 512                    # crop side in packed pixels (the output is twice that)
+    patch: int = 512                    # crop side in packed pixels (output: 2x for Bayer, 3x X-Trans)
     patch_choices: list[int] | None = None  # a random side per step from these, instead of `patch`
     batch: int = 1
     arch: str = "sid"                   # a preset of train.model.PRESETS
@@ -41,7 +45,7 @@ class RunConfig:
     seed: int = 0
     eval_every: int = 200               # epochs between evaluations (and at the last epoch)
     save_every: int = 50                # epochs between writes of checkpoints/last.pt
-    num_workers: int = 0                # threads that fill the raw cache (0: one per CPU core)
+    num_workers: int = 0                # threads decoding raws into the cache (0: one per CPU core)
     cache_dir: str | None = None        # None: <manifest folder>/.sidkit-cache
 
     def resolved(self) -> RunConfig:
@@ -57,14 +61,21 @@ class RunConfig:
         manifest = Path(self.manifest)
         out = self.out or str(Path("runs") / manifest.stem)
         cache_dir = self.cache_dir or str(manifest.resolve().parent / ".sidkit-cache")
+        numbers = {}
+        for name, kind in NUMBERS.items():
+            try:
+                numbers[name] = kind(getattr(self, name))
+            except (TypeError, ValueError):
+                raise SidkitError(f"run config: {name} = {getattr(self, name)!r} is not a number") from None
         for name in ("epochs", "patch", "batch", "eval_every", "save_every"):
-            if int(getattr(self, name)) < 1:
-                raise SidkitError(f"run config: {name} must be at least 1, not {getattr(self, name)}")
+            if numbers[name] < 1:
+                raise SidkitError(f"run config: {name} must be at least 1, not {numbers[name]}")
         if self.patch_choices is not None and (not self.patch_choices or min(self.patch_choices) < 1):
             raise SidkitError(f"run config: patch_choices {self.patch_choices!r} must be positive sizes")
-        parse_ratio_policy(self.ratio_policy)
+        amplification(1.0, self.ratio_policy)  # SidkitError for an unknown policy
+        _check_network(self.arch, self.spec)
         return dataclasses.replace(
-            self, device=device, amp=amp, out=out, cache_dir=cache_dir,
+            self, **numbers, device=device, amp=amp, out=out, cache_dir=cache_dir, compile=bool(self.compile),
             channels_last=(device == "cuda") if self.channels_last is None else bool(self.channels_last),
             lr_steps=sorted((int(e), float(v)) for e, v in self.lr_steps),
             patch_choices=None if self.patch_choices is None else sorted(int(p) for p in self.patch_choices),
@@ -83,6 +94,18 @@ class RunConfig:
 
 
 FIELDS = {f.name for f in dataclasses.fields(RunConfig)}
+
+
+def _check_network(arch: str, spec: dict) -> None:
+    """SidkitError unless ``arch`` is a preset and ``spec`` valid UNetSpec overrides of it."""
+    from .model import PRESETS, UNetSpec
+
+    if arch not in PRESETS:
+        raise SidkitError(f"run config: unknown arch {arch!r}; `train presets` lists: {', '.join(PRESETS)}")
+    try:
+        UNetSpec.from_dict({**PRESETS[arch].to_dict(), **spec})
+    except (TypeError, ValueError) as exc:
+        raise SidkitError(f"run config: spec {spec!r} does not make a network ({exc})") from None
 
 
 def _default_device() -> str:
@@ -118,19 +141,6 @@ def parse_patch_choices(text: str | list | None) -> list[int] | None:
         return [int(p) for p in items]
     except (TypeError, ValueError):
         raise SidkitError(f"--patch-choices: {text!r} is not a comma-separated list of sizes") from None
-
-
-def parse_ratio_policy(policy: str) -> tuple[str, float | None]:
-    """'exif' -> ('exif', None); 'cap:300' -> ('cap', 300.0); 'fixed:100' -> ('fixed', 100.0)."""
-    kind, _, value = str(policy).partition(":")
-    try:
-        if kind == "exif" and not value:
-            return kind, None
-        if kind in ("cap", "fixed") and float(value) > 0:
-            return kind, float(value)
-    except ValueError:
-        pass
-    raise SidkitError(f"ratio policy {policy!r}: use 'exif', 'cap:N' or 'fixed:N' (e.g. cap:300)")
 
 
 def lr_at(epoch: int, lr: float, lr_steps: list[tuple[int, float]]) -> float:

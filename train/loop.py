@@ -15,6 +15,8 @@ import math
 import os
 import signal
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +32,7 @@ from curate.manifest import black_levels, read_manifest, resolve
 
 from . import rawpack
 from .cache import RawCache
-from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state, unwrap
+from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .config import RunConfig, lr_at
 from .dataset import DevicePairs, PairDataset, default_budget
 from .evaluate import data_config, score_model
@@ -51,11 +53,11 @@ def train_run(config: RunConfig, progress: bool = True, resume: bool = False,
 
     # The data: manifest -> decoded once into the cache -> a sampler of random crops.
     df = read_manifest(config.manifest)
+    cache = RawCache(config.cache_dir)
     if is_main:
-        RawCache(config.cache_dir).fill(df, progress=progress)
+        fill_cache(cache, df, config.num_workers or os.cpu_count() or 1, console)
     if world > 1:
         dist.barrier()
-    cache = RawCache(config.cache_dir)
     pairs = PairDataset(df, cache, "train", config.ratio_policy, config.patch, config.patch_choices)
     sampler = DevicePairs(pairs, device) if DevicePairs.fits(pairs, default_budget(torch.device(device))) else pairs
     data = data_config(df, config.ratio_policy, config.manifest)
@@ -183,15 +185,10 @@ def train_step(net: torch.nn.Module, optimizer: torch.optim.Optimizer, x: torch.
 
 
 def network_spec(config: RunConfig, data: dict) -> UNetSpec:
-    """The preset, with the config's spec overrides, fitted to the data's channels and upscale."""
-    if config.arch not in PRESETS:
-        raise SidkitError(f"unknown arch {config.arch!r}; `train presets` lists: {', '.join(PRESETS)}")
-    fields = {**PRESETS[config.arch].to_dict(), **config.spec,
-              "in_channels": data["channels"], "upscale": data["upscale"]}
-    try:
-        return UNetSpec.from_dict(fields)
-    except (TypeError, ValueError) as exc:
-        raise SidkitError(f"run config: spec {config.spec!r} does not make a network ({exc})") from None
+    """The preset, with the config's spec overrides (checked by RunConfig.resolved), fitted to the
+    data's channels and upscale."""
+    return UNetSpec.from_dict({**PRESETS[config.arch].to_dict(), **config.spec,
+                               "in_channels": data["channels"], "upscale": data["upscale"]})
 
 
 def epoch_scenes(scenes: int, batch: int, epoch: int, seed: int, rank: int = 0, world: int = 1) -> list[list[int]]:
@@ -221,6 +218,23 @@ def restore(path: Path, model, optimizer, generator, rank: int) -> dict:
     return {"epoch": payload["epoch"], "step": payload["step"], "best": payload["best"],
             "position": progress.get("position", 0), "loss_sum": progress.get("loss_sum", 0.0),
             "loss_count": progress.get("loss_count", 0), "seconds": progress.get("seconds", 0.0)}
+
+
+def fill_cache(cache: RawCache, df, workers: int, console: Console) -> None:
+    """Decode every raw of the manifest once, ``workers`` at a time (rawpy releases the GIL)."""
+    jobs = {}
+    for row in df.itertuples():
+        black, white = black_levels(row.black_level), float(row.white_level)
+        short, long = resolve(df, row.short_path), resolve(df, row.long_path)
+        jobs[cache.packed_key(row.short_sha256, row.cfa, black, white)] = \
+            partial(cache.packed, short, row.short_sha256, row.cfa, black, white)
+        jobs[cache.truth_key(row.long_sha256)] = partial(cache.truth, long, row.long_sha256)
+    todo = [job for key, job in jobs.items() if not key.is_file()]
+    with ThreadPoolExecutor(workers) as pool, Progress(console=console, transient=True) as bar:
+        task = bar.add_task(f"decoding {len(todo)} raws ({len(jobs) - len(todo)} cached)", total=len(todo))
+        for future in as_completed([pool.submit(job) for job in todo]):
+            future.result()
+            bar.advance(task)
 
 
 def cache_loader(cache: RawCache):

@@ -1,0 +1,69 @@
+"""The curate commands through click's CliRunner: exit codes, output formats, errors."""
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from curate.cli import main
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def manifest(sim_dataset, tmp_path_factory):
+    path = tmp_path_factory.mktemp("m") / "sim.csv"
+    result = run("scan", sim_dataset, "-o", path, "--format", "json")
+    assert result.exit_code == 0 and json.loads(result.stdout) == []
+    return path
+
+
+def test_scan_writes_a_manifest(manifest):
+    assert manifest.read_text().startswith("# sidkit-manifest v1\n")
+
+
+def test_split_and_stats(manifest, tmp_path):
+    out = tmp_path / "split.csv"
+    assert run("split", manifest, "--test", "0.5", "-o", out).exit_code == 0
+    rows = json.loads(run("stats", out, "--format", "json").stdout)
+    by_split = {(r["split"], r["environment"]): r["scenes"] for r in rows if r["split"] != "all"}
+    assert by_split == {("test", "indoor"): 1, ("test", "outdoor"): 1, ("train", "indoor"): 1, ("train", "outdoor"): 1}
+
+
+def test_validate_fast_json_and_exit_status(manifest, tmp_path):
+    result = run("validate", manifest, "--fast", "--format", "json", "--clean", tmp_path / "clean.csv")
+    found = json.loads(result.stdout)
+    assert result.exit_code == 1
+    assert {f["code"] for f in found} == {"ratio-out-of-range"}
+    assert set(found[0]) == {"pair_id", "path", "code", "severity", "message"}
+    assert "sim04" not in (tmp_path / "clean.csv").read_text()
+    assert run("validate", tmp_path / "clean.csv", "--fast").exit_code == 0
+
+
+def test_validate_ratio_bounds(manifest):
+    assert run("validate", manifest, "--fast", "--min-ratio", "10").exit_code == 0
+
+
+def test_bad_input_is_one_line(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("pair_id,scene_id\n")
+    result = run("stats", bad)
+    assert result.exit_code == 1
+    assert result.stderr.strip().count("\n") == 0 and "not a sidkit manifest" in result.stderr
+    result = run("scan", tmp_path / "nowhere", "-o", tmp_path / "m.csv")
+    assert result.exit_code == 1 and "no such dataset folder" in result.stderr
+    assert not (tmp_path / "m.csv").exists()
+
+
+def test_scan_unreadable_file_reports_and_exits_1(sim_dataset, tmp_path):
+    import shutil
+
+    dataset = tmp_path / "d"
+    shutil.copytree(sim_dataset, dataset)
+    (dataset / "sim01" / "sim01_short_1-25s_00.dng").write_bytes(b"not a raw")
+    result = run("scan", dataset, "-o", tmp_path / "m.csv", "--format", "json")
+    assert result.exit_code == 1
+    assert [f["code"] for f in json.loads(result.stdout)] == ["unreadable"]
+    assert (tmp_path / "m.csv").read_text().count("\n") == 1 + 1 + 7

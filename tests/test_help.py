@@ -1,0 +1,27 @@
+"""Every command of the three CLIs has help text with an example and a docs entry."""
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from capture.cli import main as capture_main
+from curate.cli import main as curate_main
+from train.cli import main as train_main
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+GROUPS = {"capture": capture_main, "curate": curate_main, "train": train_main}
+COMMANDS = [(group, name) for group, cli in GROUPS.items() for name in cli.commands]
+
+
+@pytest.mark.parametrize("group, name", COMMANDS)
+def test_command_has_help_and_docs(group, name):
+    command = GROUPS[group].commands[name]
+    result = CliRunner().invoke(GROUPS[group], [name, "-h"])
+    assert result.exit_code == 0 and command.help and len(command.help.strip()) > 20
+    assert f"{group} {name}" in (DOCS / f"{group}.md").read_text(), f"docs/{group}.md does not mention {name}"
+
+
+def test_groups_answer_help():
+    for cli in GROUPS.values():
+        assert isinstance(cli, click.Group) and CliRunner().invoke(cli, ["--help"]).exit_code == 0

@@ -1,0 +1,111 @@
+"""curate scan and import-sid on real DNGs from the simulated sensor."""
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from capture.simulate import write_folder_layout
+from curate.errors import SidkitError
+from curate.manifest import COLUMNS, read_manifest, write_manifest
+from curate.scan import read_labels, scan_dataset
+from curate.sidimport import import_sid
+from curate.validate import validate_manifest
+
+
+def test_scan_from_capture_log(sim_dataset):
+    df, findings = scan_dataset(sim_dataset)
+    assert findings == []
+    assert len(df) == 8 and df["scene_id"].nunique() == 4 and list(df.columns) == list(COLUMNS)
+    row = df[df.pair_id == "sim01_short_1-25s_00"].iloc[0]
+    assert (row.short_exposure_s, row.long_exposure_s, row.ratio) == (0.04, 10.0, 250.0)
+    assert row.short_path == "sim01/sim01_short_1-25s_00.dng" and row.long_path == "sim01/sim01_long_10s.dng"
+    assert (row.width, row.height) == (128, 96) and row.cfa in ("RGGB", "GRBG", "GBRG", "BGGR")
+    assert len(row.black_level.split()) == 4 and row.white_level > 0 and len(row.short_sha256) == 64
+    assert set(df.environment) == {"indoor", "outdoor"} and set(df.split) <= {"train", "val", "test"}
+    assert df.loc[df.scene_id == "sim04", "ratio"].iloc[0] == pytest.approx(20, rel=0.05)
+
+
+def test_rescan_is_stable_and_round_trips(sim_dataset, tmp_path):
+    first, _ = scan_dataset(sim_dataset, tmp_path)
+    second, _ = scan_dataset(sim_dataset, tmp_path)
+    assert first.equals(second)
+    written = read_manifest(write_manifest(first, tmp_path / "m.csv"))
+    assert (written["pair_id"].tolist(), written["ratio"].tolist()) == (first["pair_id"].tolist(), first["ratio"].tolist())
+    assert Path(written.attrs["root"], written.short_path[0]).exists()
+
+
+def test_scan_folder_convention_and_labels(sim_dataset, tmp_path):
+    folders = write_folder_layout(sim_dataset, tmp_path / "folders")
+    df, findings = scan_dataset(folders)
+    assert findings == [] and len(df) == 8
+    assert df.groupby("scene_id")["environment"].first().to_dict() == {
+        "sim01": "indoor", "sim02": "indoor", "sim03": "outdoor", "sim04": "outdoor"}
+    labels = tmp_path / "labels.csv"
+    labels.write_text("scene_id,environment\nsim01,outdoor\n")
+    df, _ = scan_dataset(folders, labels=read_labels(labels))
+    assert df.loc[df.scene_id == "sim01", "environment"].unique().tolist() == ["outdoor"]
+
+
+def test_scan_reports_bad_files_and_keeps_the_rest(sim_dataset, tmp_path):
+    dataset = tmp_path / "d"
+    shutil.copytree(sim_dataset, dataset)
+    (dataset / "sim01" / "sim01_short_1-25s_01.dng").write_bytes(b"\x00" * 100)   # unreadable
+    (dataset / "sim02" / "sim02_short_1-25s_01.dng").unlink()                      # missing
+    df, findings = scan_dataset(dataset)
+    assert sorted((f.code, Path(f.path).name) for f in findings) == [
+        ("missing-file", "sim02_short_1-25s_01.dng"), ("unreadable", "sim01_short_1-25s_01.dng")]
+    assert len(df) == 6
+
+
+def test_scan_rejects_an_empty_folder(tmp_path):
+    with pytest.raises(SidkitError, match="no captures.jsonl"):
+        scan_dataset(tmp_path)
+
+
+def write_sid_tree(sim_dataset, root):
+    """The original dataset's layout and list files, from simulated DNGs (one name deliberately wrong)."""
+    (root / "Sony" / "short").mkdir(parents=True)
+    (root / "Sony" / "long").mkdir(parents=True)
+    lines = {"train": [], "test": []}
+    for scene, number, split in (("sim01", "00001", "train"), ("sim02", "10003", "test")):
+        shutil.copy(sim_dataset / scene / f"{scene}_long_10s.dng", root / "Sony/long" / f"{number}_00_10s.ARW")
+        for k, written in enumerate(("0.04", "0.1" if scene == "sim02" else "0.04")):
+            name = f"{number}_{k:02d}_{written}s.ARW"
+            shutil.copy(sim_dataset / scene / f"{scene}_short_1-25s_{k:02d}.dng", root / "Sony/short" / name)
+            lines[split].append(f"./Sony/short/{name} ./Sony/long/{number}_00_10s.ARW ISO200 F8")
+    for split, rows in lines.items():
+        (root / f"Sony_{split}_list.txt").write_text("\n".join(rows) + "\n")
+    (root / "Sony_val_list.txt").write_text("./Sony/short/20001_00_0.1s.ARW ./Sony/long/20001_00_10s.ARW ISO200 F8\n")
+
+
+def test_import_sid(sim_dataset, tmp_path):
+    write_sid_tree(sim_dataset, tmp_path)
+    lists = [tmp_path / f"Sony_{s}_list.txt" for s in ("train", "val", "test")]
+    df, findings = import_sid(lists, tmp_path, tmp_path)
+    assert sorted(df.pair_id) == ["00001_00_0.04s", "00001_01_0.04s", "10003_00_0.04s", "10003_01_0.1s"]
+    assert df.set_index("scene_id")["split"].to_dict() == {"00001": "train", "10003": "test"}
+    assert (df["short_exposure_s"] == 0.04).all()
+    codes = sorted((f.code, Path(f.path).name) for f in findings)
+    assert codes == [("missing-file", "20001_00_0.1s.ARW"), ("missing-file", "20001_00_10s.ARW"),
+                     ("name-exif-mismatch", "10003_01_0.1s.ARW")]
+
+
+def test_import_sid_split_from_scene_digit(sim_dataset, tmp_path):
+    write_sid_tree(sim_dataset, tmp_path)
+    merged = tmp_path / "all.txt"
+    merged.write_text((tmp_path / "Sony_train_list.txt").read_text() + (tmp_path / "Sony_test_list.txt").read_text())
+    df, _ = import_sid([merged], tmp_path, tmp_path)
+    assert df.groupby("scene_id")["split"].first().to_dict() == {"00001": "train", "10003": "test"}
+
+
+def test_validate_flags_every_planted_defect_and_nothing_else(sim_dataset, tmp_path):
+    df, _ = scan_dataset(sim_dataset, tmp_path)
+    manifest = read_manifest(write_manifest(df, tmp_path / "m.csv"))
+    findings = validate_manifest(manifest, workers=1)
+    planted = json.loads((sim_dataset / "planted_defects.json").read_text())
+    errors = {(Path(f.path).name if f.code != "ratio-out-of-range" else f.pair_id.split("_")[0], f.code)
+              for f in findings if f.severity == "error"}
+    expected = {(Path(d["short_path"]).name if d["defect"] != "ratio-out-of-range" else d["scene_id"], d["defect"])
+                for d in planted}
+    assert errors == expected
