@@ -3,7 +3,7 @@
 # capture -> curate (scan, split, stats, validate) -> a few minutes of CPU training -> evaluation.
 set -euo pipefail
 OUT=${1:-demo-out}
-EPOCHS=${DEMO_EPOCHS:-60}
+EPOCHS=${DEMO_EPOCHS:-200}
 rm -rf "$OUT"
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
@@ -27,7 +27,7 @@ echo "(exit status 1 above is right: errors were found; demo-clean.csv leaves th
 
 step "4/5 train run: the SID U-Net on CPU, $EPOCHS epochs at patch 64 (a few minutes)"
 train run "$OUT/manifests/demo-clean.csv" --epochs "$EPOCHS" --patch 64 --lr 1e-4 --lr-steps "" \
-  --eval-every 20 --device cpu --out "$OUT/runs/demo"
+  --eval-every 50 --device cpu --out "$OUT/runs/demo"
 
 step "5/5 train eval: the network against the plain baseline (ratio-scaled short, same processing)"
 train eval "$OUT/runs/demo/checkpoints/best.pt" "$OUT/manifests/demo-clean.csv" --split test \

@@ -160,4 +160,55 @@ def presets():
     stdout.print(table)
 
 
-# --- train sweep: another issue adds the command here (train/sweep.py holds the library) -------
+@main.command(context_settings=CONTEXT)
+@click.argument("sweep_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("manifest", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Sweep folder, one run folder per setting.  [default: runs/<sweep name>]")
+@click.option("--dry-run", is_flag=True, help="List the runs and their settings; train nothing.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="Override a setting of every run (TOML value), e.g. --set device='cpu'.")
+@click.option("--scale", type=float, default=1.0, show_default=True,
+              help="Multiply epochs and lr-step epochs by this (0.01: a CPU-sized version).")
+@click.option("--split", default="test", show_default=True, help="Split the results table is scored on.")
+@reports_errors
+def sweep(sweep_file, manifest, out, dry_run, sets, scale, split):
+    """Run every setting of SWEEP_FILE on MANIFEST, then write the study's table and a PSNR plot.
+
+    Finished runs are skipped, an interrupted one resumes. Writes results.md (| setting | PSNR |
+    SSIM |), results.csv and psnr.png (PSNR against epoch of every run) into the sweep folder.
+
+    \b
+    train sweep docs/experiments/learning-rate.toml manifests/canon90d.csv --dry-run
+    train sweep docs/experiments/patch-size.toml manifests/canon90d.csv --out runs/patch
+    train sweep docs/experiments/ablation.toml manifests/sim.csv --scale 0.01 --set device='cpu'
+    """
+    import tomllib
+
+    from .sweep import load_sweep, run_config, run_sweep, write_outputs
+
+    plan = load_sweep(sweep_file)
+    overrides = {}
+    for item in sets:
+        try:
+            overrides.update(tomllib.loads(item))
+        except tomllib.TOMLDecodeError:
+            raise SidkitError(f"--set {item!r}: write KEY=VALUE with a TOML value, e.g. epochs=100 or "
+                              "device='cpu'") from None
+    out = out or Path("runs") / sweep_file.stem
+    if dry_run:
+        table = Table(title=f"{plan.title}: {len(plan.runs)} runs into {out}")
+        for column in ("run folder", "setting", "epochs", "lr", "lr steps", "patch", "arch", "ratio policy"):
+            table.add_column(column)
+        for run in plan.runs:
+            c = run_config(run, manifest, out, overrides, scale)
+            steps = ",".join(f"{e}:{v:g}" for e, v in c.lr_steps) or "-"
+            patch = ",".join(map(str, c.patch_choices)) if c.patch_choices else str(c.patch)
+            table.add_row(run.slug, run.name, str(c.epochs), f"{c.lr:g}", steps, patch, c.arch, c.ratio_policy)
+        stdout.print(table)
+        return
+    results = run_sweep(plan, manifest, out, overrides=overrides, scale=scale, split=split,
+                        log=stderr.print)
+    paths = write_outputs(plan, results, out)
+    click.echo(paths["markdown"].read_text(), nl=False)
+    stderr.print(f"wrote {paths['markdown']}, {paths['csv']} and {paths['plot']}")

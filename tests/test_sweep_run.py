@@ -1,0 +1,64 @@
+"""train sweep end to end on real tiny runs: train, evaluate, skip, resume, tables and plot."""
+import json
+
+import pandas as pd
+import pytest
+
+from train.loop import train_run
+from train.sweep import collect_results, load_sweep, run_config, run_sweep, write_outputs
+from tests.test_train_loop import make_dataset
+
+SWEEP = """
+title = "Tiny learning rates"
+[base]
+epochs = 2
+patch = 16
+lr_steps = []
+eval_every = 1
+save_every = 1
+device = "cpu"
+spec = { widths = [8, 16], encoder_convs = [1], decoder_convs = [1], bottleneck_convs = 1 }
+[[runs]]
+name = "1e-2"
+lr = 1e-2
+[[runs]]
+name = "1e-3"
+lr = 1e-3
+"""
+
+
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory):
+    return make_dataset(tmp_path_factory.mktemp("data"))
+
+
+def test_sweep_trains_evaluates_skips_and_resumes(manifest, tmp_path):
+    path = tmp_path / "sweep.toml"
+    path.write_text(SWEEP)
+    sweep = load_sweep(path)
+    out = tmp_path / "runs"
+
+    # an interrupted first run: last.pt exists, result.json does not
+    train_run(run_config(sweep.runs[0], manifest, out, {}, 1.0), progress=False, stop_after_steps=1)
+    assert (out / "1e-2" / "checkpoints" / "last.pt").exists()
+
+    messages = []
+    results = run_sweep(sweep, manifest, out, log=messages.append)
+    assert [m.split(": ")[1].split(" ")[0] for m in messages] == ["resuming", "training"]
+    assert results["setting"].tolist() == ["1e-2", "1e-3"]
+    assert results["psnr"].between(5, 60).all() and results["ssim"].between(-1, 1).all()
+    metrics = pd.read_csv(out / "1e-2" / "metrics.csv")
+    assert metrics["epoch"].tolist() == [1, 2]
+
+    messages.clear()
+    again = run_sweep(sweep, manifest, out, log=messages.append)
+    assert all("skipped" in m for m in messages) and again.equals(results)
+
+    paths = write_outputs(sweep, results, out)
+    table = paths["markdown"].read_text().splitlines()
+    assert table[:4] == ["## Tiny learning rates", "", "| setting | PSNR | SSIM |", "| --- | --- | --- |"]
+    assert table[4] == f"| 1e-2 | {results.psnr[0]:.2f} | {results.ssim[0]:.3f} |"
+    assert pd.read_csv(paths["csv"], dtype={"setting": str})["setting"].tolist() == ["1e-2", "1e-3"]
+    assert paths["plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert json.loads((out / "1e-3" / "result.json").read_text())["split"] == "test"
+    assert collect_results(sweep, out).equals(results)
