@@ -195,13 +195,14 @@ def session(prefix, environment, ratio, long_, short, shorts, iso, fnumber, imag
 @click.option("--defects/--no-defects", default=True, show_default=True,
               help="Plant a ratio-20 scene, a moved camera and a changed light (planted_defects.json).")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--allow-any-ratio", is_flag=True, help="Accept a --ratio outside 100-300 (a badly captured dataset).")
 @reports_errors
-def simulate(dataset, scenes, profiles, shorts, long_, ratio, size_, defects, seed):
+def simulate(dataset, scenes, profiles, shorts, long_, ratio, size_, defects, seed, allow_any_ratio):
     """Shoot a whole simulated dataset (DNG pairs + captures.jsonl) for demos, tests and dry runs.
 
     \b
     capture simulate datasets/sim --scenes 8
-    capture simulate datasets/sim-ratio10 --ratio 10 --no-defects   # a badly captured dataset
+    capture simulate datasets/sim-ratio10 --ratio 10 --allow-any-ratio --no-defects
     """
     from curate.clitools import progress_bar
 
@@ -215,5 +216,6 @@ def simulate(dataset, scenes, profiles, shorts, long_, ratio, size_, defects, se
     with progress_bar(scenes * (1 + shorts), "simulating") as advance:
         simulate_dataset(dataset, scenes=scenes, profiles=names, shorts_per_scene=shorts,
                          long_s=float(exposure_option(long_)), ratio=ratio, size=(width, height),
-                         defects=defects, seed=seed, progress=lambda done, total: advance())
+                         defects=defects, seed=seed, allow_any_ratio=allow_any_ratio,
+                         progress=lambda done, total: advance())
     stderr.print(f"wrote {scenes} scenes to {dataset} (log: {dataset}/captures.jsonl)")

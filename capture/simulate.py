@@ -36,7 +36,7 @@ def simulate_dataset(out: str | os.PathLike, *, scenes: int = 8,
                      profiles: tuple[str, ...] = ("sim-dslr14", "sim-mirrorless12"),
                      shorts_per_scene: int = 2, long_s: float = 10, ratio: float = 250,
                      size: tuple[int, int] | None = None, defects: bool = True, seed: int = 0,
-                     progress: Callable[[int, int], None] | None = None) -> Path:
+                     allow_any_ratio: bool = False, progress: Callable[[int, int], None] | None = None) -> Path:
     """Shoot ``scenes`` simulated scenes into ``out`` and return it.
 
     The first half of the scenes are indoor, the rest outdoor; scene i uses profile i mod
@@ -70,10 +70,11 @@ def simulate_dataset(out: str | os.PathLike, *, scenes: int = 8,
         light = float(rng.uniform(0.85, 1.15)) * (fnumber / 8) ** 2 * profile.base_iso / iso
         bad_ratio = defects and index == scenes - 1
         pair = choose_pair(profile.shutter_labels, DEFECT_RATIO if bad_ratio else ratio,
-                           long=Fraction(long_s).limit_denominator(1000), allow_any_ratio=bad_ratio)
+                           long=Fraction(long_s).limit_denominator(1000),
+                           allow_any_ratio=bad_ratio or allow_any_ratio)
         radiance = render_scene(scene_id, width, height, seed, environment=environment)
         shot = _Shooter(out, profile, scene_id, environment, radiance, iso, fnumber, pair,
-                        seed=seed * 1000 + index, allow_any_ratio=bad_ratio)
+                        seed=seed * 1000 + index, allow_any_ratio=bad_ratio or allow_any_ratio)
         when = START + timedelta(minutes=10 * index)
         ratio_note = f"planted ratio-out-of-range: shot at ratio {pair.nominal_ratio:g}" if bad_ratio else ""
 
