@@ -22,6 +22,8 @@ test: $(BIN)/.installed
 
 bench: $(BIN)/.installed
 	$(BIN)/python bench/bench_scan.py
+	$(BIN)/python bench/bench_validate.py
+	$(BIN)/python bench/bench_data.py
 	$(BIN)/python bench/bench_train.py
 
 clean:

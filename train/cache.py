@@ -54,7 +54,7 @@ class RawCache:
         import rawpy
 
         settings = {"kind": "truth", "v": FORMAT_VERSION, "libraw": list(rawpy.libraw_version),
-                    "postprocess": "use_camera_wb,no_auto_bright,output_bps16,user_flip0"}
+                    "postprocess": repr(sorted(rawpack.POSTPROCESS.items()))}
         return self.folder / f"{sha256[:16]}-truth-{_settings_hash(settings)}.npy"
 
     def packed(self, path, sha256: str | None = None, cfa: str | None = None, black=None,

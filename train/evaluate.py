@@ -71,9 +71,7 @@ def read_truth(df: pd.DataFrame, row) -> np.ndarray:
 
 def baseline_image(path: str | os.PathLike, black: list[float], white: float, gain: float) -> np.ndarray:
     """The short exposure with its counts above black scaled by ``gain``, rendered like the truth."""
-    import rawpy
-
-    with rawpy.imread(str(path)) as raw:
+    with rawpack.open_cfa_raw(path) as raw:
         counts = raw.raw_image_visible
         h, w = counts.shape
         t = 6 if raw.raw_pattern.shape == (6, 6) else 2
@@ -83,8 +81,7 @@ def baseline_image(path: str | os.PathLike, black: list[float], white: float, ga
             level = np.tile(np.asarray(black, dtype=np.float32).reshape(2, 2), (h // 2 + 1, w // 2 + 1))[:h, :w]
         scaled = level + np.maximum(counts.astype(np.float32) - level, 0) * np.float32(gain)
         counts[...] = np.clip(scaled, 0, white).astype(np.uint16)
-        rgb = raw.postprocess(use_camera_wb=True, half_size=False, no_auto_bright=True, output_bps=16,
-                              user_flip=0)
+        rgb = raw.postprocess(**rawpack.POSTPROCESS)
     return rgb[: h // t * t, : w // t * t].astype(np.float32) / 65535.0
 
 

@@ -67,18 +67,28 @@ def bayer_positions(cfa: str) -> list[int]:
     return [r, green_in_row(r), b, green_in_row(b)]
 
 
-def read_raw(path: str | os.PathLike, cfa: str | None = None, black=None, white: float | None = None) -> RawFrame:
-    """Decode ``path`` with rawpy. Levels given (the manifest's) win over the file's own."""
+# Ground truth as the original SID code renders it (user_flip=0 keeps it aligned with the mosaic).
+POSTPROCESS = dict(use_camera_wb=True, half_size=False, no_auto_bright=True, output_bps=16, user_flip=0)
+
+
+def open_cfa_raw(path: str | os.PathLike):
+    """rawpy.imread for a colour-filter-array raw; anything else is a one-line SidkitError."""
     import rawpy
 
     try:
         raw = rawpy.imread(str(path))
     except (rawpy.LibRawError, OSError) as exc:
         raise SidkitError(f"{path}: rawpy cannot read it ({exc}); check the file or drop it from the manifest")
-    with raw:
-        if raw.raw_image_visible.ndim != 2 or raw.raw_pattern is None:
-            raise SidkitError(f"{path}: not a colour-filter-array raw (already demosaiced); "
-                              "use the camera's mosaic raw files")
+    if raw.raw_image_visible.ndim != 2 or raw.raw_pattern is None:
+        raw.close()
+        raise SidkitError(f"{path}: not a colour-filter-array raw (already demosaiced); "
+                          "use the camera's mosaic raw files")
+    return raw
+
+
+def read_raw(path: str | os.PathLike, cfa: str | None = None, black=None, white: float | None = None) -> RawFrame:
+    """Decode ``path`` with rawpy. Levels given (the manifest's) win over the file's own."""
+    with open_cfa_raw(path) as raw:
         mosaic = raw.raw_image_visible.astype(np.uint16, copy=True)
         colours = raw.raw_colors_visible
         desc = raw.color_desc.decode()
@@ -164,19 +174,10 @@ def amplification(exif_ratio: float, policy: str = "cap:300") -> float:
 
 def ground_truth(path: str | os.PathLike) -> np.ndarray:
     """The long exposure rendered as SID does: uint16 (H, W, 3), exactly ``scale`` x the packed size."""
-    import rawpy
-
-    try:
-        raw = rawpy.imread(str(path))
-    except (rawpy.LibRawError, OSError) as exc:
-        raise SidkitError(f"{path}: rawpy cannot read it ({exc}); check the file or drop it from the manifest")
-    with raw:
-        if raw.raw_image_visible.ndim != 2 or raw.raw_pattern is None:
-            raise SidkitError(f"{path}: not a colour-filter-array raw; use the camera's mosaic raw files")
+    with open_cfa_raw(path) as raw:
         h, w = raw.raw_image_visible.shape
         t = tile_size(_cfa_of(raw.raw_pattern, raw.raw_colors_visible, raw.color_desc.decode(), path))
-        rgb = raw.postprocess(use_camera_wb=True, half_size=False, no_auto_bright=True, output_bps=16,
-                              user_flip=0)
+        rgb = raw.postprocess(**POSTPROCESS)
     if rgb.shape[0] < h // t * t or rgb.shape[1] < w // t * t:
         raise SidkitError(f"{path}: rawpy renders {rgb.shape[1]}x{rgb.shape[0]}, smaller than the raw's "
                           f"visible {w}x{h}; this camera's files are not supported for ground truth")
