@@ -90,7 +90,11 @@ def main():
 @main.command()
 @reports_errors
 def detect():
-    """List the cameras libgphoto2 sees (model and port) and the simulated profiles."""
+    """List the cameras libgphoto2 sees (model and port) and the simulated profiles.
+
+    \b
+    capture detect
+    """
     from . import sensor
     from .gphoto import detect as detect_cameras
 
@@ -109,7 +113,12 @@ def detect():
 @click.option("--long", "long_", default="10", show_default=True, help="Long exposure to list reachable ratios for.")
 @reports_errors
 def settings(camera, profile, sim_size, long_):
-    """Shutter list, ISO, aperture, image format, capture target, and the ratios reachable at --long."""
+    """Shutter list, ISO, aperture, image format, capture target, and the ratios reachable at --long.
+
+    \b
+    capture settings --long 10
+    capture settings --camera sim --profile sim-phone10
+    """
     with open_camera(camera, profile, sim_size) as cam:
         current = cam.read_settings()
     table = Table(title=current.camera)
@@ -146,7 +155,16 @@ def settings(camera, profile, sim_size, long_):
 @reports_errors
 def pair(scene, environment, notes, ratio, long_, short, shorts, iso, fnumber, image_format, target,
          repeat_long, allow_any_ratio, dataset, camera, profile, sim_size, dry_run, check):
-    """Shoot one scene: the long reference, then --shorts short exposures at --ratio."""
+    """Shoot one scene: the long reference, then --shorts short exposures at --ratio.
+
+    The pair is chosen from the camera's own shutter list; a ratio outside 100-300 is refused with
+    the ratios the camera can reach. ISO, aperture, format and target are set and read back first.
+
+    \b
+    capture pair --ratio 250 --long 10 --scene kitchen --environment indoor --dataset datasets/canon90d
+    capture pair --ratio 100 --short 1/10 --iso 800 --scene porch --environment outdoor --dataset d --dry-run
+    capture pair --camera sim --scene demo --environment indoor --dataset datasets/sim
+    """
     request = request_from(scene, environment, notes, ratio, long_, short, shorts, iso, fnumber, image_format,
                            target, repeat_long, allow_any_ratio)
     with open_camera(camera, profile, sim_size) as cam:
@@ -173,7 +191,13 @@ def pair(scene, environment, notes, ratio, long_, short, shorts, iso, fnumber, i
 @reports_errors
 def session(prefix, environment, ratio, long_, short, shorts, iso, fnumber, image_format, target, repeat_long,
             allow_any_ratio, dataset, camera, profile, sim_size):
-    """Scene after scene: asks for the scene name, environment and notes, shoots, checks, goes on."""
+    """Scene after scene: asks for the scene name, environment and notes, shoots, checks, goes on.
+
+    Numbering resumes from the capture log after a crash; no file is ever overwritten. Type q to stop.
+
+    \b
+    capture session --dataset datasets/canon90d --ratio 250 --long 10 --iso 800
+    """
     template = request_from("", environment, "", ratio, long_, short, shorts, iso, fnumber, image_format, target,
                             repeat_long, allow_any_ratio)
     with open_camera(camera, profile, sim_size) as cam:

@@ -84,14 +84,6 @@ def test_session_resumes_numbering_from_the_log(tmp_path):
     assert [r.notes for r in read_log(tmp_path)][:2] == ["first", "first"]
 
 
-def test_every_command_has_help_and_a_docs_entry():
-    docs = (Path(__file__).parents[1] / "docs" / "capture.md").read_text()
-    for name, command in main.commands.items():
-        assert command.help, name
-        assert f"capture {name}" in docs, name
-        assert invoke(name, "-h").exit_code == 0
-
-
 def test_session_command_prompts_and_shoots(tmp_path):
     result = CliRunner().invoke(main, ["session", "--dataset", str(tmp_path), "--shorts", "1", "--iso", "800",
                                        *SMALL], input="\noutdoor\nby the lake\nq\n")

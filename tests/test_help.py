@@ -1,4 +1,5 @@
 """Every command of the three CLIs has help text with an example and a docs entry."""
+import re
 from pathlib import Path
 
 import click
@@ -19,6 +20,7 @@ def test_command_has_help_and_docs(group, name):
     command = GROUPS[group].commands[name]
     result = CliRunner().invoke(GROUPS[group], [name, "-h"])
     assert result.exit_code == 0 and command.help and len(command.help.strip()) > 20
+    assert re.search(rf"^\s*{group} {name}\b", result.output, re.M), "the help has no example"
     assert f"{group} {name}" in (DOCS / f"{group}.md").read_text(), f"docs/{group}.md does not mention {name}"
 
 

@@ -109,3 +109,42 @@ def test_validate_flags_every_planted_defect_and_nothing_else(sim_dataset, tmp_p
     expected = {(Path(d["short_path"]).name if d["defect"] != "ratio-out-of-range" else d["scene_id"], d["defect"])
                 for d in planted}
     assert errors == expected
+
+
+def test_scan_pair_defects_in_the_folder_convention(sim_dataset, tmp_path):
+    """camera-mismatch, size-mismatch, unpaired, not-raw, duplicate long: one scene each."""
+    from capture.simulate import simulate_dataset
+
+    other = simulate_dataset(tmp_path / "small", scenes=2, size=(64, 48), defects=False)
+    root = tmp_path / "folders"
+    for sub in ("short", "long"):
+        (root / "indoor" / sub).mkdir(parents=True)
+    copies = {
+        "short/a_00.dng": sim_dataset / "sim01/sim01_short_1-25s_00.dng",   # dslr14 short ...
+        "long/a_00.dng": sim_dataset / "sim02/sim02_long_10s.dng",          # ... mirrorless12 long
+        "short/b_00.dng": sim_dataset / "sim01/sim01_short_1-25s_01.dng",   # 128x96 short ...
+        "long/b_00.dng": other / "sim01/sim01_long_10s.dng",                # ... 64x48 long, same body
+        "short/c_00.dng": sim_dataset / "sim03/sim03_short_1-25s_01.dng",   # no long for scene c
+        "long/d_00.dng": sim_dataset / "sim03/sim03_long_10s.dng",
+        "long/d_01.dng": sim_dataset / "sim03/sim03_long_10s.dng",          # a second long for d
+    }
+    for rel, source in copies.items():
+        shutil.copy(source, root / "indoor" / rel)
+    (root / "indoor" / "short" / "d_00.jpg").write_bytes(b"\xff\xd8\xff")
+    df, findings = scan_dataset(root)
+    found = sorted((f.code, Path(f.path).name) for f in findings)
+    assert found == [("camera-mismatch", "a_00.dng"), ("duplicate-file", "d_01.dng"), ("not-raw", "d_00.jpg"),
+                     ("size-mismatch", "a_00.dng"), ("size-mismatch", "b_00.dng"), ("unpaired", "c_00.dng")]
+    assert sorted(df.pair_id) == ["a_00", "b_00"]
+
+
+def test_metadata_disagreement_becomes_a_finding(sim_dataset):
+    from curate.rawmeta import read_metadata
+    from curate.scan import PairSpec, pair_findings
+
+    short = read_metadata(sim_dataset / "sim01/sim01_short_1-25s_00.dng")
+    long = read_metadata(sim_dataset / "sim01/sim01_long_10s.dng")
+    short.disagreements = ["exposure: EXIF 1/25 s, LibRaw 1/30 s"]
+    spec = PairSpec("sim01", "indoor", Path(short.path), Path(long.path))
+    assert [(f.code, f.message) for f in pair_findings("p", spec, short, long)] == [
+        ("metadata-disagreement", "exposure: EXIF 1/25 s, LibRaw 1/30 s")]
