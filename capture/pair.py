@@ -4,7 +4,6 @@ every file downloaded under a human name, one capture-log record per shot, a sum
 """
 from __future__ import annotations
 
-import hashlib
 import re
 import time
 from dataclasses import dataclass, field, replace
@@ -15,6 +14,7 @@ from pathlib import Path
 from curate.capturelog import CaptureRecord, append_record, read_log
 from curate.errors import SidkitError
 from curate.exposure import ExposurePair, choose_pair, file_label, format_exposure, parse_ladder
+from curate.rawmeta import sha256_file
 
 from .backend import RAW_WORDS, Camera, CameraSettings, bulb_label, choice_for_number, format_choice
 
@@ -220,14 +220,6 @@ def shot_record(plan: PairPlan, result: ShotResult, index: int, reported: str, i
                "bulb": result.shot.bulb, "shot_index": index, "shot_seconds": round(result.seconds, 3),
                "companions": [{"path": f.relative_to(dataset).as_posix(), "sha256": sha256_file(f)}
                               for f in companions]})
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _number(value) -> float | None:

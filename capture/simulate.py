@@ -7,7 +7,6 @@ into the log-free folder convention (`indoor/short/sim01_00_0.04s.dng`, `indoor/
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -20,6 +19,7 @@ from curate.atomic import atomic_write
 from curate.capturelog import LOG_NAME, CaptureRecord, append_record, read_log
 from curate.errors import SidkitError
 from curate.exposure import ExposurePair, choose_pair, file_label, true_exposure
+from curate.rawmeta import sha256_file
 
 from .dng import write_dng
 from .sensor import SensorProfile, expose, get_profile, render_scene, scene_rng
@@ -136,7 +136,7 @@ class _Shooter:
             scene_id=self.scene_id, role=role, path=relpath, requested_exposure_s=float(exposure),
             camera_exposure=label, iso=self.iso, fnumber=self.fnumber, environment=self.environment,
             camera=p.camera, captured_at=when.isoformat(), backend="sim", notes=note,
-            sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
+            sha256=sha256_file(path),
             extra={"profile": p.name, "label": label, "nominal_ratio": self.pair.nominal_ratio,
                    "true_ratio": self.pair.true_ratio, "light": light, "shift": list(shift),
                    "allow_any_ratio": self.allow_any_ratio}))

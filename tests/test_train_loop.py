@@ -16,7 +16,7 @@ import torch
 from capture.dng import write_dng
 from curate.errors import SidkitError
 from curate.manifest import write_manifest
-from train.cache import file_sha256
+from curate.rawmeta import sha256_file
 from train.checkpoint import load_checkpoint, model_from_checkpoint
 from train.config import RunConfig, load_config
 from train.loop import epoch_scenes, train_run
@@ -48,7 +48,7 @@ def make_dataset(folder: Path, splits=("train", "train", "val", "test"), size: i
                      "short_iso": 100.0, "long_iso": 100.0, "short_fnumber": 4.0, "long_fnumber": 4.0,
                      "camera": "Sim Tiny", "cfa": cfa, "black_level": " ".join([str(BLACK)] * 4),
                      "white_level": WHITE, "width": size, "height": size,
-                     "short_sha256": file_sha256(short_path), "long_sha256": file_sha256(long_path)})
+                     "short_sha256": sha256_file(short_path), "long_sha256": sha256_file(long_path)})
     return write_manifest(pd.DataFrame(rows), folder / "tiny.csv")
 
 

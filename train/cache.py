@@ -17,6 +17,7 @@ import numpy as np
 
 from curate.atomic import atomic_write
 from curate.manifest import black_levels, resolve
+from curate.rawmeta import sha256_file
 
 from . import rawpack
 
@@ -25,14 +26,6 @@ FORMAT_VERSION = 1
 
 def _settings_hash(settings: dict) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class RawCache:
@@ -60,12 +53,12 @@ class RawCache:
     def packed(self, path, sha256: str | None = None, cfa: str | None = None, black=None,
                white: float | None = None) -> np.memmap:
         """The packed raw counts of ``path``: uint16 (C, h, w), decoded on the first call only."""
-        key = self.packed_key(sha256 or file_sha256(path), cfa, black, white)
+        key = self.packed_key(sha256 or sha256_file(path), cfa, black, white)
         return self._get(key, lambda: rawpack.pack_raw_counts(rawpack.read_raw(path, cfa, black, white)))
 
     def truth(self, path, sha256: str | None = None) -> np.memmap:
         """The ground truth of ``path``: uint16 (H, W, 3), rendered on the first call only."""
-        return self._get(self.truth_key(sha256 or file_sha256(path)), lambda: rawpack.ground_truth(path))
+        return self._get(self.truth_key(sha256 or sha256_file(path)), lambda: rawpack.ground_truth(path))
 
     def _get(self, key: Path, decode) -> np.memmap:
         if not key.is_file():
