@@ -188,8 +188,8 @@ def shoot_pair(camera: Camera, plan: PairPlan, dataset: Path, backend: str | Non
         files = (camera.shoot_bulb(float(shot.seconds), folder, stem) if shot.bulb
                  else camera.shoot(folder, stem))
         result = ShotResult(shot, files, time.monotonic() - t0)
-        append_record(dataset, shot_record(plan, result, index, reported, iso, fnumber, dataset,
-                                           backend or camera.backend))
+        for record in shot_records(plan, result, index, reported, iso, fnumber, dataset, backend or camera.backend):
+            append_record(dataset, record)
         results.append(result)
         if on_shot:
             on_shot(result)
@@ -201,25 +201,25 @@ def apply_settings(camera: Camera, plan: PairPlan) -> dict[str, str]:
     return {name: camera.set_and_verify(name, value) for name, value in plan.settings.items()}
 
 
-def shot_record(plan: PairPlan, result: ShotResult, index: int, reported: str, iso, fnumber,
-                dataset: Path, backend: str) -> CaptureRecord:
-    """One log record per shot: the raw file (or the only file), companions listed in ``extra``."""
-    primary = next((f for f in result.files if RAW_WORDS.search(f.suffix.lstrip("."))), result.files[0])
-    companions = [f for f in result.files if f != primary]
+def shot_records(plan: PairPlan, result: ShotResult, index: int, reported: str, iso, fnumber,
+                 dataset: Path, backend: str) -> list[CaptureRecord]:
+    """One log record per downloaded file (the raw and, for RAW+JPEG, the JPEG), as DESIGN.md says.
+
+    All files of one shot share ``extra.shot_index``; `curate scan` pairs the raw ones.
+    """
     pair, request = plan.pair, plan.request
-    return CaptureRecord(
-        scene_id=request.scene, role=result.shot.role, path=primary.relative_to(dataset).as_posix(),
+    captured_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    details = {"long_label": pair.long_label, "short_label": pair.short_label,
+               "nominal_ratio": round(pair.nominal_ratio, 4), "true_ratio": round(pair.true_ratio, 4),
+               "requested_ratio": request.ratio, "allow_any_ratio": request.allow_any_ratio,
+               "bulb": result.shot.bulb, "shot_index": index, "shot_seconds": round(result.seconds, 3)}
+    return [CaptureRecord(
+        scene_id=request.scene, role=result.shot.role, path=f.relative_to(dataset).as_posix(),
         requested_exposure_s=float(result.shot.seconds),
         camera_exposure=f"bulb {format_exposure(result.shot.seconds)}" if result.shot.bulb else reported,
         iso=iso, fnumber=fnumber, environment=request.environment, camera=plan.camera,
-        captured_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), backend=backend,
-        notes=request.notes, sha256=sha256_file(primary),
-        extra={"long_label": pair.long_label, "short_label": pair.short_label,
-               "nominal_ratio": round(pair.nominal_ratio, 4), "true_ratio": round(pair.true_ratio, 4),
-               "requested_ratio": request.ratio, "allow_any_ratio": request.allow_any_ratio,
-               "bulb": result.shot.bulb, "shot_index": index, "shot_seconds": round(result.seconds, 3),
-               "companions": [{"path": f.relative_to(dataset).as_posix(), "sha256": sha256_file(f)}
-                              for f in companions]})
+        captured_at=captured_at, backend=backend, notes=request.notes, sha256=sha256_file(f), extra=details)
+        for f in result.files]
 
 
 def _number(value) -> float | None:

@@ -29,6 +29,10 @@ RAW_EXTENSIONS = {".dng", ".arw", ".cr2", ".cr3", ".crw", ".nef", ".nrw", ".raf"
                   ".pef", ".srw", ".3fr", ".iiq", ".erf", ".kdc", ".mos", ".raw", ".x3f"}
 
 
+def is_raw_name(path: str | Path) -> bool:
+    return Path(path).suffix.lower() in RAW_EXTENSIONS
+
+
 @dataclass
 class PairSpec:
     """One short/long pair before metadata is read."""
@@ -42,8 +46,13 @@ class PairSpec:
 
 def pairs_from_log(dataset: Path) -> tuple[list[PairSpec], list[Finding]]:
     records = read_log(dataset)
+    shot = lambda rec: (rec.scene_id, rec.role, (rec.extra or {}).get("shot_index"))
+    shots_with_raw = {shot(rec) for rec in records if is_raw_name(rec.path)}
     findings, longs, shorts, shas = [], {}, [], {}
     for rec in records:
+        if not is_raw_name(rec.path) and shot(rec) in shots_with_raw:
+            continue  # the JPEG of a RAW+JPEG shot
+
         path = dataset / rec.path
         if rec.sha256:
             shas[path] = rec.sha256
@@ -80,7 +89,7 @@ def pairs_from_folders(dataset: Path) -> tuple[list[PairSpec], list[Finding]]:
             role, env = _role_and_env(path.relative_to(dataset))
             if role is None or name.startswith("."):
                 continue
-            if path.suffix.lower() not in RAW_EXTENSIONS:
+            if not is_raw_name(path):
                 findings.append(Finding("", str(path), "not-raw",
                                         f"{path.suffix or 'no extension'} is not a raw format; move it out of {role}/"))
                 continue

@@ -113,12 +113,14 @@ def test_fake_raw_jpeg_pair_timing_and_log(tmp_path):
     # body time: two 10.3 s longs with a dark frame each, two shorts, 0.5 s readout per shot
     assert camera.clock == pytest.approx(2 * 20.6 + 2 * 0.04 + 4 * 0.5)
     records = read_log(tmp_path)
-    assert [(r.role, r.path) for r in records] == [
-        ("long", "s1/s1_long_10.3s.CR3"), ("short", "s1/s1_short_1-25s_00.CR3"),
-        ("short", "s1/s1_short_1-25s_01.CR3"), ("long", "s1/s1_long_10.3s_01.CR3")]
+    assert [(r.role, r.path, r.extra["shot_index"]) for r in records] == [
+        ("long", "s1/s1_long_10.3s.CR3", 0), ("long", "s1/s1_long_10.3s.JPG", 0),
+        ("short", "s1/s1_short_1-25s_00.CR3", 1), ("short", "s1/s1_short_1-25s_00.JPG", 1),
+        ("short", "s1/s1_short_1-25s_01.CR3", 2), ("short", "s1/s1_short_1-25s_01.JPG", 2),
+        ("long", "s1/s1_long_10.3s_01.CR3", 3), ("long", "s1/s1_long_10.3s_01.JPG", 3)]
     first = records[0]
     assert (first.iso, first.fnumber, first.camera_exposure, first.notes, first.backend) == (800, 8, "10.3", "moon", "fake")
-    assert first.extra["companions"][0]["path"] == "s1/s1_long_10.3s.JPG"
+    assert records[1].sha256 != first.sha256 and len(records[1].sha256) == 64
     assert (first.extra["nominal_ratio"], first.extra["true_ratio"]) == (257.5, 256.0)
     assert len(first.sha256) == 64
 

@@ -148,3 +148,20 @@ def test_metadata_disagreement_becomes_a_finding(sim_dataset):
     spec = PairSpec("sim01", "indoor", Path(short.path), Path(long.path))
     assert [(f.code, f.message) for f in pair_findings("p", spec, short, long)] == [
         ("metadata-disagreement", "exposure: EXIF 1/25 s, LibRaw 1/30 s")]
+
+
+def test_scan_pairs_the_raw_files_of_raw_plus_jpeg_shots(sim_dataset, tmp_path):
+    from curate.capturelog import CaptureRecord, append_record
+
+    dataset = tmp_path / "d"
+    shutil.copytree(sim_dataset / "sim01", dataset / "sim01")
+    (dataset / "sim01" / "sim01_long_10s.JPG").write_bytes(b"\xff\xd8\xff")
+    (dataset / "sim01" / "only.JPG").write_bytes(b"\xff\xd8\xff")
+    common = dict(scene_id="sim01", requested_exposure_s=10, camera_exposure="10", iso=100, fnumber=8,
+                  environment="indoor", camera="c", captured_at="2026-01-01T00:00:00", backend="fake")
+    for role, path, index in (("long", "sim01/sim01_long_10s.dng", 0), ("long", "sim01/sim01_long_10s.JPG", 0),
+                              ("short", "sim01/sim01_short_1-25s_00.dng", 1), ("short", "sim01/only.JPG", 2)):
+        append_record(dataset, CaptureRecord(role=role, path=path, extra={"shot_index": index}, **common))
+    df, findings = scan_dataset(dataset)
+    assert df.pair_id.tolist() == ["sim01_short_1-25s_00"]
+    assert [(f.code, Path(f.path).name) for f in findings] == [("unreadable", "only.JPG")]
