@@ -17,6 +17,8 @@ from skimage.registration import phase_cross_correlation
 
 from .errors import SidkitError
 from .findings import Finding
+from .pixelbytes import missing_pixel_bytes
+from .rawfile import UnreadableRaw
 
 
 @dataclass(frozen=True)
@@ -292,7 +294,11 @@ def pair_findings(m: dict, short_path: str, long_path: str, pair_id: str = "",
 def read_frame(path: str | Path, cfa: str, black_level, white_level: float, pair_id: str = "",
                thresholds: PixelThresholds = PixelThresholds()) -> tuple[Frame | None, list[Finding]]:
     """Decode one raw into a `Frame` (None when it cannot be checked) and the findings it earns:
-    `unreadable`, `no-pixel-data`, `not-raw`, or `metadata-disagreement` when its CFA is not `cfa`."""
+    `unreadable`, `no-pixel-data`, `not-raw`, or `metadata-disagreement` when its CFA is not `cfa`.
+
+    A file whose header declares more strip/tile bytes than it holds is `no-pixel-data` before any
+    decoding: LibRaw turns a stripped file's leftover bytes into plausible-looking values.
+    """
     import rawpy
 
     path = str(path)
@@ -303,6 +309,13 @@ def read_frame(path: str | Path, cfa: str, black_level, white_level: float, pair
         except (rawpy.LibRawError, OSError) as exc:
             return None, [Finding(pair_id, path, "unreadable", f"rawpy cannot open it ({_why(exc)}); "
                                   "copy the file again or drop the pair")]
+        try:
+            missing = missing_pixel_bytes(path)
+        except UnreadableRaw as exc:
+            return None, [Finding(pair_id, path, "unreadable", str(exc).removeprefix(f"{path}: "))]
+        if missing:
+            return None, [Finding(pair_id, path, "no-pixel-data",
+                                  f"{missing}: truncated or stripped copy; copy the original file")]
         try:
             raw.unpack()
             mosaic = raw.raw_image_visible

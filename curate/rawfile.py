@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import mmap
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import SidkitError
@@ -18,27 +19,18 @@ class UnreadableRaw(SidkitError):
     """A file that is not a readable camera raw; the message names the file, the reason and the fix."""
 
 
-class mapped:
+@contextmanager
+def mapped(path: Path):
     """The file, memory-mapped read-only (only the pages read are loaded); UnreadableRaw if empty/absent."""
-
-    def __init__(self, path: Path):
-        self.path = path
-
-    def __enter__(self):
-        try:
-            self.handle = open(self.path, "rb")
-        except OSError as exc:
-            raise UnreadableRaw(f"{self.path}: cannot open ({exc.strerror}); check the path and permissions")
-        size = os.fstat(self.handle.fileno()).st_size
-        if size == 0:
-            self.handle.close()
-            raise UnreadableRaw(f"{self.path}: empty file (0 bytes); {NOT_RAW_FIX}")
-        self.map = mmap.mmap(self.handle.fileno(), 0, access=mmap.ACCESS_READ)
-        return self.map
-
-    def __exit__(self, *exc):
-        self.map.close()
-        self.handle.close()
+    try:
+        handle = open(path, "rb")
+    except OSError as exc:
+        raise UnreadableRaw(f"{path}: cannot open ({exc.strerror}); check the path and permissions")
+    with handle:
+        if os.fstat(handle.fileno()).st_size == 0:
+            raise UnreadableRaw(f"{path}: empty file (0 bytes); {NOT_RAW_FIX}")
+        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+            yield buf
 
 
 def container_kind(path: Path, buf) -> str | None:

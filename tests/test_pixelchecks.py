@@ -233,3 +233,14 @@ def test_raws_of_different_sizes(shots, tmp_path):
     small = shoot(tmp_path / "small.dng", profile, render_scene("x", 128, 96), Fraction(1, 25))
     findings, measured = check_shot(profile, small, files["long"], 250)
     assert codes(findings) == ["size-mismatch"] and measured == {}
+
+
+def test_stripped_sample_is_caught_from_its_header(raw_samples):
+    """Panasonic.rw2 keeps 22 of the 20 MB its header declares; LibRaw decodes the leftover bytes into
+    plausible values (no finding from the decode), so only the header check catches it."""
+    rw2 = raw_samples / "Panasonic.rw2"
+    findings, measured = check_pair_pixels(rw2, rw2, exif_ratio=1, black_level=[15] * 4, white_level=4095,
+                                           cfa="BGGR", pair_id="p")
+    assert codes(findings) == ["no-pixel-data"] * 2 and measured == {}
+    assert {f.path for f in findings} == {str(rw2)}
+    assert findings[0].message.startswith("strip data missing: file holds 22 of 20511792 bytes")

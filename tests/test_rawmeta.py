@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 
 from capture.dng import write_dng
-from curate.rawmeta import (UnreadableRaw, _dng_black, _dng_cfa, _libraw, check_pixels, exif_libraw_disagreements,
+from curate.librawinfo import read_libraw
+from curate.rawmeta import (UnreadableRaw, check_pixels, exif_libraw_disagreements, missing_pixel_bytes,
                             read_metadata, sha256_file)
+from curate.tiff import dng_black, dng_cfa
 
 # SOURCES.md: exiftool 12.57's ExposureTime / ISO (the reference reader), make / model, rawpy's visible
 # size, and black levels per position / white level / CFA where rawpy unpacks or (Z 9) exiftool reads
@@ -113,6 +115,12 @@ def test_check_pixels_passes_a_complete_file(raw_samples):
     assert check_pixels(raw_samples / "Nikon_uncompressed.nef") is None
 
 
+def test_missing_pixel_bytes_reads_only_the_header(raw_samples):
+    assert missing_pixel_bytes(raw_samples / "Panasonic.rw2") == "strip data missing: file holds 22 of 20511792 bytes"
+    assert missing_pixel_bytes(raw_samples / "Nikon.nef") is None          # cut, but its header cannot tell
+    assert missing_pixel_bytes(raw_samples / "Nikon_uncompressed.nef") is None
+
+
 def test_sha256_file_streams(raw_samples, tmp_path):
     assert sha256_file(raw_samples / "Nikon.nef") == \
         "6fae30a2809b52ece100316f33a3fade4b65cf5690af2d62bb00f44ae052bdd6"
@@ -145,7 +153,7 @@ def test_written_dng_round_trips(tmp_path, cfa):
     assert (meta.cfa, meta.black_level, meta.white_level, meta.width, meta.height) == (cfa, BLACK, 4000, 64, 48)
     assert meta.sources["black_level"] == "dng-tags" and meta.has_pixels is True
     # LibRaw's view, converted from colour-index order to positions, agrees with the DNG tags
-    libraw = _libraw(path, unpack=True)
+    libraw = read_libraw(path, unpack=True)
     assert (libraw.cfa, libraw.black_level, libraw.white_level) == (cfa, BLACK, 4000)
     assert libraw.shutter == pytest.approx(1 / 250) and libraw.iso == 800
 
@@ -179,14 +187,14 @@ def test_exif_libraw_disagreements():
 
 def test_dng_black_levels_per_position():
     # 1x1 BlackLevel plus per-column (DeltaH) and per-row (DeltaV) deltas, averaged by parity
-    assert _dng_black({50714: (100,), 50715: (1, 3, 1, 3), 50716: (0, 2)}, 1) == [101, 103, 103, 105]
+    assert dng_black({50714: (100,), 50715: (1, 3, 1, 3), 50716: (0, 2)}, 1) == [101, 103, 103, 105]
     # a 2x2 repeat, rational values, 3 samples per pixel (sample 0 is taken)
     levels = (Fraction(513, 2), 0, 0, 257, 0, 0, 258, 0, 0, 259, 0, 0)
-    assert _dng_black({50713: (2, 2), 50714: levels}, 3) == [256.5, 257, 258, 259]
-    assert _dng_black({}, 1) == [0, 0, 0, 0]
+    assert dng_black({50713: (2, 2), 50714: levels}, 3) == [256.5, 257, 258, 259]
+    assert dng_black({}, 1) == [0, 0, 0, 0]
 
 
 def test_dng_cfa_patterns():
-    assert _dng_cfa({33421: (2, 2), 33422: (1, 2, 0, 1)}) == "GBRG"
-    assert _dng_cfa({33421: (6, 6), 33422: tuple(range(36))}) == "XTRANS"
-    assert _dng_cfa({33421: (2, 2), 33422: (0, 1, 1, 2), 50710: (2, 1, 0)}) == "BGGR"
+    assert dng_cfa({33421: (2, 2), 33422: (1, 2, 0, 1)}) == "GBRG"
+    assert dng_cfa({33421: (6, 6), 33422: tuple(range(36))}) == "XTRANS"
+    assert dng_cfa({33421: (2, 2), 33422: (0, 1, 1, 2), 50710: (2, 1, 0)}) == "BGGR"
