@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
+from curate.atomic import new_file_mode
 from curate.errors import SidkitError
 from curate.exposure import BULB_WORDS, parse_shutter
 
@@ -179,7 +180,7 @@ def save_new(path: Path, data: bytes | None = None, writer=None) -> Path:
             writer(Path(tmp))
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, new_file_mode())
         try:
             os.link(tmp, path)            # fails if the name appeared meanwhile: never overwrite
         except FileExistsError:
@@ -190,10 +191,6 @@ def save_new(path: Path, data: bytes | None = None, writer=None) -> Path:
     return path
 
 
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 # --- a fake body, for what no camera here can show -----------------------------------------------

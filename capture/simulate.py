@@ -50,7 +50,8 @@ def simulate_dataset(out: str | os.PathLike, *, scenes: int = 8,
     if scenes < 1 or shorts_per_scene < 1 or not sensors:
         raise SidkitError(f"{out}: need at least one scene, one short per scene and one profile")
     if defects and scenes < 3:
-        raise SidkitError(f"{out}: planting defects needs at least 3 scenes; pass more scenes or defects=False")
+        raise SidkitError(f"{out}: planting defects needs at least 3 scenes; "
+                          "pass more scenes or plant none (--no-defects)")
     if size is not None and (size[0] % 2 or size[1] % 2 or min(size) < 16):
         raise SidkitError(f"{out}: size {size} must be even and at least 16x16 pixels")
     for name in (LOG_NAME, DEFECTS_NAME):

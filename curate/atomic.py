@@ -7,6 +7,13 @@ import tempfile
 from pathlib import Path
 
 
+def new_file_mode() -> int:
+    """The mode a plain open() would give a new file under the current umask (mkstemp gives 0600)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "w", **open_kwargs):
     """Open a temp file beside ``path``; on success it replaces ``path``, on error it vanishes."""
@@ -18,6 +25,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", **open_kwargs):
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, new_file_mode())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -40,8 +40,9 @@ def append_record(dataset: str | os.PathLike, record: CaptureRecord) -> None:
         os.fsync(handle.fileno())
 
 
-def read_log(dataset: str | os.PathLike) -> list[CaptureRecord]:
-    """Every record of a capture log; a torn last line (crash mid-write) is skipped."""
+def read_log(dataset: str | os.PathLike, torn: list[int] | None = None) -> list[CaptureRecord]:
+    """Every record of a capture log; a torn last line (crash mid-write) is skipped, its number
+    appended to ``torn`` when given."""
     path = Path(dataset) / LOG_NAME
     if not path.exists():
         return []
@@ -55,6 +56,8 @@ def read_log(dataset: str | os.PathLike) -> list[CaptureRecord]:
             data = json.loads(line)
         except json.JSONDecodeError:
             if number == len(lines):
+                if torn is not None:
+                    torn.append(number)
                 continue
             raise SidkitError(f"{path}: line {number} is not JSON; remove or fix that line")
         try:

@@ -9,6 +9,7 @@ import click
 
 from . import findings as findings_mod
 from .clitools import CONTEXT, fail, progress_bar, reports_errors, stderr, stdout
+from .errors import SidkitError
 from .exposure import RATIO_MAX, RATIO_MIN
 from .manifest import read_manifest, write_manifest
 from .scan import read_labels, scan_dataset
@@ -161,6 +162,12 @@ def validate(manifest, fast, min_ratio, max_ratio, workers, clean, fmt):
     curate validate manifests/canon90d.csv --fast --format json
     curate validate manifests/canon90d.csv --clean manifests/canon90d-clean.csv
     """
+    if min_ratio > max_ratio:
+        raise SidkitError(f"--min-ratio {min_ratio:g} is above --max-ratio {max_ratio:g}")
+    if workers < 0:
+        raise SidkitError(f"--workers {workers}: give 0 (all cores) or a positive number")
+    if clean and clean.resolve() == manifest.resolve():
+        raise SidkitError(f"--clean {clean}: write the cleaned manifest beside {manifest}, not over it")
     df = read_manifest(manifest)
     steps = len(df) * (1 if fast else 2)
     with progress_bar(steps, "validating") as advance:

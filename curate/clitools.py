@@ -7,6 +7,7 @@ import sys
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from .errors import SidkitError
@@ -19,7 +20,7 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 def fail(message: str, code: int = 1) -> None:
     """Print a one-line error to stderr and exit non-zero."""
-    stderr.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    stderr.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     sys.exit(code)
 
 
@@ -31,6 +32,9 @@ def reports_errors(func):
             return func(*args, **kwargs)
         except SidkitError as exc:
             fail(str(exc))
+        except OSError as exc:   # a folder that cannot be written, a disk that is full
+            where = f"{exc.filename}: " if exc.filename else ""
+            fail(f"{where}{exc.strerror or exc}; check the path, its permissions and free space")
     return wrapper
 
 

@@ -98,6 +98,8 @@ def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
             row = int(bad.idxmax())
             raise SidkitError(f"{path}: row {row + 1} (line {row + 3}), column {column!r}: "
                               f"{df[column][row]!r} is not one of {', '.join(a for a in allowed if a)}")
+    for row in range(len(df)):
+        _check_row(path, df, row)
     dup = df["pair_id"].duplicated()
     if dup.any():
         row = int(dup.idxmax())
@@ -106,10 +108,32 @@ def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
     return df
 
 
+CFAS = ("RGGB", "GRBG", "GBRG", "BGGR", "XTRANS")
+
+
+def _check_row(path: Path, df: pd.DataFrame, row: int) -> None:
+    """Values that parse but cannot be true: a ratio that is not long/short, an unknown CFA, bad levels."""
+    r = df.iloc[row]
+    where = f"{path}: row {row + 1} (line {row + 3})"
+    expected = r.long_exposure_s / r.short_exposure_s if r.short_exposure_s > 0 else float("nan")
+    if not abs(r.ratio - expected) <= 0.01 * expected:
+        raise SidkitError(f"{where}, column 'ratio': {r.ratio:g} is not long_exposure_s / short_exposure_s "
+                          f"= {expected:g}; fix the cell or re-scan")
+    if r.cfa not in CFAS:
+        raise SidkitError(f"{where}, column 'cfa': {r.cfa!r} is not one of {', '.join(CFAS)}; re-scan")
+    try:
+        black = black_levels(r.black_level)
+    except ValueError:
+        black = []
+    if len(black) not in (1, 4) or not r.white_level > max(black or [0]):
+        raise SidkitError(f"{where}, columns 'black_level', 'white_level': {r.black_level!r} / {r.white_level} "
+                          "must be 1 or 4 black levels below the white level; re-scan")
+
+
 def resolve(df: pd.DataFrame, relpath: str) -> Path:
-    """A manifest path resolved against the manifest's own folder."""
+    """A manifest path resolved against the manifest's own folder (normalised, no '..')."""
     p = Path(relpath)
-    return p if p.is_absolute() else Path(df.attrs.get("root", ".")) / p
+    return p if p.is_absolute() else Path(os.path.normpath(Path(df.attrs.get("root", ".")) / p))
 
 
 def relative_to(path: Path, folder: Path) -> str:

@@ -45,10 +45,15 @@ class PairSpec:
 
 
 def pairs_from_log(dataset: Path) -> tuple[list[PairSpec], list[Finding]]:
-    records = read_log(dataset)
+    torn: list[int] = []
+    records = read_log(dataset, torn)
     shot = lambda rec: (rec.scene_id, rec.role, (rec.extra or {}).get("shot_index"))
     shots_with_raw = {shot(rec) for rec in records if is_raw_name(rec.path)}
     findings, longs, shorts, shas = [], {}, [], {}
+    for number in torn:
+        findings.append(Finding("", f"{dataset / LOG_NAME}:{number}", "unreadable",
+                                "last line is cut off (a crash while writing?); that shot is not paired, "
+                                "re-shoot the scene or remove the line"))
     for rec in records:
         if not is_raw_name(rec.path) and shot(rec) in shots_with_raw:
             continue  # the JPEG of a RAW+JPEG shot

@@ -16,7 +16,7 @@ import pandas as pd
 
 from .errors import SidkitError
 from .findings import Finding
-from .scan import PairSpec, build_rows, scene_id_from_name
+from .scan import PairSpec, build_rows, is_raw_name, scene_id_from_name
 
 DIGIT_SPLIT = {"0": "train", "1": "test", "2": "val"}
 
@@ -38,9 +38,9 @@ def parse_list(list_file: Path, root: Path) -> tuple[list[PairSpec], list[Findin
         fields = line.split()
         if not fields:
             continue
-        if len(fields) < 2:
+        if len(fields) < 2 or not all(is_raw_name(f) for f in fields[:2]):
             findings.append(Finding("", f"{list_file}:{number}", "unreadable",
-                                    "a list line needs a short and a long path"))
+                                    f"line {number} is not 'SHORT LONG [ISOnnn Fnn]' with two raw file paths"))
             continue
         short, long = (root / f for f in fields[:2])
         scene = scene_id_from_name(short)
@@ -68,5 +68,8 @@ def import_sid(list_files, root: str | os.PathLike, manifest_dir: str | os.PathL
         if labels and spec.scene_id in labels:
             spec.environment = labels[spec.scene_id]
         pairs.append(spec)
+    if not pairs and not findings:
+        raise SidkitError(f"{', '.join(map(str, list_files))}: no pairs listed; give the SID list files "
+                          "(lines like ./Sony/short/00001_00_0.1s.ARW ./Sony/long/00001_00_10s.ARW ISO200 F8)")
     df, more = build_rows(pairs, Path(manifest_dir), progress)
     return df, findings + more

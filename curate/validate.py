@@ -96,6 +96,13 @@ def _pixel_job(args):
     return [replace(f, path=shown.get(f.path, f.path)) for f in findings]
 
 
+def _ignore_sigint() -> None:
+    """Workers leave Ctrl-C to the parent, which stops the pool (no traceback from every worker)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def pixel_findings(df: pd.DataFrame, workers: int = 0, progress: Callable | None = None) -> list[Finding]:
     """The pixel checks of every pair, in a spawn pool (rawpy uses OpenMP, which fork breaks)."""
     jobs = []
@@ -120,7 +127,7 @@ def pixel_findings(df: pd.DataFrame, workers: int = 0, progress: Callable | None
     # OpenBLAS threads spin in skimage's small products and steal the other workers' cores
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_ignore_sigint) as pool:
         for findings in pool.map(_pixel_job, jobs):
             out += findings
             if progress:

@@ -67,3 +67,26 @@ def test_scan_unreadable_file_reports_and_exits_1(sim_dataset, tmp_path):
     assert result.exit_code == 1
     assert [f["code"] for f in json.loads(result.stdout)] == ["unreadable"]
     assert (tmp_path / "m.csv").read_text().count("\n") == 1 + 1 + 7
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--min-ratio", "300", "--max-ratio", "100"], "--min-ratio 300 is above --max-ratio 100"),
+    (["--workers", "-3"], "--workers -3"),
+])
+def test_validate_option_errors(manifest, args, message):
+    result = run("validate", manifest, "--fast", *args)
+    assert result.exit_code == 1 and message in result.stderr
+
+
+def test_validate_clean_never_overwrites_its_input(manifest):
+    before = manifest.read_text()
+    result = run("validate", manifest, "--fast", "--clean", manifest)
+    assert result.exit_code == 1 and "not over it" in result.stderr and manifest.read_text() == before
+
+
+def test_errors_keep_brackets_and_unwritable_paths_are_one_line(manifest, tmp_path):
+    result = run("scan", tmp_path / "nowhere[grid]", "-o", tmp_path / "m.csv")
+    assert "nowhere[grid]" in result.stderr
+    result = run("split", manifest, "--test", "0.5", "-o", "/proc/no/such/m.csv")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "error: /proc/no" in result.stderr and result.stderr.strip().count("\n") == 0

@@ -44,6 +44,10 @@ def test_write_is_atomic_on_failure(tmp_path):
     (lambda t: t.replace(",ratio,", ",rat,"), "missing column 'ratio'"),
     (lambda t: t.replace(",250,", ",abc,", 1), "row 1 (line 3), column 'ratio': 'abc' is not a number"),
     (lambda t: t.replace(",indoor,", ",cave,", 1), "column 'environment': 'cave'"),
+    (lambda t: t.replace(",250,", ",20,", 1), "column 'ratio': 20 is not long_exposure_s / short_exposure_s = 250"),
+    (lambda t: t.replace(",RGGB,", ",RGBX,", 1), "column 'cfa': 'RGBX'"),
+    (lambda t: t.replace(",2048 2048 2048 2048,", ",2048 2048,", 1), "must be 1 or 4 black levels"),
+    (lambda t: t.replace(",15000,", ",-5,", 1), "must be 1 or 4 black levels below the white level"),
 ])
 def test_bad_manifests_name_the_column_and_row(tmp_path, edit, message):
     path = write_manifest(make_rows(), tmp_path / "m.csv")

@@ -165,3 +165,26 @@ def test_scan_pairs_the_raw_files_of_raw_plus_jpeg_shots(sim_dataset, tmp_path):
     df, findings = scan_dataset(dataset)
     assert df.pair_id.tolist() == ["sim01_short_1-25s_00"]
     assert [(f.code, Path(f.path).name) for f in findings] == [("unreadable", "only.JPG")]
+
+
+def test_import_sid_malformed_line_and_empty_lists(sim_dataset, tmp_path):
+    write_sid_tree(sim_dataset, tmp_path)
+    bad = tmp_path / "Sony_train_list.txt"
+    bad.write_text(bad.read_text() + "garbage line\n")
+    df, findings = import_sid([bad], tmp_path, tmp_path)
+    assert len(df) == 2
+    assert [(f.code, f.path) for f in findings] == [("unreadable", f"{bad}:3")]
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n")
+    with pytest.raises(SidkitError, match="no pairs listed"):
+        import_sid([empty], tmp_path, tmp_path)
+
+
+def test_torn_last_log_line_is_a_finding(sim_dataset, tmp_path):
+    dataset = tmp_path / "d"
+    shutil.copytree(sim_dataset, dataset)
+    with open(dataset / "captures.jsonl", "a") as log:
+        log.write('{"scene_id": "x", broken')
+    df, findings = scan_dataset(dataset)
+    assert len(df) == 8
+    assert [(f.code, f.path.endswith("captures.jsonl:13")) for f in findings] == [("unreadable", True)]

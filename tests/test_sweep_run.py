@@ -4,7 +4,7 @@ import json
 import pandas as pd
 import pytest
 
-from train.loop import train_run
+from train.loop import TrainingStopped, train_run
 from train.sweep import collect_results, load_sweep, run_config, run_sweep, write_outputs
 from tests.test_train_loop import make_dataset
 
@@ -39,7 +39,8 @@ def test_sweep_trains_evaluates_skips_and_resumes(manifest, tmp_path):
     out = tmp_path / "runs"
 
     # an interrupted first run: last.pt exists, result.json does not
-    train_run(run_config(sweep.runs[0], manifest, out, {}, 1.0), progress=False, stop_after_steps=1)
+    with pytest.raises(TrainingStopped):
+        train_run(run_config(sweep.runs[0], manifest, out, {}, 1.0), progress=False, stop_after_steps=1)
     assert (out / "1e-2" / "checkpoints" / "last.pt").exists()
 
     messages = []
@@ -62,3 +63,38 @@ def test_sweep_trains_evaluates_skips_and_resumes(manifest, tmp_path):
     assert paths["plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert json.loads((out / "1e-3" / "result.json").read_text())["split"] == "test"
     assert collect_results(sweep, out).equals(results)
+
+
+def test_sweep_refuses_changed_settings_and_a_missing_split_before_training(manifest, tmp_path):
+    from curate.errors import SidkitError
+
+    path = tmp_path / "sweep.toml"
+    path.write_text(SWEEP.replace('name = "1e-3"\nlr = 1e-3\n', 'name = "1e-3"\nlr = 1e-3\nepochs = 1\n'))
+    out = tmp_path / "runs"
+    trained = []
+
+    def fake_train(config, resume):
+        trained.append(config.out)
+        raise AssertionError("must not train")
+
+    with pytest.raises(SidkitError, match="no pairs in split 'bogus'"):
+        run_sweep(load_sweep(path), manifest, out, split="bogus", train=fake_train)
+    run_sweep(load_sweep(path), manifest, out)            # trains both
+    path.write_text(SWEEP)                                 # run "1e-3" now has 2 epochs
+    with pytest.raises(SidkitError, match=r"run '1e-3' was made with epochs = 1, the sweep now says 2"):
+        run_sweep(load_sweep(path), manifest, out, train=fake_train)
+    assert trained == []
+
+
+@pytest.mark.parametrize("text, message", [
+    ("", "no runs"),
+    ('[[runs]]\nlr = 1e-3\n', "entry 1 has no name"),
+    ("[grid]\nseed = 0\n", r"every \[grid\] entry must be a non-empty list"),
+])
+def test_bad_sweep_files(tmp_path, text, message):
+    from curate.errors import SidkitError
+
+    path = tmp_path / "s.toml"
+    path.write_text(text)
+    with pytest.raises(SidkitError, match=message):
+        load_sweep(path)

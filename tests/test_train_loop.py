@@ -19,7 +19,7 @@ from curate.manifest import write_manifest
 from curate.rawmeta import sha256_file
 from train.checkpoint import load_checkpoint, model_from_checkpoint
 from train.config import RunConfig, load_config
-from train.loop import epoch_scenes, train_run
+from train.loop import TrainingStopped, epoch_scenes, train_run
 
 TINY = {"widths": [8, 16], "encoder_convs": [1], "decoder_convs": [1], "bottleneck_convs": 1}
 WHITE, BLACK = 16383, 512
@@ -100,7 +100,8 @@ def test_checkpoints_load_with_weights_only_and_rebuild_the_network(manifest, tm
 def test_interrupted_and_resumed_run_matches_an_uninterrupted_one(manifest, tmp_path):
     whole = train_run(tiny_config(manifest, tmp_path / "whole"), progress=False)
     config = tiny_config(manifest, tmp_path / "split")
-    train_run(config, progress=False, stop_after_steps=3)          # mid-way through epoch 2
+    with pytest.raises(TrainingStopped, match="--resume"):
+        train_run(config, progress=False, stop_after_steps=3)      # mid-way through epoch 2
     stopped = load_checkpoint(tmp_path / "split" / "checkpoints" / "last.pt")
     assert (stopped["epoch"], stopped["step"], stopped["progress"]["position"]) == (1, 3, 1)
     resumed = train_run(config, progress=False, resume=True)
@@ -111,7 +112,7 @@ def test_interrupted_and_resumed_run_matches_an_uninterrupted_one(manifest, tmp_
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_sigterm_saves_last_and_returns(manifest, tmp_path):
+def test_sigterm_saves_last_and_stops(manifest, tmp_path):
     config = tiny_config(manifest, tmp_path / "run", epochs=50)
     import train.loop as loop
 
@@ -126,12 +127,29 @@ def test_sigterm_saves_last_and_returns(manifest, tmp_path):
 
     loop.train_step = step_then_signal
     try:
-        run = train_run(config, progress=False)
+        with pytest.raises(TrainingStopped) as stopped:
+            train_run(config, progress=False)
     finally:
         loop.train_step = original
-    payload = load_checkpoint(run / "checkpoints" / "last.pt")
+    payload = load_checkpoint(stopped.value.out / "checkpoints" / "last.pt")
     assert payload["step"] == 2 and len(calls) == 2
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_an_existing_run_is_never_overwritten(manifest, tmp_path):
+    run = train_run(tiny_config(manifest, tmp_path / "run", epochs=1), progress=False)
+    before = (run / "checkpoints" / "last.pt").read_bytes()
+    with pytest.raises(SidkitError, match="already holds a run; continue it with --resume"):
+        train_run(tiny_config(manifest, run, epochs=1), progress=False)
+    assert (run / "checkpoints" / "last.pt").read_bytes() == before
+
+
+def test_bad_learning_rate_and_missing_cuda_are_one_line_errors(manifest, tmp_path):
+    with pytest.raises(SidkitError, match="learning rates must be positive"):
+        train_run(tiny_config(manifest, tmp_path / "a", lr=-1), progress=False)
+    if not torch.cuda.is_available():
+        with pytest.raises(SidkitError, match="no CUDA GPU"):
+            train_run(tiny_config(manifest, tmp_path / "b", device="cuda"), progress=False)
 
 
 def test_resume_without_a_checkpoint_is_a_one_line_error(manifest, tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 from pathlib import Path
 
 import click
@@ -63,12 +64,16 @@ def run(manifest, config_file, resume, compile_, **flags):
     train run manifests/canon90d.csv --out runs/a --resume
     torchrun --nproc-per-node 2 -m train run manifests/canon90d.csv
     """
-    from .loop import train_run
+    from .loop import TrainingStopped, train_run
 
     if flags["patch"] is not None and flags["patch_choices"] is not None:
         raise SidkitError("--patch and --patch-choices exclude each other; give one")
     config = load_config(config_file, manifest=str(manifest), compile=compile_, **flags)
-    out = train_run(config, progress=True, resume=resume)
+    try:
+        out = train_run(config, progress=True, resume=resume)
+    except TrainingStopped as stopped:
+        stderr.print(str(stopped), highlight=False)
+        sys.exit(130)  # interrupted: `train run ... && train eval ...` does not go on
     if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 alone prints
         click.echo(str(out))
 
@@ -185,7 +190,8 @@ def sweep(sweep_file, manifest, out, dry_run, sets, scale, split):
     """
     import tomllib
 
-    from .sweep import load_sweep, run_config, run_sweep, write_outputs
+    from .loop import TrainingStopped
+    from .sweep import check_split, load_sweep, run_config, run_sweep, write_outputs
 
     plan = load_sweep(sweep_file)
     overrides = {}
@@ -200,6 +206,7 @@ def sweep(sweep_file, manifest, out, dry_run, sets, scale, split):
         table = Table(title=f"{plan.title}: {len(plan.runs)} runs into {out}")
         for column in ("run folder", "setting", "epochs", "lr", "lr steps", "patch", "arch", "ratio policy"):
             table.add_column(column)
+        check_split(manifest, split)
         for run in plan.runs:
             c = run_config(run, manifest, out, overrides, scale)
             steps = ",".join(f"{e}:{v:g}" for e, v in c.lr_steps) or "-"
@@ -207,8 +214,12 @@ def sweep(sweep_file, manifest, out, dry_run, sets, scale, split):
             table.add_row(run.slug, run.name, str(c.epochs), f"{c.lr:g}", steps, patch, c.arch, c.ratio_policy)
         stdout.print(table)
         return
-    results = run_sweep(plan, manifest, out, overrides=overrides, scale=scale, split=split,
-                        log=stderr.print)
+    try:
+        results = run_sweep(plan, manifest, out, overrides=overrides, scale=scale, split=split,
+                            log=stderr.print)
+    except TrainingStopped as stopped:
+        stderr.print(f"{stopped}\nsweep stopped; run the same command again to resume it", highlight=False)
+        sys.exit(130)
     paths = write_outputs(plan, results, out)
     click.echo(paths["markdown"].read_text(), nl=False)
     stderr.print(f"wrote {paths['markdown']}, {paths['csv']} and {paths['plot']}")

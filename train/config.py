@@ -52,9 +52,10 @@ class RunConfig:
         """A copy with every machine-dependent default filled in and every value checked."""
         if not self.manifest:
             raise SidkitError("run config: no manifest given; pass MANIFEST or set manifest = '...'")
-        device = self.device or _default_device()
-        if device not in DEVICES:
-            raise SidkitError(f"run config: device {device!r} is not one of {', '.join(DEVICES)}")
+        device = check_device(self.device or _default_device())
+        if not self.lr > 0 or any(not v > 0 for _, v in self.lr_steps):
+            raise SidkitError(f"run config: learning rates must be positive (lr {self.lr:g}, "
+                              f"lr_steps {self.lr_steps}); e.g. --lr 1e-4 --lr-steps 2000:1e-5")
         amp = self.amp or ("bf16" if device == "cuda" else "off")
         if amp not in AMP_MODES:
             raise SidkitError(f"run config: amp {amp!r} is not one of {', '.join(AMP_MODES)}")
@@ -106,6 +107,18 @@ def _check_network(arch: str, spec: dict) -> None:
         UNetSpec.from_dict({**PRESETS[arch].to_dict(), **spec})
     except (TypeError, ValueError) as exc:
         raise SidkitError(f"run config: spec {spec!r} does not make a network ({exc})") from None
+
+
+def check_device(device: str) -> str:
+    """``device`` if it names a device this machine has; a one-line SidkitError otherwise."""
+    if device not in DEVICES:
+        raise SidkitError(f"device {device!r} is not one of {', '.join(DEVICES)}")
+    if device == "cuda":
+        import torch
+        if not torch.cuda.is_available():
+            raise SidkitError("device cuda: no CUDA GPU is visible to this torch build; use --device cpu "
+                              "(or install a CUDA build of torch)")
+    return device
 
 
 def _default_device() -> str:

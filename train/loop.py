@@ -41,10 +41,24 @@ from .model import PRESETS, UNetSpec, build_model
 METRICS_COLUMNS = ("epoch", "step", "train_loss", "lr", "val_psnr", "val_ssim", "seconds")
 
 
+class TrainingStopped(Exception):
+    """SIGINT, SIGTERM or ``stop_after_steps`` stopped a run after saving checkpoints/last.pt."""
+
+    def __init__(self, out: Path, message: str):
+        super().__init__(message)
+        self.out = out
+
+
 def train_run(config: RunConfig, progress: bool = True, resume: bool = False,
               stop_after_steps: int | None = None) -> Path:
-    """Train as ``config`` says; returns the run folder. ``stop_after_steps`` acts like SIGTERM."""
+    """Train as ``config`` says; returns the run folder.
+
+    A stop (SIGINT, SIGTERM, or ``stop_after_steps`` steps) saves checkpoints/last.pt and raises
+    TrainingStopped, so that callers (a sweep) do not take a stopped run for a finished one.
+    """
     config = config.resolved()
+    if not resume and (Path(config.out) / "checkpoints" / "last.pt").exists():
+        raise SidkitError(f"{config.out} already holds a run; continue it with --resume, or give another --out")
     rank, world, device = setup_distributed(config.device)
     is_main = rank == 0
     console = Console(stderr=True, quiet=not (progress and is_main))
@@ -137,10 +151,10 @@ def train_run(config: RunConfig, progress: bool = True, resume: bool = False,
                     writer.add_scalar("train/lr", lr, step)
                 if stop.requested(world, device) or step == stop_after_steps:
                     save("last.pt", epoch, position)
-                    console.print(f"stopped at epoch {epoch + 1}, step {step}; checkpoint {checkpoints / 'last.pt'}; "
-                                  f"continue with `train run {config.manifest} --out {out} --resume`")
                     finish(writer, world)
-                    return out
+                    raise TrainingStopped(out, f"stopped in epoch {epoch + 1} at step {step}; saved "
+                                               f"{checkpoints / 'last.pt'}; continue with `train run "
+                                               f"{config.manifest} --out {out} --resume`")
             epoch, position = epoch + 1, 0
             rate = patches * world / max(time.perf_counter() - tick, 1e-9)
             bar.update(task, completed=epoch,

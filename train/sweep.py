@@ -30,6 +30,7 @@ import pandas as pd
 
 from curate.atomic import atomic_write
 from curate.errors import SidkitError
+from curate.manifest import read_manifest
 
 from .config import FIELDS, RunConfig, load_config, parse_lr_steps
 
@@ -65,9 +66,13 @@ def load_sweep(path: str | os.PathLike) -> Sweep:
     unknown = set(data) - {"title", "base", "runs", "grid"}
     if unknown:
         raise SidkitError(f"{path}: unknown table {sorted(unknown)[0]!r}; use title, base, runs, grid")
-    base = data.get("base", {})
-    listed = data.get("runs", [{"name": "base"}] if not data.get("grid") else [{"name": ""}])
-    grid = data.get("grid", {})
+    base, grid = data.get("base", {}), data.get("grid", {})
+    if "runs" not in data and not grid:
+        raise SidkitError(f"{path}: no runs; add [[runs]] entries (name = ... plus settings) or a [grid]")
+    listed = data.get("runs", [{"name": ""}])
+    unnamed = [i for i, entry in enumerate(listed, 1) if not str(entry.get("name", "")).strip()]
+    if "runs" in data and unnamed:
+        raise SidkitError(f"{path}: [[runs]] entry {unnamed[0]} has no name; add name = \"...\" (the table's row label)")
     if not all(isinstance(v, list) and v for v in grid.values()):
         raise SidkitError(f"{path}: every [grid] entry must be a non-empty list")
     runs = []
@@ -108,21 +113,57 @@ def scale_epochs(settings: dict, scale: float) -> dict:
 
 
 def run_config(run: SweepRun, manifest, out_dir: Path, overrides: dict, scale: float):
+    """The resolved config of one run (every value checked)."""
+    if not scale > 0:
+        raise SidkitError(f"--scale {scale:g}: give a positive factor, e.g. 0.01")
     settings = scale_epochs({**run.settings, **overrides}, scale)
-    return load_config(None, **settings, manifest=str(manifest), out=str(out_dir / run.slug))
+    return load_config(None, **settings, manifest=str(manifest), out=str(out_dir / run.slug)).resolved()
+
+
+# Settings that change where or how fast a run computes, not what it computes.
+MACHINE_SETTINGS = {"device", "num_workers", "cache_dir", "compile"}
+
+
+def check_unchanged(config, folder: Path, name: str) -> None:
+    """A run folder made with other settings is an error: its results would be reported as these."""
+    saved_path = folder / "config.toml"
+    if not saved_path.exists():
+        return
+    saved = tomllib.loads(saved_path.read_text(encoding="utf-8"))
+    now = config.to_dict()
+    changed = sorted(k for k in set(saved) | set(now)
+                     if k not in MACHINE_SETTINGS and saved.get(k) != now.get(k))
+    if changed:
+        key = changed[0]
+        raise SidkitError(f"{folder}: run {name!r} was made with {key} = {saved.get(key)!r}, the sweep now says "
+                          f"{now.get(key)!r}; delete that folder to re-run it, or give another --out")
+
+
+def check_split(manifest, split: str) -> None:
+    df = read_manifest(manifest)
+    if split != "all" and not (df["split"] == split).any():
+        raise SidkitError(f"{manifest}: no pairs in split {split!r} to score the sweep on; "
+                          f"the manifest has {', '.join(sorted(set(df['split']) - {''})) or 'no splits'}")
 
 
 def run_sweep(sweep: Sweep, manifest, out_dir, *, overrides: dict | None = None, scale: float = 1.0,
               split: str = "test", train: Callable | None = None, evaluate: Callable | None = None,
               log: Callable = print) -> pd.DataFrame:
-    """Train and evaluate every run not finished yet; returns the results table."""
+    """Train and evaluate every run not finished yet; returns the results table.
+
+    Every run's settings are checked before the first trains; a stopped run (Ctrl-C) raises
+    TrainingStopped and ends the sweep, and the same call later resumes it.
+    """
     from .evaluate import evaluate as evaluate_checkpoint
     from .loop import train_run
 
     train, evaluate = train or train_run, evaluate or evaluate_checkpoint
     out_dir = Path(out_dir)
-    for index, run in enumerate(sweep.runs, 1):
-        config = run_config(run, manifest, out_dir, overrides or {}, scale)
+    check_split(manifest, split)
+    configs = [run_config(run, manifest, out_dir, overrides or {}, scale) for run in sweep.runs]
+    for run, config in zip(sweep.runs, configs):
+        check_unchanged(config, Path(config.out), run.name)
+    for index, (run, config) in enumerate(zip(sweep.runs, configs), 1):
         folder = Path(config.out)
         if (folder / RESULT).exists():
             log(f"[{index}/{len(sweep.runs)}] {run.name}: done, skipped")
