@@ -105,6 +105,7 @@ def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
         row = int(dup.idxmax())
         raise SidkitError(f"{path}: row {row + 1}, column 'pair_id': {df['pair_id'][row]!r} is not unique")
     df.attrs["root"] = str(path.resolve().parent)
+    df.attrs["path"] = str(path)
     return df
 
 
@@ -142,6 +143,16 @@ def relative_to(path: Path, folder: Path) -> str:
         return os.path.relpath(Path(path).resolve(), Path(folder).resolve())
     except ValueError:
         return str(Path(path).resolve())
+
+
+def verify_checksum(path: str | os.PathLike, sha256: str | None) -> Path:
+    """``path``, after checking that it still holds what the manifest's checksum says."""
+    from .rawmeta import sha256_file
+
+    if sha256 and Path(path).is_file() and sha256_file(path) != sha256:
+        raise SidkitError(f"{path}: file changed since the manifest was written (checksum-mismatch); "
+                          "re-scan the dataset with `curate scan`")
+    return Path(path)
 
 
 def black_levels(value: str) -> list[float]:

@@ -3,7 +3,7 @@ import pytest
 
 from curate.errors import SidkitError
 from curate.split import assign_splits
-from tests.test_manifest import make_rows
+from test_manifest import make_rows
 
 
 def scene_splits(df):

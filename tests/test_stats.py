@@ -1,6 +1,6 @@
 from curate.stats import manifest_stats
 from curate.split import assign_splits
-from tests.test_manifest import make_rows
+from test_manifest import make_rows
 
 
 def test_stats_per_split_environment_camera():

@@ -6,7 +6,7 @@ import pytest
 
 from train.loop import TrainingStopped, train_run
 from train.sweep import collect_results, load_sweep, run_config, run_sweep, write_outputs
-from tests.test_train_loop import make_dataset
+from test_train_loop import make_dataset
 
 SWEEP = """
 title = "Tiny learning rates"

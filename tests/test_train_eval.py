@@ -91,3 +91,26 @@ def test_predict_needs_a_ratio_unless_the_policy_is_fixed(trained, tmp_path):
     assert Image.open(png).size == (64, 64)
     result = evaluate(run / "checkpoints" / "best.pt", manifest, out=tmp_path / "eval")
     assert np.array_equal(np.asarray(Image.open(png)), np.asarray(Image.open(result["images"][0]["output"])))
+
+
+def test_predict_refuses_bad_ratio_output_name_and_missing_file(trained, tmp_path):
+    manifest, run = trained
+    raw = manifest.parent / "s0_short.dng"
+    with pytest.raises(SidkitError, match="must be positive"):
+        predict(run / "checkpoints" / "best.pt", raw, ratio=0, out=tmp_path / "a.png")
+    with pytest.raises(SidkitError, match=r"name the output \*.png"):
+        predict(run / "checkpoints" / "best.pt", raw, ratio=100, out=tmp_path / "a.jpg")
+    with pytest.raises(SidkitError, match="no such file"):
+        predict(run / "checkpoints" / "best.pt", tmp_path / "gone.dng", ratio=100, out=tmp_path / "a.png")
+
+
+def test_a_file_changed_after_scanning_is_refused(trained, tmp_path):
+    import shutil
+
+    manifest, run = trained
+    copy = tmp_path / "data"
+    shutil.copytree(manifest.parent, copy, ignore=shutil.ignore_patterns(".sidkit-cache"))
+    with open(copy / "s3_long.dng", "ab") as handle:   # s3 is the test scene
+        handle.write(b"\0")
+    with pytest.raises(SidkitError, match="s3_long.dng: file changed since the manifest was written"):
+        evaluate(run / "checkpoints" / "best.pt", copy / manifest.name, images=False)

@@ -5,7 +5,7 @@ import pytest
 
 from curate.manifest import read_manifest, write_manifest
 from curate.validate import file_findings, row_findings, split_findings, validate_manifest, without_error_pairs
-from tests.test_manifest import make_rows
+from test_manifest import make_rows
 
 
 def codes(findings):

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from curate.atomic import atomic_write
-from curate.manifest import black_levels, resolve
+from curate.manifest import black_levels, resolve, verify_checksum
 from curate.rawmeta import sha256_file
 
 from . import rawpack
@@ -54,11 +54,13 @@ class RawCache:
                white: float | None = None) -> np.memmap:
         """The packed raw counts of ``path``: uint16 (C, h, w), decoded on the first call only."""
         key = self.packed_key(sha256 or sha256_file(path), cfa, black, white)
-        return self._get(key, lambda: rawpack.pack_raw_counts(rawpack.read_raw(path, cfa, black, white)))
+        return self._get(key, lambda: rawpack.pack_raw_counts(rawpack.read_raw(verify_checksum(path, sha256), cfa,
+                                                                                   black, white)))
 
     def truth(self, path, sha256: str | None = None) -> np.memmap:
         """The ground truth of ``path``: uint16 (H, W, 3), rendered on the first call only."""
-        return self._get(self.truth_key(sha256 or sha256_file(path)), lambda: rawpack.ground_truth(path))
+        return self._get(self.truth_key(sha256 or sha256_file(path)),
+                         lambda: rawpack.ground_truth(verify_checksum(path, sha256)))
 
     def _get(self, key: Path, decode) -> np.memmap:
         if not key.is_file():

@@ -50,7 +50,8 @@ class PairDataset:
                  patch: int = 512, patch_choices: list[int] | None = None):
         rows = manifest[manifest["split"] == split]
         if rows.empty:
-            raise SidkitError(f"the manifest has no pairs in split {split!r}; assign splits with curate")
+            raise SidkitError(f"{manifest.attrs.get('path', 'the manifest')}: no pairs in split {split!r}; "
+                              "assign splits with `curate split`")
         self.patch, self.patch_choices = patch, list(patch_choices or [])
         self.scene_ids = sorted(rows["scene_id"].unique())
         self.scenes: list[list[Pair]] = []

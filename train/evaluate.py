@@ -17,10 +17,11 @@ import torch
 
 from curate.atomic import atomic_write
 from curate.errors import SidkitError
-from curate.manifest import black_levels, read_manifest, resolve
+from curate.manifest import black_levels, read_manifest, resolve, verify_checksum
 
 from . import rawpack
 from .checkpoint import model_from_checkpoint
+from .config import check_device
 from .metrics import mean_metrics, psnr, ssim
 
 FULL_IMAGE_PIXELS = 2 ** 22     # packed pixels run in one piece; larger images are tiled
@@ -58,15 +59,16 @@ def check_fits(data: dict, df: pd.DataFrame, checkpoint, manifest) -> None:
 
 def read_input(df: pd.DataFrame, row, policy: str) -> tuple[np.ndarray, float]:
     """The network input of a pair: the packed short exposure times its amplification, clipped to 1."""
-    frame = rawpack.read_raw(resolve(df, row.short_path), row.cfa, black_levels(row.black_level),
-                             float(row.white_level))
+    frame = rawpack.read_raw(verify_checksum(resolve(df, row.short_path), row.short_sha256), row.cfa,
+                             black_levels(row.black_level), float(row.white_level))
     gain = rawpack.amplification(row.ratio, policy)
     return np.minimum(rawpack.pack(frame) * np.float32(gain), 1.0), gain
 
 
 def read_truth(df: pd.DataFrame, row) -> np.ndarray:
     """The long exposure's rendering as float32 H x W x 3 in [0, 1]."""
-    return rawpack.ground_truth(resolve(df, row.long_path)).astype(np.float32) / 65535.0
+    truth = rawpack.ground_truth(verify_checksum(resolve(df, row.long_path), row.long_sha256))
+    return truth.astype(np.float32) / 65535.0
 
 
 def baseline_image(path: str | os.PathLike, black: list[float], white: float, gain: float) -> np.ndarray:
@@ -174,7 +176,7 @@ def evaluate(checkpoint: str | os.PathLike, manifest: str | os.PathLike, split: 
     Returns per-image rows and per split/environment means, baseline beside.
     """
     checkpoint = Path(checkpoint)
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = check_device(device) if device else ("cuda" if torch.cuda.is_available() else "cpu")
     model, payload = model_from_checkpoint(checkpoint, device)
     data = payload["data"]
     df = read_manifest(manifest)

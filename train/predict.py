@@ -11,6 +11,7 @@ from curate.errors import SidkitError
 
 from . import rawpack
 from .checkpoint import model_from_checkpoint
+from .config import check_device
 from .evaluate import cfa_kind, run_network, save_png
 
 
@@ -22,7 +23,11 @@ def predict(checkpoint: str | os.PathLike, rawfile: str | os.PathLike, ratio: fl
     policy uses N (``ratio`` overrides it), any other policy needs ``ratio``, the long/short
     exposure ratio wanted, capped as in training under 'cap:N'.
     """
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if ratio is not None and not ratio > 0:
+        raise SidkitError(f"--ratio {ratio:g}: the amplification must be positive, e.g. --ratio 100")
+    if Path(out).suffix.lower() != ".png":
+        raise SidkitError(f"-o {out}: predict writes an 8-bit PNG; name the output *.png")
+    device = check_device(device) if device else ("cuda" if torch.cuda.is_available() else "cpu")
     model, payload = model_from_checkpoint(checkpoint, device)
     data = payload["data"]
     policy = data["ratio_policy"]

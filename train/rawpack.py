@@ -9,6 +9,7 @@ stored (``user_flip=0``) so that it stays aligned with the mosaic.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 import re
 from dataclasses import dataclass
 
@@ -75,10 +76,12 @@ def open_cfa_raw(path: str | os.PathLike):
     """rawpy.imread for a colour-filter-array raw; anything else is a one-line SidkitError."""
     import rawpy
 
+    if not Path(path).is_file():
+        raise SidkitError(f"{path}: no such file; restore it, or re-scan the dataset if it was removed")
     try:
         raw = rawpy.imread(str(path))
     except (rawpy.LibRawError, OSError) as exc:
-        raise SidkitError(f"{path}: rawpy cannot read it ({exc}); check the file or drop it from the manifest")
+        raise SidkitError(f"{path}: rawpy cannot read it as a raw ({exc}); check that it is a camera raw file")
     if raw.raw_image_visible.ndim != 2 or raw.raw_pattern is None:
         raw.close()
         raise SidkitError(f"{path}: not a colour-filter-array raw (already demosaiced); "
