@@ -20,13 +20,21 @@ def open_camera(camera: str, profile: str, sim_size: str) -> Camera:
     """'sim' -> simulated sensor, 'auto' -> first libgphoto2 camera, anything else -> that port."""
     if camera == "sim":
         from .simcamera import SimCamera
-        try:
-            width, height = (int(v) for v in sim_size.lower().split("x"))
-        except ValueError:
-            raise SidkitError(f"--sim-size {sim_size!r}: write WIDTHxHEIGHT, e.g. 512x384") from None
+        width, height = parse_size(sim_size, "--sim-size")
         return SimCamera(profile, width=width, height=height)
     from .gphoto import GPhotoCamera
     return GPhotoCamera(None if camera == "auto" else camera)
+
+
+def parse_size(text: str, option: str) -> tuple[int, int]:
+    """'512x384' -> (512, 384): even sides of at least 16 pixels."""
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise SidkitError(f"{option} {text!r}: write WIDTHxHEIGHT, e.g. 512x384") from None
+    if min(width, height) < 16 or width % 2 or height % 2:
+        raise SidkitError(f"{option} {text}: sides must be even and at least 16 pixels, e.g. 512x384")
+    return width, height
 
 
 def exposure_option(value: str | None) -> Fraction | None:
@@ -119,6 +127,7 @@ def settings(camera, profile, sim_size, long_):
     capture settings --long 10
     capture settings --camera sim --profile sim-phone10
     """
+    long_s = exposure_option(long_)
     with open_camera(camera, profile, sim_size) as cam:
         current = cam.read_settings()
     table = Table(title=current.camera)
@@ -133,7 +142,6 @@ def settings(camera, profile, sim_size, long_):
             table.add_row(name, str(choice.current), ", ".join(choice.choices))
     table.add_row("bulb", "offered" if current.bulb else "no", "")
     stdout.print(table)
-    long_s = exposure_option(long_)
     pairs = reachable_pairs(current.shutter.choices, long_s, bulb=current.bulb)
     ratios = Table(title=f"Ratios {RATIO_MIN}-{RATIO_MAX} reachable at {format_exposure(long_s)} s")
     for column in ("short", "nominal ratio", "true ratio"):
@@ -232,10 +240,7 @@ def simulate(dataset, scenes, profiles, shorts, long_, ratio, size_, defects, se
 
     from .simulate import simulate_dataset
 
-    try:
-        width, height = (int(v) for v in size_.lower().split("x"))
-    except ValueError:
-        raise SidkitError(f"--size {size_!r}: write WIDTHxHEIGHT, e.g. 512x384") from None
+    width, height = parse_size(size_, "--size")
     names = tuple(p.strip() for p in profiles.split(",") if p.strip())
     with progress_bar(scenes * (1 + shorts), "simulating") as advance:
         simulate_dataset(dataset, scenes=scenes, profiles=names, shorts_per_scene=shorts,

@@ -93,8 +93,8 @@ class GPhotoCamera(Camera):
         self.settle_s, self.margin_s = settle_s, margin_s
         cameras = detect()
         if not cameras:
-            raise SidkitError("no camera found; connect it by USB, switch it on, set USB mode to "
-                              "PTP/PC remote, and check `capture detect`")
+            raise SidkitError(f"no camera found{f' at {port}' if port else ''}; connect it by USB, switch it on, "
+                              "set USB mode to PTP/PC remote, and check `capture detect`")
         if port is None:
             self.model, self.port = cameras[0]
         else:

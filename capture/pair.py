@@ -124,8 +124,9 @@ def settings_to_apply(current: CameraSettings, request: PairRequest) -> tuple[di
     if current.capture_target is not None:
         match = [c for c in current.capture_target.choices if TARGETS[request.capture_target].search(c)]
         if not match:
-            raise SidkitError(f"capture target {request.capture_target} is not offered: "
-                              f"{', '.join(current.capture_target.choices)}")
+            other = next(t for t in TARGETS if t != request.capture_target)
+            raise SidkitError(f"capture target {request.capture_target} is not offered (the camera has "
+                              f"{', '.join(current.capture_target.choices)}); use --target {other}")
         settings["capture_target"] = match[0]
     else:
         notes.append("the camera has no capture target setting")

@@ -154,6 +154,8 @@ def choose_pair(labels, ratio: float, *, long: Fraction | None = None, short: Fr
     A requested ratio outside [lo, hi] raises SidkitError listing the ratios reachable at that
     exposure, unless ``allow_any_ratio``.
     """
+    if not ratio > 0:
+        raise SidkitError(f"ratio {ratio:g}: give a positive long/short exposure ratio, e.g. 250")
     ladder = parse_ladder(labels)
     if not ladder:
         raise SidkitError("the camera reported no usable shutter speeds")

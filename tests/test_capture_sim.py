@@ -1,5 +1,6 @@
 """The simulated sensor end to end: `capture pair --camera sim` writes DNGs + log that curate reads back."""
 import re
+import pytest
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -92,3 +93,16 @@ def test_session_command_prompts_and_shoots(tmp_path):
     records = read_log(tmp_path)
     assert [(r.scene_id, r.role, r.environment, r.notes, r.iso) for r in records] == [
         ("scene-001", "long", "outdoor", "by the lake", 800), ("scene-001", "short", "outdoor", "by the lake", 800)]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["pair", "--scene", "ab", "--environment", "indoor", "--camera", "sim", "--sim-size", "0x0"],
+     "--sim-size 0x0: sides must be even and at least 16 pixels"),
+    (["pair", "--scene", "ab", "--environment", "indoor", "--camera", "sim", "--ratio", "-5", "--allow-any-ratio"],
+     "ratio -5: give a positive"),
+    (["settings", "--camera", "sim", "--long", "abc"], "unknown shutter label 'abc'"),
+])
+def test_bad_options_are_one_line_errors_before_any_output(tmp_path, args, message):
+    result = CliRunner().invoke(main, args + (["--dataset", str(tmp_path)] if args[0] == "pair" else []))
+    assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output
+    assert result.output.startswith("error:")

@@ -81,3 +81,15 @@ def test_presets_lists_the_paper_network_with_its_parameter_count():
 def test_python_dash_m_train_works():
     result = subprocess.run([sys.executable, "-m", "train", "-h"], capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout.startswith("Usage: train ")
+
+
+def test_run_warns_about_pairs_with_errors_and_refuses_to_overwrite(tmp_path):
+    manifest = make_dataset(tmp_path, ratio=20)
+    config = tmp_path / "run.toml"
+    config.write_bytes(tomli_w.dumps({"epochs": 1, "patch": 16, "spec": TINY, "device": "cpu"}).encode())
+    args = ["run", str(manifest), "--config", str(config), "--out", str(tmp_path / "run")]
+    first = CliRunner().invoke(main, args)
+    assert first.exit_code == 0
+    assert "warning: 4 pair(s)" in first.stderr and "ratio-out-of-range" in first.stderr
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code == 1 and "already holds a run" in again.stderr

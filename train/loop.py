@@ -29,6 +29,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from curate.atomic import atomic_write
 from curate.errors import SidkitError
 from curate.manifest import black_levels, read_manifest, resolve
+from curate.validate import row_findings
 
 from . import rawpack
 from .cache import RawCache
@@ -67,6 +68,8 @@ def train_run(config: RunConfig, progress: bool = True, resume: bool = False,
 
     # The data: manifest -> decoded once into the cache -> a sampler of random crops.
     df = read_manifest(config.manifest)
+    if is_main:
+        warn_about_bad_pairs(df, config.manifest, console)
     cache = RawCache(config.cache_dir)
     if is_main:
         fill_cache(cache, df, config.num_workers or os.cpu_count() or 1, console)
@@ -182,6 +185,15 @@ def train_run(config: RunConfig, progress: bool = True, resume: bool = False,
                 save("last.pt", epoch, 0)
     finish(writer, world)
     return out
+
+
+def warn_about_bad_pairs(df, manifest, console: Console) -> None:
+    """One warning line when rows have errors that `curate validate --fast` reports (bad ratios...)."""
+    errors = [f for row in df.itertuples() for f in row_findings(row) if f.severity == "error"]
+    if errors:
+        console.print(f"[yellow]warning:[/] {len(errors)} pair(s) of {manifest} have errors (first: {errors[0].code} "
+                      f"in {errors[0].pair_id}); `curate validate {manifest} --clean CLEAN.csv` leaves them out",
+                      highlight=False)
 
 
 def train_step(net: torch.nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
