@@ -1,8 +1,8 @@
 """The simulated sensor end to end: `capture pair --camera sim` writes DNGs + log that curate reads back."""
 import re
-import pytest
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from capture.cli import main
