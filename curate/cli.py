@@ -6,12 +6,14 @@ import sys
 from pathlib import Path
 
 import click
+from rich.table import Table
 
 from . import findings as findings_mod
 from .clitools import CONTEXT, fail, progress_bar, reports_errors, stderr, stdout
 from .errors import SidkitError
-from .exposure import RATIO_MAX, RATIO_MIN
+from .exposure import RATIO_MAX, RATIO_MIN, format_exposure
 from .manifest import read_manifest, write_manifest
+from .rawmeta import read_metadata
 from .scan import read_labels, scan_dataset
 from .sidimport import import_sid
 from .split import assign_splits
@@ -99,6 +101,41 @@ def import_sid_cmd(lists, root, output, labels, fmt):
     write_manifest(df, output)
     stderr.print(f"wrote {output}: {len(df)} pairs, {df['scene_id'].nunique()} scenes")
     report(found, fmt, "import-sid")
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@reports_errors
+def inspect(files, fmt):
+    """Show what sidkit reads from raw FILES: EXIF, levels, CFA, size, and where each value came from.
+
+    \b
+    curate inspect datasets/canon90d/kitchen/kitchen_long_10s.CR3
+    curate inspect short.ARW long.ARW --format json
+    """
+    metas = [read_metadata(path) for path in files]
+    if fmt == "json":
+        click.echo(json.dumps([meta_dict(m) for m in metas], indent=2, default=str))
+        return
+    for meta in metas:
+        table = Table(title=meta.path)
+        for column in ("field", "value", "source"):
+            table.add_column(column)
+        for name, value in meta_dict(meta).items():
+            if name not in ("path", "sources", "disagreements", "has_pixels", "sha256"):
+                table.add_row(name, str(value), meta.sources.get(name, ""))
+        stdout.print(table)
+        for text in meta.disagreements:
+            stderr.print(f"[yellow]sources disagree:[/] {text}", highlight=False)
+
+
+def meta_dict(meta) -> dict:
+    from dataclasses import asdict
+
+    data = asdict(meta)
+    data["exposure_s"] = format_exposure(meta.exposure_s) if meta.exposure_s else None
+    return data
 
 
 @main.command(context_settings=CONTEXT)

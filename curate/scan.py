@@ -182,9 +182,21 @@ def build_rows(pairs: list[PairSpec], manifest_dir: Path, progress: Callable | N
             "black_level": " ".join(f"{b:g}" for b in long.black_level),
             "white_level": int(long.white_level), "width": int(long.width), "height": int(long.height),
             "short_sha256": short.sha256, "long_sha256": long.sha256,
+            "short_sources": sources_text(short), "long_sources": sources_text(long),
         })
-    df = pd.DataFrame(rows, columns=list(COLUMNS)) if rows else empty_manifest()
+    df = pd.DataFrame(rows, columns=list(COLUMNS) + list(SOURCE_COLUMNS)) if rows else empty_manifest()
     return df, findings
+
+
+SOURCE_COLUMNS = ("short_sources", "long_sources")
+
+
+def sources_text(meta) -> str:
+    """Where each value came from, grouped: 'exif: exposure_s iso ... | dng-tags: cfa black_level ...'."""
+    groups: dict[str, list[str]] = {}
+    for name, source in meta.sources.items():
+        groups.setdefault(source, []).append(name)
+    return " | ".join(f"{source}: {' '.join(names)}" for source, names in groups.items())
 
 
 def levels_known(meta, path: Path, pair_id: str, findings: list[Finding]) -> bool:

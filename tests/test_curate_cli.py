@@ -90,3 +90,22 @@ def test_errors_keep_brackets_and_unwritable_paths_are_one_line(manifest, tmp_pa
     result = run("split", manifest, "--test", "0.5", "-o", "/proc/no/such/m.csv")
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert "error: /proc/no" in result.stderr and result.stderr.strip().count("\n") == 0
+
+
+def test_inspect_shows_values_and_their_sources(sim_dataset):
+    path = sim_dataset / "sim01" / "sim01_long_10s.dng"
+    result = run("inspect", path, "--format", "json")
+    (meta,) = json.loads(result.stdout)
+    assert result.exit_code == 0 and meta["exposure_s"] == "10" and meta["sources"]["exposure_s"] == "exif"
+    assert meta["sources"]["black_level"] == "dng-tags" and len(meta["black_level"]) == 4
+    table = run("inspect", path)
+    assert "exposure_s" in table.stdout and "dng-tags" in table.stdout
+    assert run("inspect", sim_dataset / "captures.jsonl").exit_code == 1
+
+
+def test_manifest_records_the_source_of_each_value(manifest):
+    from curate.manifest import read_manifest
+
+    df = read_manifest(manifest)
+    assert df["long_sources"].str.contains("exif: make model exposure_s iso fnumber").all()
+    assert df["long_sources"].str.contains("dng-tags: cfa black_level white_level").all()

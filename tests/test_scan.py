@@ -16,7 +16,8 @@ from curate.validate import validate_manifest
 def test_scan_from_capture_log(sim_dataset):
     df, findings = scan_dataset(sim_dataset)
     assert findings == []
-    assert len(df) == 8 and df["scene_id"].nunique() == 4 and list(df.columns) == list(COLUMNS)
+    assert len(df) == 8 and df["scene_id"].nunique() == 4
+    assert list(df.columns) == list(COLUMNS) + ["short_sources", "long_sources"]
     row = df[df.pair_id == "sim01_short_1-25s_00"].iloc[0]
     assert (row.short_exposure_s, row.long_exposure_s, row.ratio) == (0.04, 10.0, 250.0)
     assert row.short_path == "sim01/sim01_short_1-25s_00.dng" and row.long_path == "sim01/sim01_long_10s.dng"
