@@ -18,8 +18,9 @@ from pathlib import Path
 from capture.simulate import simulate_dataset
 from curate.manifest import write_manifest
 from curate.scan import scan_dataset
+from train.config import parse_lr_steps
 from train.evaluate import evaluate
-from train.sweep import Sweep, SweepRun, run_sweep
+from train.sweep import Sweep, SweepRun, run_sweep, scored_checkpoint
 
 RATIOS = (10, 30, 100, 250)
 POLICIES = {"EXIF ratio": "exif", "fixed 100": "fixed:100"}
@@ -38,16 +39,18 @@ def prepare(out: Path, ratio: int, scenes: int, size: tuple[int, int]) -> Path:
     return manifest
 
 
-def study(out: Path, epochs: int, scenes: int, size: tuple[int, int], patch: int) -> list[dict]:
-    manifests = {r: prepare(out, r, scenes, size) for r in RATIOS}
-    base = {"epochs": epochs, "patch": patch, "lr": 1e-4, "lr_steps": [[epochs // 2, 1e-5]],
+def study(out: Path, epochs: int, scenes: int, size: tuple[int, int], patch: int, lr: float,
+          lr_steps: list[tuple[int, float]], ratios=RATIOS) -> list[dict]:
+    manifests = {r: prepare(out, r, scenes, size) for r in sorted({*ratios, REFERENCE})}
+    base = {"epochs": epochs, "patch": patch, "lr": lr, "lr_steps": [list(s) for s in lr_steps],
             "eval_every": max(1, epochs // 5), "save_every": max(1, epochs // 5), "device": "cpu", "seed": 0}
     sweep = Sweep("ratio study", [SweepRun(name, {**base, "ratio_policy": p}) for name, p in POLICIES.items()])
     rows = []
-    for ratio, manifest in manifests.items():
+    for ratio in ratios:
+        manifest = manifests[ratio]
         results = run_sweep(sweep, manifest, out / "runs" / f"ratio{ratio}")
         for run, result in zip(sweep.runs, results.itertuples()):
-            checkpoint = out / "runs" / f"ratio{ratio}" / run.slug / "checkpoints" / "best.pt"
+            checkpoint = scored_checkpoint(out / "runs" / f"ratio{ratio}" / run.slug, has_val=False)
             cross = evaluate(checkpoint, manifests[REFERENCE], split="test", images=False,
                              out=checkpoint.parent.parent / f"eval-on-ratio{REFERENCE}")
             rows.append({"ratio": ratio, "policy": run.name, "psnr": result.psnr, "ssim": result.ssim,
@@ -57,6 +60,9 @@ def study(out: Path, epochs: int, scenes: int, size: tuple[int, int], patch: int
 
 
 def markdown(rows: list[dict], args, seconds: float) -> str:
+    steps = parse_lr_steps(args.lr_steps)
+    schedule = f"{args.lr:g}" + "".join(f", {v:g} from epoch {e}" for e, v in steps)
+    lr_steps_toml = "[" + ", ".join(f"[{e}, {v:g}]" for e, v in steps) + "]"
     lines = [
         "# Ratio study on simulated data",
         "",
@@ -64,17 +70,18 @@ def markdown(rows: list[dict], args, seconds: float) -> str:
         "",
         "```",
         f".venv/bin/python scripts/ratio_study.py --epochs {args.epochs} --scenes {args.scenes} "
-        f"--size {args.size} --patch {args.patch}",
+        f"--size {args.size} --patch {args.patch} --lr {args.lr:g} --lr-steps '{args.lr_steps}'",
         "```",
         "",
         "or, step by step with the command-line tools, for one ratio:",
         "",
         "```",
-        "capture simulate runs/ratio-study/data/ratio10 --ratio 10 --allow-any-ratio --no-defects --scenes 8 --size 512x384",
+        f"capture simulate runs/ratio-study/data/ratio10 --ratio 10 --allow-any-ratio --no-defects --scenes {args.scenes} --size {args.size}",
         "curate scan runs/ratio-study/data/ratio10 -o runs/ratio-study/manifests/ratio10.csv --test 0.25 --val 0",
         "train sweep docs/experiments/ratio-policy.toml runs/ratio-study/manifests/ratio10.csv \\",
-        f"    --out runs/ratio-study/runs/ratio10 --set epochs={args.epochs} --set patch={args.patch} --set device='cpu'",
-        "train eval runs/ratio-study/runs/ratio10/fixed_100/checkpoints/best.pt runs/ratio-study/manifests/ratio250.csv",
+        f"    --out runs/ratio-study/runs/ratio10 --set epochs={args.epochs} --set patch={args.patch} \\",
+        f"    --set lr={args.lr:g} --set lr_steps='{lr_steps_toml}' --set device='cpu'",
+        "train eval runs/ratio-study/runs/ratio10/fixed_100/checkpoints/last.pt runs/ratio-study/manifests/ratio250.csv",
         "```",
         "",
         "## Set-up",
@@ -84,7 +91,7 @@ def markdown(rows: list[dict], args, seconds: float) -> str:
         "10 s long exposure and the same noise seeds; the split (25% of the scenes for test, by scene) is the "
         "same for every ratio.",
         f"- The SID U-Net (7.76 M parameters), {args.epochs} epochs (one random short per training scene per "
-        f"epoch), patch {args.patch} packed pixels, Adam 1e-4 then 1e-5 at half, L1 loss, CPU.",
+        f"epoch), patch {args.patch} packed pixels, Adam at {schedule}, L1 loss, CPU.",
         "- This is a scale that finishes in minutes on two CPU cores, far from the paper's 4000 epochs at "
         "patch 512: compare the rows with each other, not with published numbers.",
         "- PSNR (dB, data range 1, mean of per-image values) and SSIM (Gaussian window, sigma 1.5) against "
@@ -107,15 +114,19 @@ def markdown(rows: list[dict], args, seconds: float) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("runs/ratio-study"))
-    parser.add_argument("--epochs", type=int, default=100)
+    parser.add_argument("--epochs", type=int, default=400)
     parser.add_argument("--scenes", type=int, default=8)
     parser.add_argument("--size", default="512x384")
     parser.add_argument("--patch", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--lr-steps", default="200:1e-5", help="EPOCH:LR,... as for `train run`")
+    parser.add_argument("--ratios", default=",".join(map(str, RATIOS)), help="training ratios to run")
     parser.add_argument("--write", type=Path, default=Path("docs/experiments/ratio-study.md"))
     args = parser.parse_args()
     size = tuple(int(v) for v in args.size.split("x"))
     start = time.time()
-    rows = study(args.out, args.epochs, args.scenes, size, args.patch)
+    rows = study(args.out, args.epochs, args.scenes, size, args.patch, args.lr, parse_lr_steps(args.lr_steps),
+                 tuple(int(r) for r in args.ratios.split(",")))
     (args.out / "results.json").write_text(json.dumps(rows, indent=2))
     text = markdown(rows, args, time.time() - start)
     args.write.write_text(text)

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from train.loop import TrainingStopped, train_run
-from train.sweep import collect_results, load_sweep, run_config, run_sweep, write_outputs
+from train.sweep import collect_results, load_sweep, run_config, run_sweep, scored_checkpoint, write_outputs
 from test_train_loop import make_dataset
 
 SWEEP = """
@@ -61,7 +61,8 @@ def test_sweep_trains_evaluates_skips_and_resumes(manifest, tmp_path):
     assert table[4] == f"| 1e-2 | {results.psnr[0]:.2f} | {results.ssim[0]:.3f} |"
     assert pd.read_csv(paths["csv"], dtype={"setting": str})["setting"].tolist() == ["1e-2", "1e-3"]
     assert paths["plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert json.loads((out / "1e-3" / "result.json").read_text())["split"] == "test"
+    result = json.loads((out / "1e-3" / "result.json").read_text())
+    assert (result["split"], result["checkpoint"]) == ("test", "best.pt")    # best.pt was chosen on val
     assert collect_results(sweep, out).equals(results)
 
 
@@ -98,3 +99,12 @@ def test_bad_sweep_files(tmp_path, text, message):
     path.write_text(text)
     with pytest.raises(SidkitError, match=message):
         load_sweep(path)
+
+
+def test_scored_checkpoint_is_last_when_best_was_chosen_on_the_test_split(tmp_path):
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "best.pt").touch()
+    assert scored_checkpoint(tmp_path, has_val=True).name == "best.pt"
+    assert scored_checkpoint(tmp_path, has_val=False).name == "last.pt"
+    (tmp_path / "checkpoints" / "best.pt").unlink()
+    assert scored_checkpoint(tmp_path, has_val=True).name == "last.pt"

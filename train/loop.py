@@ -110,6 +110,9 @@ def train_run(config: RunConfig, progress: bool = True, resume: bool = False,
         writer = SummaryWriter(log_dir=str(out), purge_step=start["step"] or None)
     if eval_split is None:
         console.print("[yellow]no val or test pairs: training without evaluation[/]")
+    elif eval_split == "test":
+        console.print("[yellow]no val split: best.pt is chosen on the test scenes, so report test scores of "
+                      "last.pt (or `curate split --val 0.1` for a val split)[/]")
 
     def save(name: str, epoch: int, position: int) -> None:
         """Every rank's sampler state goes into the file; only rank 0 writes it."""

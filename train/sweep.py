@@ -139,11 +139,20 @@ def check_unchanged(config, folder: Path, name: str) -> None:
                           f"{now.get(key)!r}; delete that folder to re-run it, or give another --out")
 
 
-def check_split(manifest, split: str) -> None:
+def check_split(manifest, split: str) -> bool:
+    """Refuses a split with no pairs; True when the manifest has a val split to choose best.pt on."""
     df = read_manifest(manifest)
     if split != "all" and not (df["split"] == split).any():
         raise SidkitError(f"{manifest}: no pairs in split {split!r} to score the sweep on; "
                           f"the manifest has {', '.join(sorted(set(df['split']) - {''})) or 'no splits'}")
+    return bool((df["split"] == "val").any())
+
+
+def scored_checkpoint(run_dir, has_val: bool) -> Path:
+    """best.pt when it was chosen on val scenes; otherwise last.pt (best.pt was chosen on test)."""
+    checkpoints = Path(run_dir) / "checkpoints"
+    best = checkpoints / "best.pt"
+    return best if has_val and best.exists() else checkpoints / "last.pt"
 
 
 def run_sweep(sweep: Sweep, manifest, out_dir, *, overrides: dict | None = None, scale: float = 1.0,
@@ -159,7 +168,7 @@ def run_sweep(sweep: Sweep, manifest, out_dir, *, overrides: dict | None = None,
 
     train, evaluate = train or train_run, evaluate or evaluate_checkpoint
     out_dir = Path(out_dir)
-    check_split(manifest, split)
+    has_val = check_split(manifest, split)
     configs = [run_config(run, manifest, out_dir, overrides or {}, scale) for run in sweep.runs]
     for run, config in zip(sweep.runs, configs):
         check_unchanged(config, Path(config.out), run.name)
@@ -171,12 +180,10 @@ def run_sweep(sweep: Sweep, manifest, out_dir, *, overrides: dict | None = None,
         resume = (folder / "checkpoints" / "last.pt").exists()
         log(f"[{index}/{len(sweep.runs)}] {run.name}: {'resuming' if resume else 'training'} in {folder}")
         train(config, resume=resume)
-        checkpoint = folder / "checkpoints" / "best.pt"
-        if not checkpoint.exists():
-            checkpoint = folder / "checkpoints" / "last.pt"
+        checkpoint = scored_checkpoint(folder, has_val)
         result = evaluate(checkpoint, manifest, split=split, out=folder / "eval")
         summary = {"setting": run.name, "psnr": result["psnr"], "ssim": result["ssim"], "split": split,
-                   "baseline_psnr": result.get("baseline_psnr"), "run": run.slug}
+                   "baseline_psnr": result.get("baseline_psnr"), "run": run.slug, "checkpoint": checkpoint.name}
         with atomic_write(folder / RESULT) as handle:
             json.dump(summary, handle, indent=2)
     return collect_results(sweep, out_dir)
@@ -188,7 +195,7 @@ def collect_results(sweep: Sweep, out_dir) -> pd.DataFrame:
         path = Path(out_dir) / run.slug / RESULT
         if path.exists():
             rows.append(json.loads(path.read_text()))
-    return pd.DataFrame(rows, columns=["setting", "psnr", "ssim", "split", "baseline_psnr", "run"])
+    return pd.DataFrame(rows, columns=["setting", "psnr", "ssim", "split", "baseline_psnr", "run", "checkpoint"])
 
 
 def results_markdown(sweep: Sweep, results: pd.DataFrame) -> str:
