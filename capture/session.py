@@ -11,11 +11,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
+from rich.markup import escape
+
 from curate.capturelog import read_log
 from curate.errors import SidkitError
 
 from .backend import RAW_WORDS, Camera
-from .pair import PairRequest, PairResult, plan_pair, shoot_pair
+from .pair import ENVIRONMENTS, PairRequest, PairResult, check_scene_name, plan_pair, shoot_pair
 
 
 def next_scene_name(dataset: Path, prefix: str = "scene") -> str:
@@ -69,7 +71,14 @@ def run_session(camera: Camera, template: PairRequest, dataset: Path, ask: Calla
         scene = ask("scene name (q to finish)", next_scene_name(dataset, prefix)).strip()
         if scene.lower() in ("", "q", "quit"):
             break
+        try:
+            check_scene_name(scene)
+        except SidkitError as exc:
+            show(f"[red]{escape(str(exc))}[/]")
+            continue
         environment = ask("environment (indoor/outdoor)", template.environment or "indoor").strip().lower()
+        while environment not in ENVIRONMENTS:
+            environment = ask("environment: type indoor or outdoor", template.environment or "indoor").strip().lower()
         notes = ask("notes", "").strip()
         request = replace(template, scene=scene, environment=environment, notes=notes)
         try:
@@ -78,7 +87,7 @@ def run_session(camera: Camera, template: PairRequest, dataset: Path, ask: Calla
                 show(f"scene {scene} already has shots: new files get the next numbers")
             result = shoot_pair(camera, plan, dataset)
         except SidkitError as exc:
-            show(f"[red]not shot:[/] {exc}")
+            show(f"[red]not shot:[/] {escape(str(exc))}")
             continue
         pair = plan.pair
         show(f"{scene}: {pair.long_label} / {pair.short_label} = {pair.nominal_ratio:g}x "

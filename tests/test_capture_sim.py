@@ -65,7 +65,8 @@ def test_sim_settings_lists_profile(tmp_path):
 
 
 def test_session_resumes_numbering_from_the_log(tmp_path):
-    answers = iter(["", "indoor", "first", "", "outdoor", "", "q"])   # two default scenes, then stop
+    # two default scenes (a bad name and a bad environment asked again at once), then stop
+    answers = iter(["", "indoor", "first", "my_scene", "", "outside", "outdoor", "", "q"])
     shown = []
     template = PairRequest(scene="", environment="indoor", long=None, shorts=1, iso=800)
     camera = SimCamera("sim-mirrorless12", width=64, height=64)
@@ -73,6 +74,7 @@ def test_session_resumes_numbering_from_the_log(tmp_path):
     assert [r.plan.request.scene for r in results] == ["scene-001", "scene-002"]
     assert [r.plan.request.environment for r in results] == ["indoor", "outdoor"]
     assert any("250x" in line for line in shown)
+    assert any("scene name 'my_scene'" in line for line in shown)
     # after a crash, a new session starts at the next number, and a repeated scene numbers on
     assert next_scene_name(tmp_path) == "scene-003"
     answers = iter(["scene-001", "indoor", ""])
