@@ -93,3 +93,23 @@ def test_run_warns_about_pairs_with_errors_and_refuses_to_overwrite(tmp_path):
     assert "warning: 4 pair(s)" in first.stderr and "ratio-out-of-range" in first.stderr
     again = CliRunner().invoke(main, args)
     assert again.exit_code == 1 and "already holds a run" in again.stderr
+
+
+def test_resume_takes_the_run_settings_and_lists_the_flags_that_change_them(tmp_path):
+    manifest = make_dataset(tmp_path)
+    config = tmp_path / "run.toml"
+    config.write_bytes(tomli_w.dumps({"patch": 16, "lr": 1e-2, "lr_steps": "", "spec": TINY,
+                                      "eval_every": 1, "device": "cpu"}).encode())
+    out = tmp_path / "run"
+    first = CliRunner().invoke(main, ["run", str(manifest), "--config", str(config), "--epochs", "2",
+                                      "--out", str(out)])
+    assert first.exit_code == 0, first.output
+    # no --config, no --lr, no --patch: the run's own config.toml, not the defaults (lr 1e-4, patch 512)
+    more = CliRunner().invoke(main, ["run", str(manifest), "--out", str(out), "--resume", "--epochs", "3"])
+    assert more.exit_code == 0, more.output
+    assert "resuming with changed settings: epochs: 2 -> 3" in more.stderr
+    saved = (out / "config.toml").read_text()
+    assert "lr = 0.01\n" in saved and "patch = 16\n" in saved and "epochs = 3\n" in saved
+    assert [line.split(",")[0] for line in (out / "metrics.csv").read_text().splitlines()] == ["epoch", "1", "2", "3"]
+    again = CliRunner().invoke(main, ["run", str(manifest), "--out", str(out), "--resume"])
+    assert again.exit_code == 0 and "changed settings" not in again.stderr

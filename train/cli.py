@@ -13,7 +13,7 @@ from rich.table import Table
 from curate.clitools import CONTEXT, reports_errors, stderr, stdout
 from curate.errors import SidkitError
 
-from .config import AMP_MODES, DEVICES, load_config
+from .config import AMP_MODES, DEVICES, load_config, resume_config
 
 
 @click.group(context_settings=CONTEXT)
@@ -49,26 +49,34 @@ def main():
 @click.option("--eval-every", type=int, help="Epochs between evaluations.  [default: 200]")
 @click.option("--save-every", type=int, help="Epochs between checkpoints/last.pt writes.  [default: 50]")
 @click.option("--cache-dir", help="Decoded-raw cache.  [default: <manifest folder>/.sidkit-cache]")
-@click.option("--resume", is_flag=True, help="Continue from <out>/checkpoints/last.pt.")
+@click.option("--resume", is_flag=True,
+              help="Continue from <out>/checkpoints/last.pt with the run's own config.toml; flags given override it.")
 @reports_errors
 def run(manifest, config_file, resume, compile_, **flags):
     """Train on MANIFEST's train split, evaluating on val (else test); writes a run folder.
 
     The run folder holds config.toml, checkpoints/last.pt and best.pt, metrics.csv and TensorBoard
-    events. Ctrl-C (or SIGTERM) saves checkpoints/last.pt; --resume continues exactly.
+    events. Ctrl-C (or SIGTERM) saves checkpoints/last.pt; --resume continues exactly, with the
+    settings saved in the run folder (flags given with it override them, e.g. --epochs to extend).
 
     \b
     train run manifests/canon90d.csv
     train run manifests/canon90d.csv --epochs 100 --patch-choices 64,128,256 --device cpu
     train run manifests/canon90d.csv --config run.toml --lr-steps 2000:1e-5 --out runs/a
     train run manifests/canon90d.csv --out runs/a --resume
+    train run manifests/canon90d.csv --out runs/a --resume --epochs 8000
     torchrun --nproc-per-node 2 -m train run manifests/canon90d.csv
     """
     from .loop import TrainingStopped, train_run
 
     if flags["patch"] is not None and flags["patch_choices"] is not None:
         raise SidkitError("--patch and --patch-choices exclude each other; give one")
-    config = load_config(config_file, manifest=str(manifest), compile=compile_, **flags)
+    if resume:
+        config, changed = resume_config(config_file, manifest=str(manifest), compile=compile_, **flags)
+        if changed:
+            stderr.print(f"resuming with changed settings: {'; '.join(changed)}", markup=False, highlight=False)
+    else:
+        config = load_config(config_file, manifest=str(manifest), compile=compile_, **flags)
     try:
         out = train_run(config, progress=True, resume=resume)
     except TrainingStopped as stopped:

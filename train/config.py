@@ -164,6 +164,25 @@ def lr_at(epoch: int, lr: float, lr_steps: list[tuple[int, float]]) -> float:
     return lr
 
 
+MACHINE_SETTINGS = {"device", "num_workers", "cache_dir", "compile"}  # may differ between machines
+
+
+def resume_config(config_file: str | os.PathLike | None, **overrides: Any) -> tuple[RunConfig, list[str]]:
+    """The config that ``--resume`` continues with: the run's own config.toml (unless a config file is
+    given) under the flags given now; and one line per setting that the flags change."""
+    if config_file is None:
+        out = overrides.get("out") or Path("runs") / Path(overrides.get("manifest") or "").stem
+        saved = Path(out) / "config.toml"
+        config_file = saved if saved.is_file() else None
+    config = load_config(config_file, **overrides)
+    if config_file is None:
+        return config, []
+    before, now = load_config(config_file).to_dict(), config.to_dict()
+    changed = [f"{key}: {before.get(key)!r} -> {now.get(key)!r}" for key in sorted(set(before) | set(now))
+               if key not in MACHINE_SETTINGS | {"manifest"} and before.get(key) != now.get(key)]
+    return config, changed
+
+
 def load_config(path: str | os.PathLike | None = None, **overrides: Any) -> RunConfig:
     """Defaults, then the TOML file at ``path``, then ``overrides`` whose value is not None."""
     values: dict[str, Any] = {}

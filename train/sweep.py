@@ -32,7 +32,7 @@ from curate.atomic import atomic_write
 from curate.errors import SidkitError
 from curate.manifest import read_manifest
 
-from .config import FIELDS, RunConfig, load_config, parse_lr_steps
+from .config import FIELDS, MACHINE_SETTINGS, RunConfig, load_config, parse_lr_steps
 
 RESULT = "result.json"
 EPOCH_KEYS = ("epochs", "eval_every", "save_every")
@@ -121,7 +121,6 @@ def run_config(run: SweepRun, manifest, out_dir: Path, overrides: dict, scale: f
 
 
 # Settings that change where or how fast a run computes, not what it computes.
-MACHINE_SETTINGS = {"device", "num_workers", "cache_dir", "compile"}
 
 
 def check_unchanged(config, folder: Path, name: str) -> None:
