@@ -115,8 +115,9 @@ def pixel_findings(df: pd.DataFrame, workers: int = 0, progress: Callable | None
             exif_ratio=row.ratio, iso_short=row.short_iso, iso_long=row.long_iso,
             fnumber_short=row.short_fnumber, fnumber_long=row.long_fnumber,
             black_level=black_levels(row.black_level), white_level=row.white_level, cfa=row.cfa), shown))
-    # a pool costs about a second to start (spawn imports numpy, skimage, rawpy): worth it from 8 pairs
-    workers = workers or (min(len(jobs), os.cpu_count() or 1) if len(jobs) >= 8 else 1)
+    # a pool costs about a second to start (spawn imports numpy, skimage, rawpy): on 2 cores at
+    # 2048x1536 it broke even at 12 pairs and gained 1.57x at 40 (bench/bench_validate.py)
+    workers = workers or (min(len(jobs), os.cpu_count() or 1) if len(jobs) >= 16 else 1)
     out = []
     if workers <= 1:
         for job in jobs:

@@ -110,6 +110,8 @@ def test_validate_flags_every_planted_defect_and_nothing_else(sim_dataset, tmp_p
     expected = {(Path(d["short_path"]).name if d["defect"] != "ratio-out-of-range" else d["scene_id"], d["defect"])
                 for d in planted}
     assert errors == expected
+    # the spawn pool (two worker processes) finds exactly the same
+    assert sorted(validate_manifest(manifest, workers=2), key=repr) == sorted(findings, key=repr)
 
 
 def test_scan_pair_defects_in_the_folder_convention(sim_dataset, tmp_path):
