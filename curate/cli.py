@@ -184,7 +184,7 @@ def stats(manifest, fmt):
 @click.option("--fast", is_flag=True, help="Skip the pixel checks (ratio, shift, clipping, darkness).")
 @click.option("--min-ratio", type=float, default=RATIO_MIN, show_default=True)
 @click.option("--max-ratio", type=float, default=RATIO_MAX, show_default=True)
-@click.option("--workers", type=int, default=0, help="Processes for pixel checks (default: all cores).")
+@click.option("--workers", type=int, default=0, help="Processes for pixel checks (default: all cores from 16 pairs on, else 1).")
 @click.option("--clean", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write a manifest without the pairs that have errors.")
 @FORMAT
