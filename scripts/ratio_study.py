@@ -112,6 +112,7 @@ def markdown(rows: list[dict], args) -> str:
     schedule = f"{args.lr:g}" + "".join(f", {v:g} from epoch {e}" for e, v in steps)
     lr_steps_toml = "[" + ", ".join(f"[{e}, {v:g}]" for e, v in steps) + "]"
     ratios = sorted({r["ratio"] for r in rows} | {REFERENCE})
+    every = max(1, args.epochs // 5)
     lines = [
         "# Ratio study on simulated data",
         "",
@@ -129,7 +130,8 @@ def markdown(rows: list[dict], args) -> str:
         "curate scan runs/ratio-study/data/ratio10 -o runs/ratio-study/manifests/ratio10.csv --test 0.25 --val 0",
         "train sweep docs/experiments/ratio-policy.toml runs/ratio-study/manifests/ratio10.csv \\",
         f"    --out runs/ratio-study/runs/ratio10 --set epochs={args.epochs} --set patch={args.patch} \\",
-        f"    --set lr={args.lr:g} --set lr_steps='{lr_steps_toml}' --set device='cpu'",
+        f"    --set lr={args.lr:g} --set lr_steps='{lr_steps_toml}' --set eval_every={every} --set save_every={every} \\",
+        "    --set device='cpu' --set seed=0",
         "train eval runs/ratio-study/runs/ratio10/fixed_100/checkpoints/last.pt runs/ratio-study/manifests/ratio250.csv",
         "```",
         "",
