@@ -41,11 +41,16 @@ def prepare(out: Path, ratio: int, scenes: int, size: tuple[int, int]) -> Path:
     return manifest
 
 
+def interval(epochs: int) -> int:
+    """Epochs between evaluations and between checkpoint writes: five of each per run."""
+    return max(1, epochs // 5)
+
+
 def study(out: Path, epochs: int, scenes: int, size: tuple[int, int], patch: int, lr: float,
           lr_steps: list[tuple[int, float]], ratios=RATIOS) -> list[dict]:
     manifests = {r: prepare(out, r, scenes, size) for r in sorted({*ratios, REFERENCE})}
     base = {"epochs": epochs, "patch": patch, "lr": lr, "lr_steps": [list(s) for s in lr_steps],
-            "eval_every": max(1, epochs // 5), "save_every": max(1, epochs // 5), "device": "cpu", "seed": 0}
+            "eval_every": interval(epochs), "save_every": interval(epochs), "device": "cpu", "seed": 0}
     sweep = Sweep("ratio study", [SweepRun(name, {**base, "ratio_policy": p}) for name, p in POLICIES.items()])
     rows = []
     for ratio in ratios:
@@ -112,7 +117,7 @@ def markdown(rows: list[dict], args) -> str:
     schedule = f"{args.lr:g}" + "".join(f", {v:g} from epoch {e}" for e, v in steps)
     lr_steps_toml = "[" + ", ".join(f"[{e}, {v:g}]" for e, v in steps) + "]"
     ratios = sorted({r["ratio"] for r in rows} | {REFERENCE})
-    every = max(1, args.epochs // 5)
+    every = interval(args.epochs)
     lines = [
         "# Ratio study on simulated data",
         "",

@@ -60,7 +60,7 @@ class RunConfig:
         if amp not in AMP_MODES:
             raise SidkitError(f"run config: amp {amp!r} is not one of {', '.join(AMP_MODES)}")
         manifest = Path(self.manifest)
-        out = self.out or str(Path("runs") / manifest.stem)
+        out = self.out or default_out(manifest)
         cache_dir = self.cache_dir or str(manifest.resolve().parent / ".sidkit-cache")
         numbers = {}
         for name, kind in NUMBERS.items():
@@ -164,23 +164,32 @@ def lr_at(epoch: int, lr: float, lr_steps: list[tuple[int, float]]) -> float:
     return lr
 
 
-MACHINE_SETTINGS = {"device", "num_workers", "cache_dir", "compile"}  # may differ between machines
+# Settings that change where or how fast a run computes, not what it computes.
+MACHINE_SETTINGS = {"device", "num_workers", "cache_dir", "compile"}
+
+
+def default_out(manifest: str | os.PathLike) -> str:
+    """The run folder when none is given: runs/<manifest stem>."""
+    return str(Path("runs") / Path(manifest).stem)
+
+
+def changed_settings(before: dict, now: dict, ignore: set[str] = MACHINE_SETTINGS) -> list[str]:
+    """The keys (sorted) whose values differ between two config dicts, ``ignore`` left out."""
+    return sorted(k for k in set(before) | set(now) if k not in ignore and before.get(k) != now.get(k))
 
 
 def resume_config(config_file: str | os.PathLike | None, **overrides: Any) -> tuple[RunConfig, list[str]]:
     """The config that ``--resume`` continues with: the run's own config.toml (unless a config file is
     given) under the flags given now; and one line per setting that the flags change."""
     if config_file is None:
-        out = overrides.get("out") or Path("runs") / Path(overrides.get("manifest") or "").stem
-        saved = Path(out) / "config.toml"
+        saved = Path(overrides.get("out") or default_out(overrides.get("manifest") or "")) / "config.toml"
         config_file = saved if saved.is_file() else None
     config = load_config(config_file, **overrides)
     if config_file is None:
         return config, []
     before, now = load_config(config_file).to_dict(), config.to_dict()
-    changed = [f"{key}: {before.get(key)!r} -> {now.get(key)!r}" for key in sorted(set(before) | set(now))
-               if key not in MACHINE_SETTINGS | {"manifest"} and before.get(key) != now.get(key)]
-    return config, changed
+    return config, [f"{key}: {before.get(key)!r} -> {now.get(key)!r}"
+                    for key in changed_settings(before, now, MACHINE_SETTINGS | {"manifest"})]
 
 
 def load_config(path: str | os.PathLike | None = None, **overrides: Any) -> RunConfig:

@@ -32,7 +32,7 @@ from curate.atomic import atomic_write
 from curate.errors import SidkitError
 from curate.manifest import read_manifest
 
-from .config import FIELDS, MACHINE_SETTINGS, RunConfig, load_config, parse_lr_steps
+from .config import FIELDS, RunConfig, changed_settings, load_config, parse_lr_steps
 
 RESULT = "result.json"
 EPOCH_KEYS = ("epochs", "eval_every", "save_every")
@@ -120,9 +120,6 @@ def run_config(run: SweepRun, manifest, out_dir: Path, overrides: dict, scale: f
     return load_config(None, **settings, manifest=str(manifest), out=str(out_dir / run.slug)).resolved()
 
 
-# Settings that change where or how fast a run computes, not what it computes.
-
-
 def check_unchanged(config, folder: Path, name: str) -> None:
     """A run folder made with other settings is an error: its results would be reported as these."""
     saved_path = folder / "config.toml"
@@ -130,8 +127,7 @@ def check_unchanged(config, folder: Path, name: str) -> None:
         return
     saved = tomllib.loads(saved_path.read_text(encoding="utf-8"))
     now = config.to_dict()
-    changed = sorted(k for k in set(saved) | set(now)
-                     if k not in MACHINE_SETTINGS and saved.get(k) != now.get(k))
+    changed = changed_settings(saved, now)
     if changed:
         key = changed[0]
         raise SidkitError(f"{folder}: run {name!r} was made with {key} = {saved.get(key)!r}, the sweep now says "
