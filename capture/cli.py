@@ -91,6 +91,7 @@ def request_from(scene, environment, notes, ratio, long_, short, shorts, iso, fn
 
 
 @click.group(context_settings=CONTEXT)
+@click.version_option(package_name="sidkit", message="%(prog)s (sidkit) %(version)s")
 def main():
     """Tether a camera (libgphoto2) or a simulated sensor and shoot short/long exposure pairs."""
 

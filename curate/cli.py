@@ -25,6 +25,7 @@ FORMAT = click.option("--format", "fmt", type=click.Choice(["table", "json"]), d
 
 
 @click.group(context_settings=CONTEXT)
+@click.version_option(package_name="sidkit", message="%(prog)s (sidkit) %(version)s")
 def main():
     """Turn folders of raw files into manifests and tell what is wrong before any GPU time is spent.
 

@@ -27,3 +27,10 @@ def test_command_has_help_and_docs(group, name):
 def test_groups_answer_help():
     for cli in GROUPS.values():
         assert isinstance(cli, click.Group) and CliRunner().invoke(cli, ["--help"]).exit_code == 0
+
+
+@pytest.mark.parametrize("group", GROUPS)
+def test_groups_answer_version(group):
+    from importlib.metadata import version
+    result = CliRunner().invoke(GROUPS[group], ["--version"])
+    assert result.exit_code == 0 and result.output.strip().endswith(f"(sidkit) {version('sidkit')}")

@@ -17,6 +17,7 @@ from .config import AMP_MODES, DEVICES, load_config, resume_config
 
 
 @click.group(context_settings=CONTEXT)
+@click.version_option(package_name="sidkit", message="%(prog)s (sidkit) %(version)s")
 def main():
     """Train, evaluate and apply "Learning to See in the Dark" networks.
 
