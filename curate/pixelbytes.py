@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .containers import cr3_track_spans, raf_raw_spans
 from .rawfile import TIFF_KINDS, container_kind, mapped
-from .tiff import TiffDirectories
+from .tiff import COMPRESSION_NONE, PLANAR_SEPARATE, Tag, TiffDirectories, first_int
 
 
 def missing_pixel_bytes(path: str | os.PathLike) -> str | None:
@@ -16,58 +16,77 @@ def missing_pixel_bytes(path: str | os.PathLike) -> str | None:
     image needs); None when nothing is visibly missing. UnreadableRaw when the header is unusable."""
     path = Path(path)
     with mapped(path) as buf:
-        kind, size = container_kind(path, buf), len(buf)
-        if kind in TIFF_KINDS:
-            ifd = _main_image_ifd(TiffDirectories(path, buf))
-            shortfall = ifd and _tile_shortfall(ifd)
-            if shortfall:
-                return shortfall
-            spans = _strip_spans(ifd, kind, size) if ifd else []
-        elif kind == "cr3":
-            spans = cr3_track_spans(buf)
-        elif kind == "raf":
-            spans = raf_raw_spans(buf)
-        else:
-            spans = []
+        kind = container_kind(path, buf)
+        tiff = TiffDirectories(path, buf) if kind in TIFF_KINDS else None
+        return header_shortfall(buf, kind, tiff)
+
+
+def header_shortfall(buf, kind: str | None, tiff: TiffDirectories | None) -> str | None:
+    """missing_pixel_bytes on a file already mapped (``buf``) and parsed (``tiff`` for TIFF kinds)."""
+    size = len(buf)
+    if tiff is not None:
+        ifd = _main_image_ifd(tiff)
+        shortfall = ifd and _tile_shortfall(ifd)
+        if shortfall:
+            return shortfall
+        spans = _strip_spans(ifd, kind, size) if ifd else []
+    elif kind == "cr3":
+        spans = cr3_track_spans(buf)
+    elif kind == "raf":
+        spans = raf_raw_spans(buf)
+    else:
+        spans = []
     declared = sum(count for _, count in spans)
     held = min(size, sum(max(0, min(offset + count, size) - offset) for offset, count in spans))
     return f"strip data missing: file holds {held} of {declared} bytes" if held < declared else None
 
 
+def _counts(ifd: dict) -> tuple:
+    """The strip (else tile) byte counts, integers only."""
+    values = ifd.get(Tag.STRIP_BYTE_COUNTS) or ifd.get(Tag.TILE_BYTE_COUNTS) or ()
+    return tuple(v for v in values if isinstance(v, int))
+
+
 def _strip_spans(ifd: dict, kind: str, size: int) -> list[tuple[int, int]]:
     """(offset, count) of the strips or tiles of one image directory (RW2: its own raw offset tag)."""
-    counts = ifd.get(279) or ifd.get(325)
-    offsets = ifd[280] if kind == "rw2" and 280 in ifd else ifd.get(273) or ifd.get(324) or ()
+    counts = _counts(ifd)
+    if kind == "rw2" and Tag.RW2_RAW_DATA_OFFSET in ifd:
+        offsets = ifd[Tag.RW2_RAW_DATA_OFFSET]
+    else:
+        offsets = ifd.get(Tag.STRIP_OFFSETS) or ifd.get(Tag.TILE_OFFSETS) or ()
+    offsets = tuple(v for v in offsets if isinstance(v, int))
     return list(zip(offsets, counts)) if len(offsets) == len(counts) else [(size, sum(counts))]
 
 
 def _main_image_ifd(tiff: TiffDirectories) -> dict | None:
     """The raw IFD, else (RW2, CR2) the directory declaring the most strip/tile bytes."""
     raw = tiff.raw_ifd()
-    candidates = [i for i in ([raw] if raw else tiff.ifds) if 279 in i or 325 in i]
-    return max(candidates, key=lambda i: sum(x for x in (i.get(279) or i.get(325)) if isinstance(x, int)),
-               default=None)
+    candidates = [i for i in ([raw] if raw else tiff.ifds)
+                  if Tag.STRIP_BYTE_COUNTS in i or Tag.TILE_BYTE_COUNTS in i]
+    return max(candidates, key=lambda i: sum(_counts(i)), default=None)
 
 
 def _tile_shortfall(ifd: dict) -> str | None:
     """Fewer tiles or strips than the image size needs, or (uncompressed) fewer bytes."""
-    width, height = ifd.get(256, (0,))[0], ifd.get(257, (0,))[0]
-    if not (width and height):
+    width, height = first_int(ifd, Tag.IMAGE_WIDTH, 0), first_int(ifd, Tag.IMAGE_LENGTH, 0)
+    if not (width > 0 and height > 0):
         return None
-    if 325 in ifd:
-        tile_w, tile_h = ifd.get(322, (0,))[0], ifd.get(323, (0,))[0]
-        needed = -(-width // tile_w) * -(-height // tile_h) if tile_w and tile_h else 0
-        declared, unit = len(ifd[325]), "tiles"
+    if Tag.TILE_BYTE_COUNTS in ifd:
+        tile_w, tile_h = first_int(ifd, Tag.TILE_WIDTH, 0), first_int(ifd, Tag.TILE_LENGTH, 0)
+        needed = -(-width // tile_w) * -(-height // tile_h) if tile_w > 0 and tile_h > 0 else 0
+        declared, unit = len(ifd[Tag.TILE_BYTE_COUNTS]), "tiles"
     else:
-        rows = ifd.get(278, (height,))[0] or height
-        needed, declared, unit = -(-height // rows), len(ifd.get(279, ())), "strips"
-    planes = ifd.get(277, (1,))[0] if ifd.get(284, (1,))[0] == 2 else 1
+        rows = first_int(ifd, Tag.ROWS_PER_STRIP, height)
+        rows = rows if rows > 0 else height
+        needed, declared, unit = -(-height // rows), len(ifd.get(Tag.STRIP_BYTE_COUNTS, ())), "strips"
+    samples = max(1, first_int(ifd, Tag.SAMPLES_PER_PIXEL, 1))
+    planes = samples if first_int(ifd, Tag.PLANAR_CONFIGURATION, 1) == PLANAR_SEPARATE else 1
     if declared < needed * planes:
         return f"strip data missing: file declares {declared} of {needed * planes} {unit}"
-    if ifd.get(259, (1,))[0] == 1:
-        bits = ifd.get(258, (16,))[0]
-        expected = width * height * ifd.get(277, (1,))[0] * bits // 8
-        total = sum(x for x in (ifd.get(279) or ifd.get(325)) if isinstance(x, int))
+    if first_int(ifd, Tag.COMPRESSION, COMPRESSION_NONE) == COMPRESSION_NONE:
+        bits = first_int(ifd, Tag.BITS_PER_SAMPLE, 16)
+        expected = width * height * samples * bits // 8
+        total = sum(_counts(ifd))
         if total < expected:
             return f"strip data missing: strips declare {total} of the {expected} bytes the image needs"
     return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import stat
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -19,17 +20,57 @@ class UnreadableRaw(SidkitError):
     """A file that is not a readable camera raw; the message names the file, the reason and the fix."""
 
 
+_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+          (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def shown(path) -> str:
+    """A path as text that prints anywhere: bytes that are not UTF-8 appear as \\xNN escapes."""
+    text = os.fsdecode(path)
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def open_regular(path) -> tuple:
+    """(read-only binary handle, size) of a regular file; UnreadableRaw for anything else.
+
+    The file is checked with stat before it is opened (opening a FIFO blocks) and again with fstat
+    after (it may have been swapped); non-UTF-8 names work (os.fsencode round-trips them).
+    """
+    try:
+        info = os.stat(path)
+    except (OSError, ValueError) as exc:
+        raise UnreadableRaw(f"{shown(path)}: cannot open ({getattr(exc, 'strerror', None) or exc}); "
+                            "check the path and permissions")
+    _require_regular(path, info.st_mode)
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except OSError as exc:
+        raise UnreadableRaw(f"{shown(path)}: cannot open ({exc.strerror}); check the path and permissions")
+    handle = os.fdopen(fd, "rb")
+    info = os.fstat(fd)
+    try:
+        _require_regular(path, info.st_mode)
+    except UnreadableRaw:
+        handle.close()
+        raise
+    return handle, info.st_size
+
+
+def _require_regular(path, mode: int) -> None:
+    if not stat.S_ISREG(mode):
+        what = next((name for test, name in _KINDS if test(mode)), "not a regular file")
+        raise UnreadableRaw(f"{shown(path)}: {what}, not a raw file; it is never opened or read; {NOT_RAW_FIX}")
+
+
 @contextmanager
 def mapped(path: Path):
-    """The file, memory-mapped read-only (only the pages read are loaded); UnreadableRaw if empty/absent."""
-    try:
-        handle = open(path, "rb")
-    except OSError as exc:
-        raise UnreadableRaw(f"{path}: cannot open ({exc.strerror}); check the path and permissions")
+    """The file, memory-mapped read-only (only the pages read are loaded); UnreadableRaw if empty/absent
+    or not a regular file."""
+    handle, size = open_regular(path)
     with handle:
-        if os.fstat(handle.fileno()).st_size == 0:
-            raise UnreadableRaw(f"{path}: empty file (0 bytes); {NOT_RAW_FIX}")
-        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+        if size == 0:
+            raise UnreadableRaw(f"{shown(path)}: empty file (0 bytes); {NOT_RAW_FIX}")
+        with mmap.mmap(handle.fileno(), size, access=mmap.ACCESS_READ) as buf:
             yield buf
 
 
@@ -50,12 +91,12 @@ def container_kind(path: Path, buf) -> str | None:
     if head[:2] in (b"II", b"MM") and head[6:14] == b"HEAPCCDR":
         return "crw"
     if head[:3] == b"\xff\xd8\xff":
-        raise UnreadableRaw(f"{path}: a JPEG image, not a camera raw; {NOT_RAW_FIX}")
+        raise UnreadableRaw(f"{shown(path)}: a JPEG image, not a camera raw; {NOT_RAW_FIX}")
     return None
 
 
 def check_sizes(path: Path, width: int, height: int) -> None:
     """UnreadableRaw when a header declares dimensions no camera has (a corrupt file)."""
     if width > MAX_SIDE or height > MAX_SIDE or width * height > MAX_PIXELS:
-        raise UnreadableRaw(f"{path}: absurd image dimensions {width}x{height} in the header (corrupt file); "
+        raise UnreadableRaw(f"{shown(path)}: absurd image dimensions {width}x{height} in the header (corrupt file); "
                             f"{NOT_RAW_FIX}")

@@ -3,13 +3,56 @@ what the DNG tags say about levels, CFA and size, exact and without decoding any
 from __future__ import annotations
 
 import struct
+from enum import IntEnum
 from fractions import Fraction
 from pathlib import Path
 
-from .rawfile import NOT_RAW_FIX, UnreadableRaw, check_sizes
+from .rawfile import NOT_RAW_FIX, UnreadableRaw, check_sizes, shown
 
 MAX_IFDS = 64                   # TIFF directories walked per file (loops and chains are cut here)
+MAX_ENTRIES = 4096              # entries per directory (real raws hold < 200); more means a corrupt header
 MAX_VALUES = 1 << 18            # values decoded per TIFF entry (strip lists of real files are far shorter)
+
+
+class Tag(IntEnum):
+    """The TIFF, TIFF/EP, EXIF and DNG tags sidkit reads."""
+
+    NEW_SUBFILE_TYPE = 254
+    IMAGE_WIDTH = 256
+    IMAGE_LENGTH = 257
+    BITS_PER_SAMPLE = 258
+    COMPRESSION = 259
+    PHOTOMETRIC = 262
+    MAKE = 271
+    MODEL = 272
+    STRIP_OFFSETS = 273
+    SAMPLES_PER_PIXEL = 277
+    ROWS_PER_STRIP = 278
+    STRIP_BYTE_COUNTS = 279
+    RW2_RAW_DATA_OFFSET = 280           # Panasonic RW2 reuses 0x118 for its raw data's offset
+    PLANAR_CONFIGURATION = 284
+    TILE_WIDTH = 322
+    TILE_LENGTH = 323
+    TILE_OFFSETS = 324
+    TILE_BYTE_COUNTS = 325
+    SUB_IFDS = 330
+    CFA_REPEAT_PATTERN_DIM = 33421
+    CFA_PATTERN = 33422
+    EXIF_IFD = 34665
+    DNG_VERSION = 50706
+    CFA_PLANE_COLOR = 50710
+    BLACK_LEVEL_REPEAT_DIM = 50713
+    BLACK_LEVEL = 50714
+    BLACK_LEVEL_DELTA_H = 50715
+    BLACK_LEVEL_DELTA_V = 50716
+    WHITE_LEVEL = 50717
+    ACTIVE_AREA = 50829
+
+
+PHOTOMETRIC_CFA = 32803
+PHOTOMETRIC_LINEAR_RAW = 34892
+COMPRESSION_NONE = 1
+PLANAR_SEPARATE = 2
 
 
 class TiffDirectories:
@@ -34,18 +77,17 @@ class TiffDirectories:
         if not self.ifds:
             self._truncated(f"its first TIFF directory (offset {first}) lies beyond the end of the file "
                             f"({self.size} bytes)")
-        exif_offset = self.ifds[0].get(34665, (None,))[0]
-        if exif_offset is not None and exif_offset + 2 > self.size:
+        exif_offset = self.ifds[0].get(Tag.EXIF_IFD, (None,))[0]
+        if isinstance(exif_offset, int) and exif_offset + 2 > self.size:
             self.exif_beyond_end = (f"truncated: its EXIF directory (offset {exif_offset}) lies beyond "
                                     f"the end of the file ({self.size} bytes)")
         for ifd in self.ifds:
-            width, height = ifd.get(256, (0,))[0], ifd.get(257, (0,))[0]
-            if isinstance(width, int) and isinstance(height, int):
-                check_sizes(path, width, height)
+            width, height = first_int(ifd, Tag.IMAGE_WIDTH, 0), first_int(ifd, Tag.IMAGE_LENGTH, 0)
+            check_sizes(path, width, height)
         self.buf = None                    # the file's mapping closes once the header is parsed
 
     def _truncated(self, reason: str):
-        raise UnreadableRaw(f"{self.path}: truncated or corrupt: {reason}; {NOT_RAW_FIX}")
+        raise UnreadableRaw(f"{shown(self.path)}: truncated or corrupt: {reason}; {NOT_RAW_FIX}")
 
     def _u32(self, offset: int) -> int:
         return struct.unpack_from(self.order + "I", self.buf, offset)[0]
@@ -55,10 +97,10 @@ class TiffDirectories:
             seen.add(offset)
             count = struct.unpack_from(self.order + "H", self.buf, offset)[0]
             end = offset + 2 + 12 * count
-            if end + 4 > self.size:
+            if end + 4 > self.size or count > MAX_ENTRIES:
                 if not self.ifds:
-                    self._truncated(f"its TIFF directory at offset {offset} runs past the end of the file "
-                                    f"({self.size} bytes)")
+                    where = "runs past the end of the file" if end + 4 > self.size else f"declares {count} entries"
+                    self._truncated(f"its TIFF directory at offset {offset} {where} ({self.size} bytes)")
                 return
             ifd = {}
             for entry in range(offset + 2, end, 12):
@@ -68,7 +110,7 @@ class TiffDirectories:
                     ifd[tag] = value
             self.ifds.append(ifd)
             if depth < 3:
-                for sub in ifd.get(330, ()):
+                for sub in ifd.get(Tag.SUB_IFDS, ())[:MAX_IFDS]:
                     if isinstance(sub, int):
                         self._walk(sub, depth + 1, seen)
             offset = self._u32(end)
@@ -94,29 +136,56 @@ class TiffDirectories:
     def raw_ifd(self) -> dict | None:
         """The full-resolution raw image: NewSubFileType 0 with CFA or LinearRaw photometric."""
         for ifd in self.ifds:
-            if ifd.get(254, (0,))[0] == 0 and ifd.get(262, (0,))[0] in (32803, 34892):
+            if first_int(ifd, Tag.NEW_SUBFILE_TYPE, 0) == 0 and \
+                    first_int(ifd, Tag.PHOTOMETRIC, 0) in (PHOTOMETRIC_CFA, PHOTOMETRIC_LINEAR_RAW):
                 return ifd
         return None
 
     def dng_tags(self) -> dict | None:
-        """Make, model, sizes, CFA and levels from the DNG tags of the raw IFD; None if not a DNG."""
-        if 50706 not in self.ifds[0]:
+        """Make, model, sizes, CFA and levels from the DNG tags of the raw IFD; None if not a DNG.
+
+        Values a camera cannot write (a repeat dimension of three numbers, a size of zero, a
+        negative level) are left out, so that LibRaw's reading or a finding takes their place.
+        """
+        if Tag.DNG_VERSION not in self.ifds[0]:
             return None
         raw = self.raw_ifd()
-        info = {"make": _first_text(self.ifds[0], 271), "model": _first_text(self.ifds[0], 272)}
+        info = {"make": _first_text(self.ifds[0], Tag.MAKE), "model": _first_text(self.ifds[0], Tag.MODEL)}
         if raw is None:
             return info
-        top, left, bottom, right = raw.get(50829, (0, 0, raw.get(257, (0,))[0], raw.get(256, (0,))[0]))
-        info["width"], info["height"] = int(right - left) or None, int(bottom - top) or None
-        samples = raw.get(277, (1,))[0]
-        bits = raw.get(258, (16,))[0]
-        info["white_level"] = int(raw.get(50717, ((1 << bits) - 1,))[0])
+        width, height = first_int(raw, Tag.IMAGE_WIDTH, 0), first_int(raw, Tag.IMAGE_LENGTH, 0)
+        area = _ints(raw.get(Tag.ACTIVE_AREA, ()))
+        top, left, bottom, right = area if area and len(area) == 4 else (0, 0, height, width)
+        info["width"] = right - left if right > left else None
+        info["height"] = bottom - top if bottom > top else None
+        samples = max(1, first_int(raw, Tag.SAMPLES_PER_PIXEL, 1))
+        bits = first_int(raw, Tag.BITS_PER_SAMPLE, 16)
+        white = raw.get(Tag.WHITE_LEVEL, ((1 << bits) - 1 if 0 < bits <= 32 else None,))[0]
+        info["white_level"] = int(white) if isinstance(white, (int, Fraction)) else None
         info["black_level"] = dng_black(raw, samples)
-        if raw.get(262, (0,))[0] == 34892:
+        if first_int(raw, Tag.PHOTOMETRIC, 0) == PHOTOMETRIC_LINEAR_RAW:
             info["cfa"] = ""
-        elif 33422 in raw:
+        elif Tag.CFA_PATTERN in raw:
             info["cfa"] = dng_cfa(raw)
         return info
+
+
+def first_int(ifd: dict, tag: int, default: int) -> int:
+    """The first value of an entry as an int; ``default`` when absent or not an integer."""
+    value = ifd.get(tag, (default,))[0]
+    return value if isinstance(value, int) else default
+
+
+def _ints(values) -> tuple | None:
+    """The values as ints (rationals with integer value included); None when any is not one."""
+    out = []
+    for value in values:
+        if isinstance(value, Fraction) and value.denominator == 1:
+            value = value.numerator
+        if not isinstance(value, int):
+            return None
+        out.append(value)
+    return tuple(out)
 
 
 def _first_text(ifd: dict, tag: int) -> str | None:
@@ -124,34 +193,50 @@ def _first_text(ifd: dict, tag: int) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+def _repeat_dim(raw: dict, tag: int, default: tuple[int, int]) -> tuple[int, int] | None:
+    """A (rows, cols) repeat dimension; None when the entry holds other than two positive ints."""
+    dims = _ints(raw.get(tag, default))
+    return dims if dims and len(dims) == 2 and dims[0] > 0 and dims[1] > 0 else None
+
+
 def dng_cfa(raw: dict) -> str | None:
-    """CFARepeatPatternDim/CFAPattern/CFAPlaneColor as 'RGGB' etc., 'XTRANS' for 6x6; None if odd."""
-    rows, cols = raw.get(33421, (2, 2))
-    pattern = raw[33422]
-    if (rows, cols) == (6, 6):
+    """CFARepeatPatternDim/CFAPattern/CFAPlaneColor as 'RGGB' etc., 'XTRANS' for 6x6; None if odd
+    (a repeat dimension that is not two numbers, colour indices beyond the plane colours)."""
+    dims = _repeat_dim(raw, Tag.CFA_REPEAT_PATTERN_DIM, (2, 2))
+    pattern = _ints(raw.get(Tag.CFA_PATTERN, ()))
+    if dims == (6, 6) and pattern and len(pattern) == 36:
         return "XTRANS"
-    if (rows, cols) != (2, 2) or len(pattern) != 4:
+    if dims != (2, 2) or not pattern or len(pattern) != 4:
         return None
     letters = dict(enumerate("RGBCMYW"))
-    planes = raw.get(50710, (0, 1, 2))
-    return "".join(letters.get(planes[i] if i < len(planes) else i, "?") for i in pattern)
+    planes = _ints(raw.get(Tag.CFA_PLANE_COLOR, (0, 1, 2))) or ()
+    colours = [letters.get(planes[i]) if 0 <= i < len(planes) else None for i in pattern]
+    return "".join(colours) if None not in colours else None
 
 
-def dng_black(raw: dict, samples: int) -> list:
-    """BlackLevel (+ mean DeltaH/DeltaV by parity) per position of the 2x2 tile, row-major; sample 0."""
-    rows, cols = raw.get(50713, (1, 1))
-    levels = raw.get(50714, (0,) * (rows * cols * samples))
-    delta_h, delta_v = raw.get(50715, ()), raw.get(50716, ())
+def dng_black(raw: dict, samples: int) -> list | None:
+    """BlackLevel (+ mean DeltaH/DeltaV by parity) per position of the 2x2 tile, row-major; sample 0.
+    None when the levels are not numbers or a repeat dimension is not two positive numbers."""
+    dims = _repeat_dim(raw, Tag.BLACK_LEVEL_REPEAT_DIM, (1, 1))
+    if dims is None:
+        return None
+    rows, cols = dims
+    levels = raw.get(Tag.BLACK_LEVEL, (0,) * min(rows * cols * samples, 64))
+    delta_h, delta_v = raw.get(Tag.BLACK_LEVEL_DELTA_H, ()), raw.get(Tag.BLACK_LEVEL_DELTA_V, ())
 
     def mean_parity(deltas, parity):
-        picked = [float(d) for d in deltas[parity::2] if d is not None]
+        picked = [float(d) for d in deltas[parity::2] if isinstance(d, (int, float, Fraction))]
         return sum(picked) / len(picked) if picked else 0.0
 
     tile = []
     for r in range(2):
         for c in range(2):
             index = ((r % rows) * cols + (c % cols)) * samples
-            value = float(levels[index] if index < len(levels) and levels[index] is not None else 0)
-            value += mean_parity(delta_v, r) + mean_parity(delta_h, c)
+            level = levels[index] if index < len(levels) else 0
+            if not isinstance(level, (int, float, Fraction)):
+                return None
+            value = float(level) + mean_parity(delta_v, r) + mean_parity(delta_h, c)
+            if value != value or abs(value) == float("inf"):
+                return None
             tile.append(int(value) if value.is_integer() else value)
     return tile
