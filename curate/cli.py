@@ -217,5 +217,34 @@ def validate(manifest, fast, min_ratio, max_ratio, workers, clean, fmt):
     report(found, fmt, f"validate {manifest}")
 
 
+@main.command("report", context_settings=CONTEXT)
+@click.argument("manifest", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="HTML page to write (self-contained: thumbnails embedded).")
+@click.option("--findings", "findings_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Findings JSON from `curate validate --format json` (default: run the fast checks).")
+@click.option("--page-size", type=int, default=50, show_default=True, help="Pairs per page.")
+@click.option("--no-cache", is_flag=True, help="Render every thumbnail again (default: cached by checksum "
+              "in $SIDKIT_CACHE/thumbs or ~/.cache/sidkit/thumbs).")
+@reports_errors
+def report_cmd(manifest, output, findings_file, page_size, no_cache):
+    """Write one HTML page of MANIFEST: every pair's long and amplified short, badges, counts, filters.
+
+    Open it in any browser; no server, no network. A file that cannot be rendered shows why.
+
+    \b
+    curate report manifests/canon90d.csv -o canon90d.html
+    curate validate manifests/canon90d.csv --format json > findings.json
+    curate report manifests/canon90d.csv -o canon90d.html --findings findings.json
+    """
+    from .report import build_report, load_findings
+
+    found = load_findings(findings_file) if findings_file else None
+    with progress_bar(len(read_manifest(manifest)), "rendering") as advance:
+        done = build_report(manifest, output, found, page_size=page_size, cache=not no_cache, progress=advance)
+    stderr.print(f"wrote {output}: {done['pairs']} pairs, {done['thumbnails']} thumbnails, "
+                 f"{len(done['findings'])} finding codes", highlight=False)
+
+
 if __name__ == "__main__":
     main()

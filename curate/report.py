@@ -1,0 +1,392 @@
+"""`curate report`: one self-contained HTML page of a dataset, to look at every pair at a glance.
+
+Each pair shows the long exposure rendered and the short amplified by its ratio side by side (small
+JPEG thumbnails embedded as data URIs, cached by file checksum), with its exposures, ISO, ratio,
+camera, environment, split and validation findings as badges. At the top: pair and scene counts per
+split and environment, ratio and ISO histograms (inline SVG), and filters by split, environment and
+finding code. Plain HTML/CSS/JS: no server, no network; large datasets paginate.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from .atomic import atomic_write
+from .errors import SidkitError
+from .exposure import RATIO_MAX, RATIO_MIN, format_exposure
+from .findings import CODES
+from .manifest import black_levels, read_manifest, resolve
+
+THUMB_WIDTH = 320        # pixels across one thumbnail
+PAGE_SIZE = 50           # pairs per page
+THUMB_VERSION = 1        # bump when the rendering changes: old cached thumbnails are not reused
+SEVERITY_ORDER = {"error": 0, "warning": 1}
+
+
+def cache_dir() -> Path:
+    """Where thumbnails are cached: $SIDKIT_CACHE/thumbs, else ~/.cache/sidkit/thumbs."""
+    root = os.environ.get("SIDKIT_CACHE") or Path.home() / ".cache" / "sidkit"
+    return Path(root) / "thumbs"
+
+
+def render_small(path: str | os.PathLike, black: list[float], white: float, gain: float = 1.0) -> np.ndarray:
+    """A raw at half size as 8-bit RGB, its counts above black first scaled by ``gain`` (clipped).
+
+    Rendered as the ground truth is (camera white balance, no auto brightness), so a long and a
+    short amplified by the right ratio look alike.
+    """
+    import rawpy
+
+    with rawpy.imread(str(path)) as raw:
+        if gain != 1.0:
+            counts = raw.raw_image_visible
+            h, w = counts.shape
+            if len(black) == 4 and raw.raw_pattern.shape == (2, 2):
+                level = np.tile(np.asarray(black, np.float32).reshape(2, 2), (h // 2 + 1, w // 2 + 1))[:h, :w]
+            else:
+                level = np.float32(np.mean(black))
+            scaled = level + np.maximum(counts.astype(np.float32) - level, 0) * np.float32(gain)
+            counts[...] = np.clip(scaled, 0, white).astype(np.uint16)
+        return raw.postprocess(use_camera_wb=True, half_size=True, no_auto_bright=True, output_bps=8,
+                               user_flip=0)
+
+
+def thumbnail(path: Path, black: list[float], white: float, gain: float = 1.0, width: int = THUMB_WIDTH,
+              cache: Path | None = None, digest: str | None = None) -> bytes:
+    """A JPEG thumbnail of a raw (see render_small), cached under ``cache`` by the file's checksum."""
+    from PIL import Image
+
+    from .rawmeta import sha256_file
+
+    digest = digest or sha256_file(path)
+    key = f"{digest}-g{gain:.6g}-b{'_'.join(f'{v:g}' for v in black)}-w{white:g}-{width}-v{THUMB_VERSION}.jpg"
+    cached = cache / key if cache else None
+    if cached and cached.is_file():
+        return cached.read_bytes()
+    image = Image.fromarray(render_small(path, black, white, gain))
+    image.thumbnail((width, width * 4), Image.Resampling.LANCZOS)
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=85)
+    data = buffer.getvalue()
+    if cached:
+        try:
+            with atomic_write(cached, "wb") as handle:
+                handle.write(data)
+        except OSError:
+            pass     # a cache that cannot be written only costs time
+    return data
+
+
+def load_findings(path: str | os.PathLike) -> list[dict]:
+    """Findings as `curate validate --format json` prints them; SidkitError when the file is not that."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SidkitError(f"{path}: no such findings file; write one with "
+                          "`curate validate MANIFEST --format json > findings.json`") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise SidkitError(f"{path}: not JSON ({exc}); write it with `curate validate MANIFEST --format json`") from None
+    if not isinstance(data, list) or not all(isinstance(f, dict) and "code" in f for f in data):
+        raise SidkitError(f"{path}: expected a list of findings with a 'code' each, as "
+                          "`curate validate MANIFEST --format json` prints")
+    return [{"pair_id": str(f.get("pair_id") or ""), "path": str(f.get("path") or ""), "code": str(f["code"]),
+             "severity": str(f.get("severity") or CODES.get(f["code"], "warning")),
+             "message": str(f.get("message") or "")} for f in data]
+
+
+def counts_by_split(df: pd.DataFrame) -> list[dict]:
+    """Pairs and scenes per split and environment, plus an 'all' environment row per split."""
+    rows = []
+    splits = sorted(df["split"].unique(), key=lambda s: (("train", "val", "test") + (s,)).index(s))
+    for split in splits:
+        part = df[df["split"] == split]
+        for env in sorted(part["environment"].unique()) + ["all"]:
+            group = part if env == "all" else part[part["environment"] == env]
+            rows.append({"split": split, "environment": env, "pairs": len(group),
+                         "scenes": group["scene_id"].nunique()})
+    return rows
+
+
+def histogram_svg(values: list[float], title: str, unit: str = "", log: bool = False,
+                  good: tuple[float, float] | None = None) -> str:
+    """An inline SVG bar chart: one bar per value when there are few distinct ones, else 12 bins.
+
+    Bars wholly outside ``good`` (a range) are drawn red.
+    """
+    values = [v for v in values if isinstance(v, (int, float)) and math.isfinite(v) and (v > 0 or not log)]
+    if not values:
+        return f'<figure class="hist"><figcaption>{html.escape(title)}: no values</figcaption></figure>'
+    distinct = sorted(set(values))
+    if len(distinct) <= 12:
+        bars = [(f"{v:g}{unit}", Counter(values)[v], v, v) for v in distinct]
+    else:
+        data = np.log10(values) if log else np.asarray(values, float)
+        counts, edges = np.histogram(data, bins=12)
+        if log:
+            edges = 10 ** edges
+        bars = [(f"{lo:.3g}-{hi:.3g}{unit}", int(n), lo, hi) for n, lo, hi in zip(counts, edges[:-1], edges[1:])]
+    width, height, pad = 34 * len(bars) + 20, 150, 40
+    top = max(n for _, n, _, _ in bars)
+    parts = []
+    for i, (label, n, lo, hi) in enumerate(bars):
+        h = 0 if top == 0 else (height - pad - 16) * n / top
+        x, y = 10 + 34 * i, height - pad - h
+        bad = good is not None and (hi < good[0] or lo > good[1])
+        parts.append(f'<rect x="{x}" y="{y:.1f}" width="28" height="{h:.1f}" class="{"bad" if bad else "bar"}">'
+                     f'<title>{html.escape(label)}: {n}</title></rect>'
+                     f'<text x="{x + 14}" y="{y - 3:.1f}" class="n">{n}</text>'
+                     f'<text x="{x + 14}" y="{height - pad + 12}" class="lab" '
+                     f'transform="rotate(30 {x + 14} {height - pad + 12})">{html.escape(label)}</text>')
+    return (f'<figure class="hist"><svg width="{width}" height="{height}" role="img" '
+            f'aria-label="{html.escape(title)}">{"".join(parts)}</svg>'
+            f'<figcaption>{html.escape(title)}</figcaption></figure>')
+
+
+def data_uri(data: bytes, mime: str = "image/jpeg") -> str:
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def page(title: str, body: str, script: str = "") -> str:
+    """A whole HTML document with the shared style; ``script`` runs at the end of the body."""
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f'<title>{html.escape(title)}</title><style>{STYLE}</style></head>\n'
+            f'<body>\n{body}\n<script>{script}</script>\n</body></html>\n')
+
+
+def _badge(text: str, kind: str = "", tip: str = "") -> str:
+    title = f' title="{html.escape(tip)}"' if tip else ""
+    return f'<span class="badge {kind}"{title}>{html.escape(text)}</span>'
+
+
+def _exposure(seconds) -> str:
+    try:
+        return format_exposure(float(seconds))
+    except (TypeError, ValueError, ZeroDivisionError):
+        return str(seconds)
+
+
+def _number(value, fmt: str = "g") -> str:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return "?"
+    return format(v, fmt) if math.isfinite(v) else "?"
+
+
+def _pair_card(row, images: dict[str, tuple[str, str]], found: list[dict]) -> str:
+    """One pair: the two thumbnails (or what went wrong) and its badges."""
+    codes = sorted({f["code"] for f in found})
+    figures = []
+    for role, caption in (("long", f"long {_exposure(row.long_exposure_s)} s"),
+                          ("short", f"short {_exposure(row.short_exposure_s)} s × {_number(row.ratio, '.4g')}")):
+        uri, error = images[role]
+        if uri:
+            img = f'<img data-src="{uri}" alt="{html.escape(role)} exposure of {html.escape(str(row.pair_id))}">'
+        else:
+            img = f'<div class="noimg">{html.escape(error)}</div>'
+        figures.append(f'<figure>{img}<figcaption>{html.escape(caption)}</figcaption></figure>')
+    ratio = float(row.ratio) if _number(row.ratio) != "?" else math.nan
+    ratio_ok = RATIO_MIN <= ratio <= RATIO_MAX
+    badges = [_badge(f"split {row.split or '?'}", "split"), _badge(str(row.environment or "?"), "env"),
+              _badge(f"ratio {_number(row.ratio, '.4g')}", "" if ratio_ok else "error",
+                     "" if ratio_ok else f"outside {RATIO_MIN:g}-{RATIO_MAX:g}"),
+              _badge(f"ISO {_number(row.short_iso)}" + ("" if _number(row.short_iso) == _number(row.long_iso)
+                                                         else f" / {_number(row.long_iso)}")),
+              _badge(f"{_exposure(row.short_exposure_s)} s / {_exposure(row.long_exposure_s)} s"),
+              _badge(str(row.camera or "?"), "camera")]
+    order = sorted(found, key=lambda f: (SEVERITY_ORDER.get(f["severity"], 2), f["code"]))
+    badges += [_badge(f["code"], f["severity"], f["message"]) for f in order]
+    notes = "".join(f'<li class="{html.escape(f["severity"])}"><b>{html.escape(f["code"])}</b> '
+                    f'{html.escape(f["message"])}</li>' for f in order)
+    return (f'<article class="pair" data-split="{html.escape(str(row.split))}" '
+            f'data-env="{html.escape(str(row.environment))}" data-codes=" {" ".join(codes)} ">'
+            f'<h3>{html.escape(str(row.pair_id))} <small>scene {html.escape(str(row.scene_id))}</small></h3>'
+            f'<div class="shots">{"".join(figures)}</div><div class="badges">{"".join(badges)}</div>'
+            + (f'<ul class="notes">{notes}</ul>' if notes else "") + "</article>")
+
+
+def pair_images(df: pd.DataFrame, row, cache: Path | None, digests: dict) -> dict[str, tuple[str, str]]:
+    """role -> (data URI, '') or ('', why there is no picture): a bad file never raises."""
+    out = {}
+    for role in ("long", "short"):
+        path = resolve(df, getattr(row, f"{role}_path"))
+        if not path.is_file():
+            out[role] = ("", f"missing-file: {path.name}")
+            continue
+        try:
+            gain = 1.0 if role == "long" else float(row.ratio)
+            if not math.isfinite(gain) or gain <= 0:
+                gain = 1.0
+            if path not in digests:
+                from .rawmeta import sha256_file
+                digests[path] = sha256_file(path)
+            black = black_levels(row.black_level)
+            data = thumbnail(path, black, float(row.white_level), gain, cache=cache, digest=digests[path])
+            out[role] = (data_uri(data), "")
+        except Exception as exc:  # noqa: BLE001 - any undecodable file is a badge on the page, not a traceback
+            detail = exc.args[0].decode(errors="replace") if exc.args and isinstance(exc.args[0], bytes) else exc
+            out[role] = ("", f"unreadable: {path.name} ({type(exc).__name__}: {detail})")
+    return out
+
+
+def build_report(manifest: str | os.PathLike, out: str | os.PathLike, findings: list[dict] | None = None,
+                 page_size: int = PAGE_SIZE, cache: Path | None | bool = True,
+                 progress: Callable[[], None] | None = None) -> dict:
+    """Write the HTML page of ``manifest`` to ``out``; return what it counted.
+
+    ``findings``: dicts as `curate validate --format json` prints (None runs the fast checks).
+    ``cache``: a thumbnail folder, True for cache_dir(), False for none. The page is written
+    atomically; thumbnails that cannot be rendered show why instead.
+    """
+    if page_size < 1:
+        raise SidkitError(f"--page-size {page_size}: give a positive number of pairs per page")
+    df = read_manifest(manifest)
+    if findings is None:
+        from .validate import validate_manifest
+        findings = [f.to_dict() for f in validate_manifest(df, fast=True)]
+    cache = cache_dir() if cache is True else (cache or None)
+    by_pair: dict[str, list[dict]] = {}
+    pair_ids = set(df["pair_id"].astype(str))
+    general = []
+    for f in findings:
+        (by_pair.setdefault(f["pair_id"], []) if f["pair_id"] in pair_ids else general).append(f)
+    digests: dict = {}
+    cards, rendered, failed = [], 0, 0
+    for row in df.itertuples():
+        images = pair_images(df, row, cache, digests)
+        rendered += sum(bool(uri) for uri, _ in images.values())
+        failed += sum(not uri for uri, _ in images.values())
+        cards.append(_pair_card(row, images, by_pair.get(str(row.pair_id), [])))
+        if progress:
+            progress()
+    counts = counts_by_split(df)
+    code_counts = Counter(f["code"] for f in findings)
+    body = _header(manifest, df, counts, code_counts, general, findings) + \
+        f'<main id="pairs">{"".join(cards)}</main>'
+    text = page(f"{Path(manifest).name}: sidkit dataset report", body,
+                SCRIPT.replace("__PAGE_SIZE__", str(int(page_size))))
+    with atomic_write(out, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    return {"path": Path(out), "pairs": len(df), "scenes": int(df["scene_id"].nunique()), "counts": counts,
+            "findings": dict(code_counts), "thumbnails": rendered, "missing_thumbnails": failed}
+
+
+def _header(manifest, df, counts, code_counts, general, findings) -> str:
+    rows = "".join(f'<tr><td>{html.escape(c["split"])}</td><td>{html.escape(c["environment"])}</td>'
+                   f'<td data-count="pairs:{html.escape(c["split"])}:{html.escape(c["environment"])}">{c["pairs"]}</td>'
+                   f'<td data-count="scenes:{html.escape(c["split"])}:{html.escape(c["environment"])}">{c["scenes"]}</td></tr>'
+                   for c in counts)
+    errors = sum(f["severity"] == "error" for f in findings)
+    severity = {f["code"]: f["severity"] for f in findings}
+    code_rows = "".join(f'<li>{_badge(code, severity[code])} <span data-finding-count="{html.escape(code)}">{n}</span></li>'
+                        for code, n in sorted(code_counts.items()))
+    general_rows = "".join(f'<li class="{html.escape(f["severity"])}"><b>{html.escape(f["code"])}</b> '
+                           f'{html.escape(f["path"])} {html.escape(f["message"])}</li>' for f in general)
+    cameras = ", ".join(f"{html.escape(str(c))} ({n})" for c, n in df["camera"].value_counts().items())
+    options = lambda values: "".join(f'<option value="{html.escape(v)}">{html.escape(v)}</option>'
+                                     for v in values)
+    splits = [c["split"] for c in counts if c["environment"] == "all"]
+    envs = sorted(df["environment"].astype(str).unique())
+    return (f'<header><h1>{html.escape(Path(manifest).name)}</h1>'
+            f'<p><span id="total-pairs" data-count="pairs">{len(df)}</span> pairs, '
+            f'<span data-count="scenes">{df["scene_id"].nunique()}</span> scenes; cameras: {cameras}. '
+            f'<span data-count="findings">{len(findings)}</span> findings, '
+            f'<span data-count="errors">{errors}</span> errors.</p>'
+            f'<div class="top"><table class="counts"><thead><tr><th>split</th><th>environment</th><th>pairs</th>'
+            f'<th>scenes</th></tr></thead><tbody>{rows}</tbody></table>'
+            + histogram_svg(pd.to_numeric(df["ratio"], errors="coerce").tolist(), "ratio (long / short)", "×",
+                            log=True, good=(RATIO_MIN, RATIO_MAX))
+            + histogram_svg(pd.to_numeric(df["short_iso"], errors="coerce").tolist(), "ISO (short)")
+            + f'<ul class="codes">{code_rows or "<li>no findings</li>"}</ul></div>'
+            + (f'<ul class="notes general">{general_rows}</ul>' if general_rows else "")
+            + '<nav class="filters">'
+            f'<label>split <select id="f-split"><option value="">all</option>{options(splits)}</select></label> '
+            f'<label>environment <select id="f-env"><option value="">all</option>{options(envs)}</select></label> '
+            f'<label>finding <select id="f-code"><option value="">any</option><option value="-">none</option>'
+            f'{options(sorted(code_counts))}</select></label> '
+            '<span id="shown"></span> <span class="pages"><button id="prev">&larr;</button> '
+            '<span id="page"></span> <button id="next">&rarr;</button></span></nav></header>')
+
+
+STYLE = """
+body{font:14px/1.4 system-ui,sans-serif;margin:0 16px 24px;color:#222;background:#fafafa}
+h1{font-size:20px;margin:12px 0 4px} h3{font-size:14px;margin:0 0 6px} small{color:#666;font-weight:normal}
+.top{display:flex;flex-wrap:wrap;gap:24px;align-items:flex-start}
+table{border-collapse:collapse} td,th{border:1px solid #ccc;padding:2px 8px;text-align:left}
+td[data-count]{text-align:right}
+.hist{margin:0} .hist figcaption{font-size:12px;color:#444;text-align:center}
+.hist .bar{fill:#4a7bb7} .hist .bad{fill:#c0392b} .hist text{font-size:10px;text-anchor:middle}
+.hist .lab{text-anchor:start}
+ul.codes{list-style:none;padding:0;margin:0} ul.codes li{margin:2px 0}
+nav.filters{position:sticky;top:0;background:#fafafa;padding:8px 0;border-bottom:1px solid #ddd;z-index:1}
+nav select{margin-right:12px}
+main{display:flex;flex-wrap:wrap;gap:12px;margin-top:12px}
+.pair{background:#fff;border:1px solid #ddd;border-radius:6px;padding:8px;width:660px;box-sizing:border-box}
+.pair[hidden]{display:none}
+.shots{display:flex;gap:8px} .shots figure{margin:0;flex:1;min-width:0}
+.shots img{width:100%;display:block;background:#000}
+.shots figcaption{font-size:12px;color:#444}
+.noimg{height:200px;display:flex;align-items:center;justify-content:center;text-align:center;
+ background:#f3dede;color:#8a1f11;font-size:12px;padding:8px;box-sizing:border-box;word-break:break-all}
+.badge{display:inline-block;border-radius:10px;padding:0 8px;margin:4px 4px 0 0;background:#e8e8e8;font-size:12px}
+.badge.split{background:#dde8f6} .badge.env{background:#e3f1e0} .badge.camera{background:#efe6f5}
+.badge.error{background:#c0392b;color:#fff} .badge.warning{background:#f0b429;color:#222}
+ul.notes{margin:6px 0 0;padding-left:18px;font-size:12px} li.error{color:#8a1f11} li.warning{color:#7a5a00}
+"""
+
+SCRIPT = """
+(function(){
+  var size = __PAGE_SIZE__, pageNo = 0;
+  var cards = Array.prototype.slice.call(document.querySelectorAll('article.pair'));
+  function sel(id){ return document.getElementById(id); }
+  function matching(){
+    var s = sel('f-split').value, e = sel('f-env').value, c = sel('f-code').value;
+    return cards.filter(function(a){
+      var codes = a.getAttribute('data-codes');
+      return (!s || a.dataset.split === s) && (!e || a.dataset.env === e) &&
+        (!c || (c === '-' ? codes.trim() === '' : codes.indexOf(' ' + c + ' ') >= 0));
+    });
+  }
+  function show(){
+    var hits = matching(), pages = Math.max(1, Math.ceil(hits.length / size));
+    pageNo = Math.min(pageNo, pages - 1);
+    var first = pageNo * size, visible = hits.slice(first, first + size);
+    cards.forEach(function(a){ a.hidden = true; });
+    visible.forEach(function(a){
+      a.hidden = false;
+      a.querySelectorAll('img[data-src]').forEach(function(img){
+        if (!img.getAttribute('src')) img.src = img.dataset.src;
+      });
+    });
+    sel('shown').textContent = hits.length + ' of ' + cards.length + ' pairs match';
+    sel('shown').dataset.matching = hits.length;
+    sel('page').textContent = 'page ' + (pageNo + 1) + ' of ' + pages;
+    sel('prev').disabled = pageNo === 0; sel('next').disabled = pageNo >= pages - 1;
+    document.body.dataset.visiblePairs = visible.length;
+  }
+  ['f-split', 'f-env', 'f-code'].forEach(function(id){
+    sel(id).addEventListener('change', function(){ pageNo = 0; show(); });
+  });
+  sel('prev').addEventListener('click', function(){ pageNo--; show(); });
+  sel('next').addEventListener('click', function(){ pageNo++; show(); });
+  show();
+  window.addEventListener('load', function(){
+    var imgs = document.querySelectorAll('article.pair:not([hidden]) img');
+    var ok = Array.prototype.filter.call(imgs, function(i){ return i.complete && i.naturalWidth > 0; });
+    document.body.dataset.imagesShown = imgs.length;
+    document.body.dataset.imagesRendered = ok.length;
+  });
+})();
+"""
