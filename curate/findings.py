@@ -26,6 +26,15 @@ CODES = {
     "metadata-disagreement": "warning",
     "unpaired": "warning",
     "not-raw": "error",
+    # calibration frames (`curate noise-profile`)
+    "dark-light-leak": "error",
+    "flat-saturated": "warning",
+    "flat-too-dark": "warning",
+    "too-few-flat-levels": "error",
+    "missing-calibration": "error",
+    "bad-value": "error",            # a manifest cell that cannot be true (zero exposure, empty id)
+    "formula-cell": "warning",       # a text cell a spreadsheet would run (=, +, -, @ first)
+    "path-outside-root": "warning",  # a manifest path that leaves the manifest's folder
 }
 
 

@@ -1,0 +1,358 @@
+"""A camera's noise profile from dark and flat frames (ELD's physics model), as TOML or JSON.
+
+Per ISO and CFA channel: black level (mean of the darks); system gain K in DN per electron (the
+slope of the photon-transfer line: half the variance of a flat-pair difference, which cancels
+pixel non-uniformity and vignetting, against the pair's mean signal); read noise in DN (darks with
+each row's mean removed, the 1/12 DN^2 of rounding taken out) and its Tukey-lambda shape (PPCC fit);
+row noise in DN (the spread of whole-row means of the darks less the pixel noise averaged into
+them). Across ISOs, ELD's log-linear fits (log sigma against log K, log K against log ISO) give
+the noise at any ISO. numpy/scipy only: curate never imports torch.
+"""
+from __future__ import annotations
+
+import json
+import math
+import tomllib
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .errors import SidkitError
+from .findings import Finding
+
+FORMAT_VERSION = 1
+QUANTISATION_VAR = 1.0 / 12.0          # rounding to whole DN
+SATURATED_FRACTION = 0.001             # a flat with more pixels than this at white is saturated
+CLIP_LEVEL = 0.85                      # ... or a mean above this fraction of (white - black)
+DARK_LEVEL = 0.005                     # a flat below this fraction of (white - black) is too dark
+LEAK_DN = 2.0                          # darks brighter than black by more than max(this, read noise)
+PPCC_SAMPLES = 8000
+CHANNELS = ("R", "Gr", "B", "Gb")      # canonical order, as train.rawpack packs them
+
+
+@dataclass
+class CalFrame:
+    """One calibration raw: its settings and levels, and the mosaic (an array or a loader)."""
+    path: str
+    role: str                          # dark | flat
+    iso: float
+    exposure_s: float
+    camera: str
+    cfa: str
+    black_level: list[float]           # declared, per 2x2 position, row-major
+    white_level: float
+    mosaic: np.ndarray | Callable[[], np.ndarray] = field(repr=False, default=None)
+
+    def pixels(self) -> np.ndarray:
+        m = self.mosaic() if callable(self.mosaic) else self.mosaic
+        return np.asarray(m, dtype=np.float64)
+
+
+@dataclass
+class IsoNoise:
+    """The measured noise at one ISO; per-channel values in CHANNELS order."""
+    iso: float
+    k_dn_per_e: float
+    read_noise_dn: float
+    row_noise_dn: float
+    tukey_lambda: float
+    black_level: list[float]           # per canonical channel (R, Gr, B, Gb)
+    quantisation_dn: float = 1.0
+    channels: dict = field(default_factory=dict)   # name -> {k_dn_per_e, read_noise_dn, tukey_lambda}
+    flat_points: list = field(default_factory=list)  # [[channel, mean_dn, variance_dn2], ...]
+    darks: int = 0
+    flat_pairs: int = 0
+
+
+@dataclass
+class NoiseProfile:
+    camera: str
+    cfa: str
+    white_level: float
+    isos: list[IsoNoise]
+    fit: dict
+    format_version: int = FORMAT_VERSION
+
+    # --- noise at any gain (ELD's log-linear model) ------------------------------------------
+    def k_range(self) -> tuple[float, float]:
+        ks = [i.k_dn_per_e for i in self.isos]
+        return min(ks), max(ks)
+
+    def sigmas(self, k: float) -> dict:
+        """Read noise, row noise (DN) and Tukey lambda at system gain ``k`` from the fits."""
+        f = self.fit
+        log_k = math.log(k)
+        return {"read_noise_dn": math.exp(f["read_slope"] * log_k + f["read_intercept"]),
+                "row_noise_dn": math.exp(f["row_slope"] * log_k + f["row_intercept"]),
+                "tukey_lambda": f["tukey_lambda"]}
+
+    def k_at_iso(self, iso: float) -> float:
+        return math.exp(self.fit["k_slope"] * math.log(iso) + self.fit["k_intercept"])
+
+    def to_dict(self) -> dict:
+        return {"format_version": self.format_version, "camera": self.camera, "cfa": self.cfa,
+                "white_level": self.white_level, "isos": [asdict(i) for i in self.isos], "fit": dict(self.fit)}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    def to_toml(self) -> str:
+        import tomli_w
+
+        return tomli_w.dumps(self.to_dict())
+
+
+def profile_from_dict(data: dict, source: str = "profile") -> NoiseProfile:
+    try:
+        isos = [IsoNoise(**i) for i in data["isos"]]
+        profile = NoiseProfile(data["camera"], data["cfa"], float(data["white_level"]), isos, dict(data["fit"]),
+                               int(data.get("format_version", FORMAT_VERSION)))
+        for key in ("k_slope", "k_intercept", "read_slope", "read_intercept", "row_slope", "row_intercept",
+                    "tukey_lambda"):
+            float(profile.fit[key])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise SidkitError(f"{source}: not a sidkit noise profile ({type(exc).__name__}: {exc}); "
+                          "write one with `curate noise-profile`") from None
+    if not isos:
+        raise SidkitError(f"{source}: the noise profile lists no ISO; calibrate again")
+    return profile
+
+
+def read_profile(path: str | Path) -> NoiseProfile:
+    """A profile written by `write_profile` (TOML, or JSON when the name ends in .json)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+    except FileNotFoundError:
+        raise SidkitError(f"{path}: no such noise profile; write one with `curate noise-profile`") from None
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise SidkitError(f"{path}: cannot parse the noise profile ({exc}); write it again with "
+                          "`curate noise-profile`") from None
+    return profile_from_dict(data, str(path))
+
+
+def write_profile(profile: NoiseProfile, path: str | Path, fmt: str = "toml") -> Path:
+    """Write atomically (curate.atomic)."""
+    from .atomic import atomic_write
+
+    with atomic_write(path, encoding="utf-8") as handle:
+        handle.write(profile.to_json() + "\n" if fmt == "json" else profile.to_toml())
+    return Path(path)
+
+
+# --- planes ------------------------------------------------------------------------------------
+def channel_positions(cfa: str) -> list[int]:
+    """For each canonical channel (R, Gr, B, Gb), its position (0..3, row-major) in the 2x2 tile."""
+    if len(cfa) != 4 or sorted(cfa) != ["B", "G", "G", "R"]:
+        raise SidkitError(f"CFA {cfa!r}: noise profiles support Bayer sensors (RGGB, BGGR, GRBG, GBRG) only")
+    r, b = cfa.index("R"), cfa.index("B")
+    other = lambda pos: (pos // 2) * 2 + (1 - pos % 2)     # the other pixel of the same row
+    return [r, other(r), b, other(b)]
+
+
+def planes(mosaic: np.ndarray, cfa: str) -> list[np.ndarray]:
+    """The four colour planes of a Bayer mosaic in canonical order."""
+    h, w = mosaic.shape[0] // 2 * 2, mosaic.shape[1] // 2 * 2
+    m = mosaic[:h, :w]
+    return [m[p // 2::2, p % 2::2] for p in channel_positions(cfa)]
+
+
+def black_tile(black_level, cfa: str) -> np.ndarray:
+    """Declared black per canonical channel."""
+    black = [float(v) for v in black_level]
+    black = black * 4 if len(black) == 1 else black
+    return np.array([black[p] for p in channel_positions(cfa)])
+
+
+# --- the measurements --------------------------------------------------------------------------
+def dark_stats(mosaic: np.ndarray, cfa: str, black: np.ndarray) -> dict:
+    """Per channel: mean, pixel variance with row means removed, residual sample; whole-row noise."""
+    out = {"mean": [], "var": [], "residual": []}
+    corrected = np.empty_like(mosaic[: mosaic.shape[0] // 2 * 2, : mosaic.shape[1] // 2 * 2])
+    for c, (plane, pos) in enumerate(zip(planes(mosaic, cfa), channel_positions(cfa))):
+        residual = plane - plane.mean(axis=1, keepdims=True)
+        w = plane.shape[1]
+        out["mean"].append(float(plane.mean()))
+        out["var"].append(float(residual.var()) * w / (w - 1))
+        out["residual"].append(residual)
+        corrected[pos // 2::2, pos % 2::2] = plane - plane.mean()
+    rows = corrected.mean(axis=1)
+    pixel_var = float(np.mean(out["var"]))
+    out["row_var"] = float(rows.var(ddof=1)) - pixel_var / corrected.shape[1]
+    return out
+
+
+def tukey_lambda_fit(sample: np.ndarray, rng: np.random.Generator) -> float:
+    """The Tukey-lambda shape that best straightens the probability plot (PPCC maximum, as ELD)."""
+    from scipy import stats
+
+    sample = np.asarray(sample, dtype=np.float64).ravel()
+    if sample.size > PPCC_SAMPLES:
+        sample = rng.choice(sample, PPCC_SAMPLES, replace=False)
+    sample = sample + rng.uniform(-0.5, 0.5, sample.size)    # undo the ties of whole DN
+    lam = float(stats.ppcc_max(sample, brack=(-0.2, 0.2), dist="tukeylambda"))
+    return float(np.clip(lam, -0.45, 1.0))                  # finite variance needs lambda > -0.5
+
+
+def photon_transfer(a: np.ndarray, b: np.ndarray, cfa: str, black: np.ndarray) -> tuple[list[float], list[float]]:
+    """Per channel: mean signal above black and half the variance of the pair's difference."""
+    means, variances = [], []
+    for c, (pa, pb) in enumerate(zip(planes(a, cfa), planes(b, cfa))):
+        means.append(float((pa.mean() + pb.mean()) / 2 - black[c]))
+        variances.append(float((pa - pb).var()) / 2)
+    return means, variances
+
+
+def fit_line(x, y) -> tuple[float, float]:
+    slope, intercept = np.polyfit(np.asarray(x, float), np.asarray(y, float), 1)
+    return float(slope), float(intercept)
+
+
+# --- the fit -----------------------------------------------------------------------------------
+def fit_profile(frames: list[CalFrame], camera: str | None = None, seed: int = 0
+                ) -> tuple[NoiseProfile | None, list[Finding]]:
+    """Fit every ISO that has darks and two or more usable flat levels; findings for the rest."""
+    findings: list[Finding] = []
+    if not frames:
+        raise SidkitError("no calibration frames: shoot them with `capture calibrate`, or put raws in "
+                          "dark/ and flat/ folders")
+    camera = camera or Counter(f.camera for f in frames).most_common(1)[0][0]
+    kept = []
+    for f in frames:
+        if f.camera != camera:
+            findings.append(Finding("", f.path, "camera-mismatch", f"shot by {f.camera}, the calibration is of "
+                                    f"{camera}; remove the file or calibrate each body on its own"))
+        else:
+            kept.append(f)
+    cfas = {f.cfa for f in kept}
+    if len(cfas) != 1:
+        raise SidkitError(f"calibration frames of {camera} have CFA patterns {sorted(cfas)}; re-shoot them")
+    cfa = cfas.pop()
+    channel_positions(cfa)
+    white = float(max(f.white_level for f in kept))
+    rng = np.random.default_rng(seed)
+    by_iso = defaultdict(list)
+    for f in kept:
+        by_iso[float(f.iso)].append(f)
+    results = []
+    for iso in sorted(by_iso):
+        result = fit_iso(iso, by_iso[iso], cfa, rng, findings)
+        if result is not None:
+            results.append(result)
+    if not results:
+        return None, findings
+    return NoiseProfile(camera, cfa, white, results, cross_iso_fit(results)), findings
+
+
+def fit_iso(iso: float, frames: list[CalFrame], cfa: str, rng: np.random.Generator,
+            findings: list[Finding]) -> IsoNoise | None:
+    """One ISO's measurements (None, with findings, when its frames cannot give them)."""
+    darks = [f for f in frames if f.role == "dark"]
+    flats = [f for f in frames if f.role == "flat"]
+    where = f"ISO {iso:g}"
+    if not darks:
+        findings.append(Finding("", where, "missing-calibration",
+                                f"{where}: no dark frames; shoot them with the lens cap on"))
+        return None
+    declared = black_tile(darks[0].black_level, cfa)
+    stats = [dark_stats(d.pixels(), cfa, declared) for d in darks]
+    black = np.mean([s["mean"] for s in stats], axis=0)
+    total_var = np.mean([s["var"] for s in stats], axis=0)
+    read = np.sqrt(np.maximum(total_var - QUANTISATION_VAR, 0.0))
+    leak = [d.path for d, s in zip(darks, stats)
+            if np.max(np.asarray(s["mean"]) - declared) > max(LEAK_DN, float(read.max()))]
+    if leak:
+        findings.append(Finding("", leak[0], "dark-light-leak",
+                                f"{where}: {len(leak)} of {len(darks)} dark frames are brighter than the "
+                                f"black level {declared.mean():g} by more than {max(LEAK_DN, float(read.max())):.1f} "
+                                "DN; cover the lens and the eyepiece, darken the room and shoot them again"))
+        return None
+    row_var = max(float(np.mean([s["row_var"] for s in stats])), 0.0)
+    lambdas = [tukey_lambda_fit(np.concatenate([s["residual"][c].ravel() for s in stats[:3]]), rng)
+               for c in range(4)]
+
+    span = white_span(flats or darks, black)
+    points = defaultdict(list)                       # channel -> [(mean, var)]
+    levels, pairs = set(), 0
+    for exposure, group in sorted(group_flats(flats).items()):
+        for a, b in zip(group[0::2], group[1::2]):
+            ma, mb = a.pixels(), b.pixels()
+            if min(a.white_level, b.white_level) <= np.max(black):
+                continue
+            white = min(a.white_level, b.white_level)
+            saturated = max(float((ma >= white).mean()), float((mb >= white).mean()))
+            means, variances = photon_transfer(ma, mb, cfa, black)
+            level = max(means) / span
+            if saturated > SATURATED_FRACTION or level > CLIP_LEVEL:
+                findings.append(Finding("", a.path, "flat-saturated",
+                                        f"{where}, {exposure:g} s: {level:.0%} of white, {saturated:.2%} of "
+                                        "pixels at white; left out (shoot flats up to about 70% of white)"))
+                continue
+            if level < DARK_LEVEL:
+                findings.append(Finding("", a.path, "flat-too-dark",
+                                        f"{where}, {exposure:g} s: {level:.2%} of white; left out (light the "
+                                        "card more or expose longer: from about 2% of white)"))
+                continue
+            for c in range(4):
+                points[c].append((means[c], variances[c]))
+            levels.add(exposure)
+            pairs += 1
+    if len(levels) < 2:
+        findings.append(Finding("", where, "too-few-flat-levels",
+                                f"{where}: {len(levels)} usable flat level(s) (pairs at one exposure time); "
+                                "the gain needs pairs at two or more exposure times, 2-70% of white"))
+        return None
+    ks = [fit_line(*zip(*points[c]))[0] for c in range(4)]
+    if min(ks) <= 0:
+        findings.append(Finding("", where, "too-few-flat-levels",
+                                f"{where}: flat variance does not grow with signal (gain {min(ks):.3g}); "
+                                "light the card evenly, keep it still and shoot the flats again"))
+        return None
+    channels = {name: {"k_dn_per_e": ks[c], "read_noise_dn": float(read[c]), "tukey_lambda": lambdas[c]}
+                for c, name in enumerate(CHANNELS)}
+    flat_points = [[name, m, v] for c, name in enumerate(CHANNELS) for m, v in points[c]]
+    return IsoNoise(iso=iso, k_dn_per_e=float(np.mean(ks)), read_noise_dn=float(np.sqrt(np.mean(read ** 2))),
+                    row_noise_dn=math.sqrt(row_var), tukey_lambda=float(np.median(lambdas)),
+                    black_level=[float(v) for v in black], channels=channels, flat_points=flat_points,
+                    darks=len(darks), flat_pairs=pairs)
+
+
+def white_span(frames: list[CalFrame], black: np.ndarray) -> float:
+    return float(min(f.white_level for f in frames) - np.max(black))
+
+
+def group_flats(flats: list[CalFrame]) -> dict[float, list[CalFrame]]:
+    groups = defaultdict(list)
+    for f in flats:
+        groups[round(float(f.exposure_s), 9)].append(f)
+    return groups
+
+
+def cross_iso_fit(results: list[IsoNoise]) -> dict:
+    """ELD's log-linear fits: log K on log ISO, log read and log row noise on log K; mean lambda."""
+    log_iso = np.log([r.iso for r in results])
+    log_k = np.log([r.k_dn_per_e for r in results])
+    log_read = np.log([max(r.read_noise_dn, 1e-6) for r in results])
+    log_row = np.log([max(r.row_noise_dn, 1e-6) for r in results])
+
+    def line(x, y):
+        if len(x) < 2:
+            return 0.0, float(y[0]), 0.0
+        slope, intercept = fit_line(x, y)
+        residual = float(np.std(y - (slope * x + intercept), ddof=0))
+        return slope, intercept, residual
+
+    k_slope, k_intercept, _ = line(log_iso, log_k)
+    if len(results) < 2:
+        k_slope, k_intercept = 1.0, float(log_k[0] - log_iso[0])      # K proportional to ISO
+    read_slope, read_intercept, read_sd = line(log_k, log_read)
+    row_slope, row_intercept, row_sd = line(log_k, log_row)
+    return {"k_slope": k_slope, "k_intercept": k_intercept, "read_slope": read_slope,
+            "read_intercept": read_intercept, "read_residual": read_sd, "row_slope": row_slope,
+            "row_intercept": row_intercept, "row_residual": row_sd,
+            "tukey_lambda": float(np.mean([r.tukey_lambda for r in results])),
+            "k_min": float(np.exp(log_k.min())), "k_max": float(np.exp(log_k.max()))}

@@ -1,0 +1,159 @@
+"""curate.noiseprofile: the fit recovers known noise parameters from generated dark and flat frames."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from curate.errors import SidkitError
+from curate.noiseprofile import CalFrame, fit_profile, read_profile, write_profile
+
+BLACK = (512, 513, 511, 512)
+WHITE = 16383
+CAMERA = "Test Body 0001"
+# ISO -> (K DN/e-, read noise DN, row noise DN): heavier noise at higher gain, as ELD measured
+TRUTH = {100: (0.25, 1.6, 0.5), 400: (1.0, 3.0, 0.9), 1600: (4.0, 9.0, 2.2), 6400: (16.0, 30.0, 6.0)}
+SIZE = (256, 384)
+
+
+def frame(rng, iso, mean_e, *, k, read, row, prnu=None, role, exposure, camera=CAMERA, leak_dn=0.0,
+          tukey=None) -> CalFrame:
+    """A mosaic: Poisson electrons through K, read noise (Gaussian or Tukey-lambda), row offsets, rounding."""
+    h, w = SIZE
+    electrons = rng.poisson(mean_e * (prnu if prnu is not None else 1.0))
+    if tukey is None:
+        noise = rng.normal(0, read, (h, w))
+    else:
+        from scipy import stats
+        noise = stats.tukeylambda.rvs(tukey, size=(h, w), random_state=rng) * read / math.sqrt(stats.tukeylambda.var(tukey))
+    black = np.tile(np.array(BLACK, float).reshape(2, 2), (h // 2, w // 2))
+    dn = electrons * k + noise + rng.normal(0, row, (h, 1)) + black + leak_dn
+    mosaic = np.clip(np.rint(dn), 0, WHITE).astype(np.uint16)
+    return CalFrame(f"{role}-{iso}-{exposure}-{rng.integers(1 << 30)}.dng", role, iso, exposure, camera, "RGGB",
+                    list(BLACK), WHITE, mosaic)
+
+
+def vignette_prnu(rng):
+    h, w = SIZE
+    yy, xx = np.mgrid[0:h, 0:w]
+    r2 = ((yy - h / 2) ** 2 + (xx - w / 2) ** 2) / ((h / 2) ** 2 + (w / 2) ** 2)
+    return (1 - 0.35 * r2) * (1 + 0.01 * rng.standard_normal((h, w)))
+
+
+def calibration_set(rng, truth=TRUTH, darks=6, levels=(0.02, 0.05, 0.12, 0.3, 0.5, 0.7), tukey=None):
+    frames = []
+    prnu = vignette_prnu(rng)
+    for iso, (k, read, row) in truth.items():
+        for i in range(darks):
+            frames.append(frame(rng, iso, 0.0, k=k, read=read, row=row, role="dark", exposure=1 / 30, tukey=tukey))
+        for level in levels:
+            mean_e = level * (WHITE - 512) / k
+            for _ in range(2):
+                frames.append(frame(rng, iso, mean_e, k=k, read=read, row=row, prnu=prnu, role="flat",
+                                    exposure=level, tukey=tukey))
+    return frames
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    rng = np.random.default_rng(1)
+    return fit_profile(calibration_set(rng))
+
+
+def test_fit_recovers_gain_read_and_row_noise_at_four_isos(fitted):
+    profile, findings = fitted
+    assert findings == []
+    assert profile.camera == CAMERA and profile.cfa == "RGGB" and profile.white_level == WHITE
+    got = {i.iso: i for i in profile.isos}
+    assert sorted(got) == sorted(TRUTH)
+    for iso, (k, read, row) in TRUTH.items():
+        m = got[iso]
+        assert m.k_dn_per_e == pytest.approx(k, rel=0.05), iso
+        assert m.read_noise_dn == pytest.approx(read, rel=0.10), iso
+        assert m.row_noise_dn == pytest.approx(row, rel=0.25), iso
+        assert m.black_level == pytest.approx([512, 513, 512, 511], abs=0.3)   # R, Gr, B, Gb
+        assert 0.0 < m.tukey_lambda < 0.3          # Gaussian read noise: lambda near 0.14
+        assert {c["k_dn_per_e"] for c in m.channels.values()} == pytest.approx([k] * 4, rel=0.05)
+
+
+def test_cross_iso_fit_is_log_linear_in_k(fitted):
+    profile, _ = fitted
+    assert profile.k_at_iso(800) == pytest.approx(2.0, rel=0.05)      # K doubles with ISO
+    s = profile.sigmas(4.0)
+    assert s["read_noise_dn"] == pytest.approx(9.0, rel=0.25)
+    assert profile.k_range() == pytest.approx((0.25, 16.0), rel=0.05)
+
+
+def test_heavy_tailed_read_noise_gives_negative_lambda():
+    rng = np.random.default_rng(2)
+    truth = {1600: (4.0, 9.0, 1.0), 6400: (16.0, 30.0, 2.0)}
+    profile, findings = fit_profile(calibration_set(rng, truth, darks=3, levels=(0.05, 0.3), tukey=-0.15))
+    assert findings == []
+    for m in profile.isos:
+        assert m.tukey_lambda == pytest.approx(-0.15, abs=0.06)
+        assert m.read_noise_dn == pytest.approx(truth[m.iso][1], rel=0.1)
+
+
+def test_toml_and_json_round_trip(fitted, tmp_path):
+    profile, _ = fitted
+    write_profile(profile, tmp_path / "p.toml")
+    back = read_profile(tmp_path / "p.toml")
+    assert back.to_dict() == json.loads(profile.to_json())
+    data = json.loads(profile.to_json())
+    assert set(data["isos"][0]) >= {"iso", "k_dn_per_e", "read_noise_dn", "row_noise_dn", "tukey_lambda",
+                                    "black_level"}
+    assert "fit" in data and data["camera"] == CAMERA
+
+
+def test_unreadable_profile_is_one_line_error(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("camera = 'x'\n")
+    with pytest.raises(SidkitError, match="not a sidkit noise profile"):
+        read_profile(bad)
+    with pytest.raises(SidkitError, match="no such noise profile"):
+        read_profile(tmp_path / "missing.toml")
+
+
+# --- findings for bad calibration data ---------------------------------------------------------
+def codes(findings):
+    return sorted(f.code for f in findings)
+
+
+def test_light_leak_in_darks():
+    rng = np.random.default_rng(3)
+    frames = calibration_set(rng, {400: TRUTH[400]}, darks=3, levels=(0.05, 0.3))
+    frames += [frame(rng, 400, 0.0, k=1.0, read=3.0, row=0.9, role="dark", exposure=1, leak_dn=40)]
+    profile, findings = fit_profile(frames)
+    assert codes(findings) == ["dark-light-leak"] and profile is None
+    assert "cover the lens" in findings[0].message
+
+
+def test_saturated_and_too_dark_flats_are_left_out():
+    rng = np.random.default_rng(4)
+    frames = calibration_set(rng, {400: TRUTH[400]}, darks=3, levels=(0.001, 0.1, 0.4, 1.3))
+    profile, findings = fit_profile(frames)
+    assert codes(findings) == ["flat-saturated", "flat-too-dark"]
+    assert all(f.severity == "warning" for f in findings)
+    assert profile.isos[0].k_dn_per_e == pytest.approx(1.0, rel=0.05)
+    assert profile.isos[0].flat_pairs == 2
+
+
+def test_fewer_than_two_flat_levels():
+    rng = np.random.default_rng(5)
+    frames = calibration_set(rng, {400: TRUTH[400], 1600: TRUTH[1600]}, darks=3, levels=(0.1, 0.4))
+    frames = [f for f in frames if not (f.iso == 1600 and f.role == "flat" and f.exposure_s == 0.4)]
+    profile, findings = fit_profile(frames)
+    assert codes(findings) == ["too-few-flat-levels"] and findings[0].severity == "error"
+    assert "ISO 1600" in findings[0].message
+    assert [i.iso for i in profile.isos] == [400]
+
+
+def test_frames_from_another_camera():
+    rng = np.random.default_rng(6)
+    frames = calibration_set(rng, {400: TRUTH[400]}, darks=3, levels=(0.1, 0.4))
+    frames.append(frame(rng, 400, 0.0, k=1.0, read=3.0, row=0.9, role="dark", exposure=1, camera="Other 2"))
+    profile, findings = fit_profile(frames)
+    assert codes(findings) == ["camera-mismatch"] and "Other 2" in findings[0].message
+    assert profile.camera == CAMERA and profile.isos[0].darks == 3
