@@ -98,16 +98,25 @@ def ciff_values(buf) -> dict:
         values["serial"] = f"{struct.unpack_from(order + 'I', records[0x180B])[0]:010d}"
     if 0x180E in records and len(records[0x180E]) >= 4:
         stamp = struct.unpack_from(order + "I", records[0x180E])[0]
-        values["captured_at"] = datetime.fromtimestamp(stamp, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+        values["captured_at"] = _guarded(lambda: datetime.fromtimestamp(stamp, timezone.utc)
+                                         .strftime("%Y-%m-%dT%H:%M:%S"))
     shot = records.get(0x102A)
     if shot is not None and len(shot) >= 46:
         info = struct.unpack_from(f"{order}{len(shot) // 2}h", shot)
         if info[22]:
-            values["exposure_s"] = snap_exposure(2.0 ** -_canon_ev(info[22]))
-        values["iso"] = float(round(2 ** (info[2] / 32) * 100 / 32 * 2 ** (info[1] / 32)))
+            values["exposure_s"] = _guarded(lambda: snap_exposure(2.0 ** -_canon_ev(info[22])))
+        values["iso"] = _guarded(lambda: float(round(2 ** (info[2] / 32) * 100 / 32 * 2 ** (info[1] / 32))))
         if info[21]:
-            values["fnumber"] = round(2 ** (_canon_ev(info[21]) / 2), 1)
+            values["fnumber"] = _guarded(lambda: round(2 ** (_canon_ev(info[21]) / 2), 1))
     return values
+
+
+def _guarded(compute):
+    """A value computed from damaged records: None when it overflows or is no time or exposure."""
+    try:
+        return compute()
+    except (ValueError, OverflowError, OSError):
+        return None
 
 
 def _ciff_records(buf, order: str, start: int, end: int, depth: int):

@@ -20,9 +20,10 @@ import rawpy
 from . import exif
 from .containers import ciff_values
 from .exposure import snap_exposure
-from .librawinfo import LibRawInfo, libraw_message, read_libraw
-from .pixelbytes import missing_pixel_bytes
-from .rawfile import NOT_RAW_FIX, TIFF_KINDS, UnreadableRaw, check_sizes, container_kind, mapped
+from .errors import SidkitError
+from .librawinfo import LibRawInfo, libraw_message, libraw_open, read_libraw
+from .pixelbytes import header_shortfall, missing_pixel_bytes
+from .rawfile import NOT_RAW_FIX, TIFF_KINDS, UnreadableRaw, check_sizes, container_kind, mapped, open_regular, shown
 from .tiff import TiffDirectories
 
 __all__ = ["RawMeta", "UnreadableRaw", "check_pixels", "exif_libraw_disagreements", "missing_pixel_bytes",
@@ -52,54 +53,99 @@ class RawMeta:
     disagreements: list = field(default_factory=list)
     has_pixels: bool | None = None        # None unless checked
     sha256: str = ""                      # filled by callers that hash the file (sha256_file)
+    pixel_problem: str | None = None      # why the pixel data is missing or unusable (a `no-pixel-data` finding)
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file, streamed."""
+    """Hex SHA-256 of a regular file, streamed and never past the size stat gave (a file growing
+    while read, or /dev/zero, cannot keep it busy); UnreadableRaw for a FIFO, device or directory."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
+    handle, size = open_regular(path)
+    with handle:
+        while size > 0 and (block := handle.read(min(chunk, size))):
             digest.update(block)
+            size -= len(block)
     return digest.hexdigest()
 
 
 def read_metadata(path: str | os.PathLike, *, with_pixels: bool = False) -> RawMeta:
-    """Everything a manifest needs from one raw file; UnreadableRaw when it is not a usable raw."""
+    """Everything a manifest needs from one raw file; UnreadableRaw when it is not a usable raw.
+
+    Any failure of a reader on a damaged file (exifread, LibRaw, the header parsers, numpy) becomes
+    UnreadableRaw with a one-line reason. A file whose metadata reads but whose header shows pixel
+    data missing (cut off, stripped, a white level not above black) gets `pixel_problem`;
+    ``with_pixels`` also decodes the pixels (check_pixels) and sets `has_pixels`.
+    """
     path = Path(path)
+    try:
+        meta = _read_metadata(path)
+        if with_pixels:
+            reason = check_pixels(path)
+            meta.has_pixels = reason is None
+            meta.pixel_problem = meta.pixel_problem or reason
+    except SidkitError:
+        raise
+    except Exception as exc:               # a reader choking on damaged bytes: a finding, not a crash
+        raise UnreadableRaw(f"{shown(path)}: corrupt, a reader failed on it ({_brief(exc)}); {NOT_RAW_FIX}") from exc
+    return meta
+
+
+def _read_metadata(path: Path) -> RawMeta:
     with mapped(path) as buf:
         kind, head = container_kind(path, buf), bytes(buf[:8])
         tiff = TiffDirectories(path, buf) if kind in TIFF_KINDS else None
         tags, exif_source = exif.read_tags(path, buf, kind)
         ciff = ciff_values(buf) if kind == "crw" else {}
+        shortfall = header_shortfall(buf, kind, tiff)
     dng = tiff.dng_tags() if tiff else None
     libraw = read_libraw(path, unpack=dng is None)
     if kind is None and libraw.error:
-        raise UnreadableRaw(f"{path}: not a camera raw (starts with {head!r}; LibRaw: "
+        raise UnreadableRaw(f"{shown(path)}: not a camera raw (starts with {head!r}; LibRaw: "
                             f"{libraw.error}); {NOT_RAW_FIX}")
     meta = _assemble(path, tags, exif_source, ciff, dng, libraw, tiff)
-    if with_pixels:
-        meta.has_pixels = check_pixels(path) is None
+    meta.pixel_problem = shortfall or _level_problem(meta)
     return meta
+
+
+def _level_problem(meta: RawMeta) -> str | None:
+    """Levels that leave no range for the pixels (a white level of 0 or not above black)."""
+    if meta.white_level is not None and meta.black_level:
+        if meta.white_level <= max(meta.black_level):
+            return (f"white level {meta.white_level} is not above the black level "
+                    f"{max(meta.black_level):g}: corrupt levels")
+    return None
+
+
+def _brief(exc: BaseException) -> str:
+    """'ValueError: text' on one line, at most 200 characters."""
+    text = " ".join(str(exc).split())
+    text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def check_pixels(path: str | os.PathLike) -> str | None:
     """None when the pixel data decodes to something real, else the reason it does not.
 
     Stripped files "decode" into zeros or garbage in LibRaw, so the byte counts the container
-    declares are compared with the file first (missing_pixel_bytes).
+    declares are compared with the file first (missing_pixel_bytes). UnreadableRaw when the file
+    is not a regular file or its header is unusable.
     """
     path = Path(path)
-    missing = missing_pixel_bytes(path)
-    if missing:
-        return missing
     try:
-        with rawpy.imread(str(path)) as raw:
+        missing = missing_pixel_bytes(path)
+        if missing:
+            return missing
+        with libraw_open(path) as raw:
             check_sizes(path, raw.sizes.raw_width, raw.sizes.raw_height)
             raw.unpack()
             if not np.any(raw.raw_image_visible):
                 return "decodes to all zeros"
-    except rawpy.LibRawError as exc:
+    except (rawpy.LibRawError, NotImplementedError) as exc:
         return f"LibRaw cannot decode the pixels: {libraw_message(exc)}"
+    except SidkitError:
+        raise
+    except Exception as exc:
+        return f"the pixels cannot be decoded ({_brief(exc)})"
     return None
 
 
@@ -123,11 +169,14 @@ def _assemble(path: Path, tags: dict, exif_source: str, ciff: dict, dng: dict | 
                  ("dng-tags", dng.get("model"))) or ""
     exposure_from_exif = exif.exposure(tags)
     libraw_exposure = snap_exposure(libraw.shutter) if libraw.shutter else None
-    exposure = pick("exposure_s", (exif_source, exposure_from_exif), ("ciff", ciff.get("exposure_s")),
-                    ("libraw", libraw_exposure))
+    exposure = pick("exposure_s", (exif_source, _plausible(exposure_from_exif)),
+                    ("ciff", _plausible(ciff.get("exposure_s"))), ("libraw", _plausible(libraw_exposure)))
     if exposure is None:
-        reason = (tiff and tiff.exif_beyond_end) or "no exposure time in its EXIF or from LibRaw"
-        raise UnreadableRaw(f"{path}: {reason}; {NOT_RAW_FIX}")
+        found = next((v for v in (exposure_from_exif, ciff.get("exposure_s"), libraw_exposure) if v is not None), None)
+        reason = (tiff and tiff.exif_beyond_end) or (
+            f"exposure time {found} s is not a real exposure (corrupt EXIF)" if found is not None
+            else "no exposure time in its EXIF or from LibRaw")
+        raise UnreadableRaw(f"{shown(path)}: {reason}; {NOT_RAW_FIX}")
     iso_from_exif = exif.iso(tags)
     iso = pick("iso", (exif_source, iso_from_exif), ("ciff", ciff.get("iso")), ("libraw", libraw.iso))
     disagreements += exif_libraw_disagreements(exposure_from_exif, libraw.shutter, iso_from_exif, libraw.iso)
@@ -151,6 +200,14 @@ def _assemble(path: Path, tags: dict, exif_source: str, ciff: dict, dng: dict | 
                    exposure_s=exposure, iso=iso, fnumber=fnumber, captured_at=captured_at, cfa=cfa,
                    black_level=black, white_level=white, width=width, height=height,
                    sources=sources, disagreements=disagreements)
+
+
+MAX_EXPOSURE_S = 86_400               # a day: longer exposure times are corrupt values
+
+
+def _plausible(exposure: Fraction | None) -> Fraction | None:
+    """An exposure time a camera can take (positive, at most a day); None otherwise."""
+    return exposure if exposure is not None and 0 < exposure <= MAX_EXPOSURE_S else None
 
 
 def exif_libraw_disagreements(exif_exposure: Fraction | None, libraw_shutter: float | None,
