@@ -216,6 +216,38 @@ def _shape(rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray, np.nda
     return draw.polygon([cy - ry, cy - ry, cy + ry, cy + ry], [cx - rx, cx + rx, cx + rx, cx - rx], shape=(h, w))
 
 
+# --- calibration scenes and the true noise (what `capture calibrate` shoots, `curate noise-profile` fits)
+LENS_CAP, GREY_CARD = "lens-cap", "grey-card"
+CALIBRATION_SCENES = (LENS_CAP, GREY_CARD)
+GREY_CARD_RADIANCE = 0.5
+VIGNETTING = 0.3            # radiance falls by this fraction from the centre to the corners
+PRNU = 0.01                 # pixel response non-uniformity, relative standard deviation
+
+
+def calibration_scene(profile: SensorProfile, scene_id: str, width: int, height: int) -> np.ndarray:
+    """Radiance H x W x 3 of the lens cap (zeros) or an evenly lit grey card seen through a
+    vignetting lens by pixels of slightly unequal response (a fixed pattern of this body)."""
+    if scene_id == LENS_CAP:
+        return np.zeros((height, width, 3), np.float32)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float64)
+    r2 = ((yy - height / 2) ** 2 + (xx - width / 2) ** 2) / ((height / 2) ** 2 + (width / 2) ** 2)
+    pattern = np.random.default_rng(text_seed(profile.serial)).standard_normal((height, width))
+    card = GREY_CARD_RADIANCE * (1 - VIGNETTING * r2) * (1 + PRNU * pattern)
+    return np.repeat(card[..., None], 3, axis=2).astype(np.float32)
+
+
+def text_seed(text: str) -> int:
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
+
+
+def true_noise(profile: SensorProfile, iso: float) -> dict:
+    """The simulated body's noise at ``iso`` in the noise profile's terms: K (DN per electron),
+    read noise (DN, pre- and post-amplifier together) and row noise (DN)."""
+    gain = profile.gain(iso)
+    return {"k_dn_per_e": 1.0 / gain, "read_noise_dn": math.hypot(profile.read_noise_e / gain, profile.read_noise_dn),
+            "row_noise_dn": profile.row_noise_dn, "black_level": list(profile.black_level)}
+
+
 # --- exposure ----------------------------------------------------------------------------------
 def expose(profile: SensorProfile, radiance: np.ndarray, *, exposure_s: float, iso: float,
            fnumber: float, light: float = 1.0, shift: tuple[int, int] = (0, 0), seed: int = 0) -> np.ndarray:

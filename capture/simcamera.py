@@ -70,8 +70,11 @@ class SimCamera(Camera):
 
     def _expose(self, seconds: Fraction, folder: Path, stem: str) -> list[Path]:
         scene_seed = zlib.crc32(self.scene_id.encode())
-        radiance = sensor.render_scene(self.scene_id, self.width, self.height, self.seed,
-                                       environment=self.environment if self.environment != "unknown" else None)
+        if self.scene_id in sensor.CALIBRATION_SCENES:       # `capture calibrate`: lens cap, grey card
+            radiance = sensor.calibration_scene(self.profile, self.scene_id, self.width, self.height)
+        else:
+            radiance = sensor.render_scene(self.scene_id, self.width, self.height, self.seed,
+                                           environment=self.environment if self.environment != "unknown" else None)
         self.shot_count += 1
         iso, fnumber = float(self.values["iso"]), float(self.values["fnumber"])
         mosaic = sensor.expose(self.profile, radiance, exposure_s=float(seconds), iso=iso, fnumber=fnumber,
