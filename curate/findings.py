@@ -26,6 +26,8 @@ CODES = {
     "metadata-disagreement": "warning",
     "unpaired": "warning",
     "not-raw": "error",
+    "no-pairs": "error",
+    "bracket": "warning",
     # calibration frames (`curate noise-profile`)
     "dark-light-leak": "error",
     "flat-saturated": "warning",
