@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import io
+import math
 import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .atomic import atomic_write
@@ -40,6 +42,8 @@ COLUMNS: dict[str, type] = {
     "long_sha256": str,
 }
 OPTIONAL_EMPTY = {"short_fnumber", "long_fnumber", "short_iso", "long_iso"}
+INT_MAX = 2 ** 53           # integer columns beyond this are not whole numbers a float can hold
+MAX_SIDE = 1_000_000        # no raw is wider or taller (TIFF allows 2**32: a corrupt header)
 
 
 def empty_manifest() -> pd.DataFrame:
@@ -61,11 +65,15 @@ def write_manifest(df: pd.DataFrame, path: str | os.PathLike) -> Path:
 
 
 def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
-    """Read and check a manifest; bad input raises SidkitError naming the column and the row."""
+    """Read and check a manifest; bad input raises SidkitError naming the column and the row.
+
+    UTF-8 (a BOM is skipped) with LF or CRLF line ends. Refused: bytes that are not UTF-8, a
+    value that is not a number, and values that cannot be true (see ``value_problems``).
+    """
     path = Path(path)
     if not path.is_file():
         raise SidkitError(f"{path}: no such manifest; create one with `curate scan DATASET -o {path}`")
-    text = path.read_text(encoding="utf-8", errors="replace")
+    text = decode_text(path, path.read_bytes()).replace("\r\n", "\n")
     first = text.split("\n", 1)[0].strip()
     if not first.startswith("# sidkit-manifest"):
         raise SidkitError(f"{path}: not a sidkit manifest (first line must be '{HEADER}'); "
@@ -87,11 +95,14 @@ def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
         values = df[column].str.strip()
         converted = pd.to_numeric(values.where(values != ""), errors="coerce")
         bad = converted.isna() & ((values != "") | (column not in OPTIONAL_EMPTY))
+        if kind is int:
+            bad |= converted.notna() & ((converted != converted.round()) | (converted.abs() > INT_MAX))
         if bad.any():
             row = int(bad.idxmax())
+            what = "a whole number" if kind is int else "a number"
             raise SidkitError(f"{path}: row {row + 1} (line {row + 3}), column {column!r}: "
-                              f"{df[column][row]!r} is not a number; fix that cell or re-scan")
-        df[column] = converted.astype("Int64" if kind is int else float) if kind is int else converted
+                              f"{df[column][row]!r} is not {what}; fix that cell or re-scan")
+        df[column] = converted.astype("Int64" if kind is int else float)
     for column, allowed in (("split", SPLITS + ("",)), ("environment", ENVIRONMENTS)):
         bad = ~df[column].isin(allowed)
         if bad.any():
@@ -109,26 +120,133 @@ def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
     return df
 
 
+def decode_text(path: Path, data: bytes) -> str:
+    """``data`` as UTF-8 (a leading BOM dropped); SidkitError naming the line of a byte that is not."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise SidkitError(f"{path}: line {line}, byte {column} (0x{data[exc.start]:02x}) is not UTF-8 text; "
+                          "save the file as UTF-8 (not Latin-1 or Windows-1252) or re-create it with "
+                          "`curate scan`") from None
+
+
 CFAS = ("RGGB", "GRBG", "GBRG", "BGGR", "XTRANS")
 
 
 def _check_row(path: Path, df: pd.DataFrame, row: int) -> None:
-    """Values that parse but cannot be true: a ratio that is not long/short, an unknown CFA, bad levels."""
-    r = df.iloc[row]
-    where = f"{path}: row {row + 1} (line {row + 3})"
-    expected = r.long_exposure_s / r.short_exposure_s if r.short_exposure_s > 0 else float("nan")
-    if not abs(r.ratio - expected) <= 0.01 * expected:
-        raise SidkitError(f"{where}, column 'ratio': {r.ratio:g} is not long_exposure_s / short_exposure_s "
-                          f"= {expected:g}; fix the cell or re-scan")
+    """The first value of ``row`` that cannot be true, as a SidkitError naming row and column."""
+    problems = value_problems(df.iloc[row])
+    if problems:
+        columns, message = problems[0]
+        named = ", ".join(repr(c) for c in columns.split())
+        raise SidkitError(f"{path}: row {row + 1} (line {row + 3}), column{'s' if ' ' in columns else ''} "
+                          f"{named}: {message}")
+
+
+def _positive(value) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and math.isfinite(value) and value > 0
+
+
+def _show(value) -> str:
+    """A cell's value for a message: numbers as written (0, -1, inf), anything else quoted."""
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+        return f"{value:g}"
+    return "empty" if value is None or value is pd.NA else repr(value)
+
+
+def value_problems(r) -> list[tuple[str, str]]:
+    """Values of one manifest row (a Series or itertuples row) that parse but cannot be true, as
+    (column names separated by spaces, message ending in the fix): exposures and ratio not finite and positive, a ratio
+    that is not long/short, empty ids or paths, an unknown CFA, size or levels that cannot be."""
+    out = []
+    for column in ("pair_id", "scene_id", "short_path", "long_path"):
+        value = getattr(r, column)
+        if not isinstance(value, str) or not value.strip():
+            out.append((column, "is empty; every pair needs one (re-scan)"))
+    for column in ("short_exposure_s", "long_exposure_s", "ratio"):
+        value = getattr(r, column)
+        if not _positive(value):
+            unit = "" if column == "ratio" else " of seconds"
+            out.append((column, f"{_show(value)} must be a finite number{unit} above 0; fix the cell or re-scan"))
+    if _positive(r.short_exposure_s) and _positive(r.long_exposure_s) and _positive(r.ratio):
+        expected = r.long_exposure_s / r.short_exposure_s
+        if not abs(r.ratio - expected) <= 0.01 * expected:
+            out.append(("ratio", f"{r.ratio:g} is not long_exposure_s / short_exposure_s "
+                                   f"= {expected:g}; fix the cell or re-scan"))
+    for column in ("short_iso", "long_iso", "short_fnumber", "long_fnumber"):
+        value = getattr(r, column)
+        if pd.notna(value) and not (math.isfinite(value) and value >= 0):
+            out.append((column, f"{_show(value)} must be empty or a finite number >= 0; fix the cell or re-scan"))
     if r.cfa not in CFAS:
-        raise SidkitError(f"{where}, column 'cfa': {r.cfa!r} is not one of {', '.join(CFAS)}; re-scan")
+        out.append(("cfa", f"{r.cfa!r} is not one of {', '.join(CFAS)}; re-scan"))
+    for column in ("width", "height"):
+        value = getattr(r, column)
+        if pd.isna(value) or not 0 < value <= MAX_SIDE:
+            out.append((column, f"{_show(value)} must be a whole number of pixels from 1 to {MAX_SIDE}; re-scan"))
     try:
         black = black_levels(r.black_level)
     except ValueError:
         black = []
-    if len(black) not in (1, 4) or not r.white_level > max(black or [0]):
-        raise SidkitError(f"{where}, columns 'black_level', 'white_level': {r.black_level!r} / {r.white_level} "
-                          "must be 1 or 4 black levels below the white level; re-scan")
+    white = r.white_level
+    if (len(black) not in (1, 4) or not all(math.isfinite(b) and b >= 0 for b in black)
+            or pd.isna(white) or not white > max(black or [0])):
+        out.append(("black_level white_level", f"{r.black_level!r} / {white} must be 1 or 4 black "
+                    "levels, each >= 0 and below the white level; re-scan"))
+    return out
+
+
+FORMULA_START = ("=", "+", "@", "\t", "\r")
+
+
+def formula_cells(r) -> list[str]:
+    """Columns of one row (itertuples row or Series) whose text a spreadsheet would run as a
+    formula: starting with =, +, @, a tab or CR, or with - followed by something not a number."""
+    items = r._asdict().items() if hasattr(r, "_asdict") else r.items()
+    out = []
+    for column, value in items:
+        if not isinstance(value, str) or not value:
+            continue
+        if value.startswith(FORMULA_START) or (value.startswith("-") and len(value) > 1 and not _number(value)):
+            out.append(str(column))
+    return out
+
+
+def _number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def path_findings(df: pd.DataFrame) -> list:
+    """`path-outside-root` warnings: one per folder outside the manifest's folder that its paths
+    reach (lexically: '..' that climbs out, or an absolute path elsewhere; symlinks not followed)."""
+    from .findings import Finding
+
+    root = df.attrs.get("root", ".")
+    groups: dict[str, list[tuple[str, str]]] = {}
+    for row in df.itertuples():
+        for rel in (row.short_path, row.long_path):
+            target = os.path.normpath(os.path.join(root, rel))
+            try:
+                parts = Path(os.path.relpath(target, root)).parts
+            except ValueError:     # another drive (Windows)
+                parts = (Path(target).anchor, Path(target).name)
+            climbs = next((i for i, part in enumerate(parts) if part != ".."), len(parts))
+            if climbs:
+                key = os.path.join(*parts[: min(climbs + 1, len(parts) - 1)])
+                groups.setdefault(key, []).append((row.pair_id, rel))
+    out = []
+    for key, uses in groups.items():
+        pairs = sorted({pid for pid, _ in uses})
+        out.append(Finding(pairs[0] if len(pairs) == 1 else "", uses[0][1], "path-outside-root",
+                           f"{len(uses)} path(s) of {len(pairs)} pair(s) leave the manifest's folder for "
+                           f"{key}; fine if your data lives there, but a manifest from elsewhere can "
+                           "point at any file: check the paths"))
+    return out
 
 
 def resolve(df: pd.DataFrame, relpath: str) -> Path:

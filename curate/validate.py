@@ -12,14 +12,24 @@ import pandas as pd
 from . import rawmeta
 from .exposure import RATIO_MAX, RATIO_MIN, exposure_from_name, name_agrees
 from .findings import Finding
-from .manifest import black_levels, resolve
+from .manifest import black_levels, formula_cells, path_findings, resolve, value_problems
 
 UNBALANCED_SHARE = 0.75   # a split whose indoor or outdoor share of scenes exceeds this is unbalanced
 
 
 def row_findings(row, min_ratio: float = RATIO_MIN, max_ratio: float = RATIO_MAX) -> list[Finding]:
-    """Defects visible in one manifest row alone."""
+    """Defects visible in one manifest row alone; a row with an impossible value (``bad-value``,
+    which read_manifest refuses) gets only those, since the other checks divide by its values."""
     out, pid = [], row.pair_id
+    for column in formula_cells(row):
+        out.append(Finding(pid, row.short_path, "formula-cell",
+                           f"column {column!r} starts with {str(getattr(row, column))[:1]!r}: a spreadsheet "
+                           "would run it as a formula if the manifest is opened in one; rename it"))
+    problems = value_problems(row)
+    for columns, message in problems:
+        out.append(Finding(pid, row.short_path, "bad-value", f"column {columns.replace(' ', ', ')}: {message}"))
+    if problems:
+        return out
     if not (min_ratio <= row.ratio <= max_ratio):
         out.append(Finding(pid, row.short_path, "ratio-out-of-range",
                            f"exposure ratio {row.ratio:.4g} is outside {min_ratio:g}-{max_ratio:g}; "
@@ -146,6 +156,7 @@ def validate_manifest(df: pd.DataFrame, fast: bool = False, min_ratio: float = R
     for row in df.itertuples():
         findings += row_findings(row, min_ratio, max_ratio)
     findings += split_findings(df)
+    findings += path_findings(df)
     findings += file_findings(df, progress)
     if not fast:
         findings += pixel_findings(df, workers, progress)

@@ -24,22 +24,22 @@ def test_clean_row_has_no_findings():
 
 
 @pytest.mark.parametrize("changes, code", [
-    ({"ratio": 20.0}, "ratio-out-of-range"),
-    ({"ratio": 400.0}, "ratio-out-of-range"),
+    ({"ratio": 20.0, "short_exposure_s": 0.5}, "ratio-out-of-range"),
+    ({"ratio": 400.0, "short_exposure_s": 0.025}, "ratio-out-of-range"),
     ({"short_iso": 200.0}, "iso-mismatch"),
     ({"long_fnumber": 4.0}, "fnumber-mismatch"),
-    ({"short_path": "Sony/short/00001_00_0.1s.ARW", "short_exposure_s": 1 / 30}, "name-exif-mismatch"),
+    ({"short_path": "Sony/short/00001_00_0.1s.ARW", "short_exposure_s": 1 / 30, "ratio": 300.0}, "name-exif-mismatch"),
 ])
 def test_each_row_defect(changes, code):
     assert codes(row_findings(one_row(**changes))) == [code]
 
 
 def test_ratio_bounds_are_options():
-    assert row_findings(one_row(ratio=50.0), min_ratio=30) == []
+    assert row_findings(one_row(ratio=50.0, short_exposure_s=0.2), min_ratio=30) == []
 
 
 def test_name_rounding_agrees():
-    assert row_findings(one_row(short_path="Sony/short/00001_00_0.033s.ARW", short_exposure_s=1 / 30)) == []
+    assert row_findings(one_row(short_path="Sony/short/00001_00_0.033s.ARW", short_exposure_s=1 / 30, ratio=300.0)) == []
 
 
 def test_split_leak_and_unbalanced_split():
@@ -72,3 +72,66 @@ def test_missing_changed_and_duplicate_files(tmp_path):
     manifest = read_manifest(path)
     kept = without_error_pairs(manifest, validate_manifest(manifest, fast=True))
     assert kept.empty
+
+
+@pytest.mark.parametrize("changes, column", [
+    ({"long_exposure_s": 0.0, "ratio": 0.0}, "long_exposure_s"),
+    ({"long_exposure_s": float("inf"), "ratio": float("inf")}, "long_exposure_s"),
+    ({"short_exposure_s": float("nan")}, "short_exposure_s"),
+    ({"height": 0}, "height"),
+    ({"width": -1}, "width"),
+    ({"black_level": "-1e9"}, "black_level, white_level"),
+    ({"pair_id": ""}, "pair_id"),
+    ({"ratio": 20.0}, "ratio"),
+])
+def test_impossible_values_are_bad_value_errors_and_never_crash(changes, column):
+    found = row_findings(one_row(**changes))
+    assert {f.code for f in found} == {"bad-value"} and found[0].severity == "error"
+    assert found[0].message.startswith(f"column {column}:")
+
+
+def test_formula_cells_are_warnings_naming_the_column():
+    row = one_row(camera="=HYPERLINK(\"http://x\")", scene_id="@SUM(A1)", short_path="-cmd.dng",
+                  long_path="+long.dng", environment="indoor")
+    found = row_findings(row)
+    assert codes(found) == ["formula-cell"] * 4 and all(f.severity == "warning" for f in found)
+    assert {f.message.split("'")[1] for f in found} == {"camera", "scene_id", "short_path", "long_path"}
+    # numbers and plain names are not formulas
+    assert row_findings(one_row(camera="-5", scene_id="a-b", short_path="x/-1.dng")) == []
+
+
+def test_paths_leaving_the_manifest_folder_warn_once_per_place(tmp_path):
+    from curate.validate import path_findings
+
+    df = make_rows(n_scenes=3, shorts=1)
+    df.loc[0, "short_path"] = "../../etc/passwd"
+    df.loc[1, ["short_path", "long_path"]] = ["../datasets/a/short.dng", "../datasets/a/long.dng"]
+    df.loc[2, "long_path"] = "/dev/zero"
+    df.loc[2, "short_path"] = str(tmp_path / "inside" / "short.dng")     # absolute but inside: fine
+    manifest = read_manifest(write_manifest(df, tmp_path / "m.csv"))
+    found = sorted(path_findings(manifest), key=lambda f: f.message)
+    places = sorted(f.message.split(" for ")[1].split(";")[0] for f in found)
+    depth = "/".join([".."] * len(tmp_path.parts[1:]))
+    assert places == sorted(["../../etc", "../datasets", f"{depth}/dev"]), places
+    assert all(f.code == "path-outside-root" and f.severity == "warning" for f in found)
+    datasets = next(f for f in found if "../datasets" in f.message)
+    assert datasets.message.startswith("2 path(s) of 1 pair(s)") and datasets.pair_id == "s01_0"
+    escaping = make_rows(n_scenes=1, shorts=1)
+    escaping["short_path"] = "../elsewhere/short.dng"
+    assert "path-outside-root" in codes(validate_manifest(read_manifest(write_manifest(escaping, tmp_path / "e.csv")),
+                                                          fast=True))
+    assert path_findings(read_manifest(write_manifest(make_rows(), tmp_path / "ok.csv"))) == []
+
+
+def test_validate_cli_refuses_an_impossible_manifest_in_one_line(tmp_path):
+    from click.testing import CliRunner
+
+    from curate.cli import main
+
+    df = make_rows(n_scenes=1, shorts=1)
+    df["long_exposure_s"], df["ratio"] = 0.0, 0.0
+    path = write_manifest(df, tmp_path / "m.csv")
+    result = CliRunner().invoke(main, ["validate", str(path), "--fast"])
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr.startswith("error:") and "column 'long_exposure_s'" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
