@@ -23,6 +23,7 @@ from . import rawpack
 from .checkpoint import model_from_checkpoint
 from .config import check_device
 from .metrics import mean_metrics, psnr, ssim
+from .sheets import labelled_sheet
 
 FULL_IMAGE_PIXELS = 2 ** 22     # packed pixels run in one piece; larger images are tiled
 FALLBACK_TILE = 512             # tile side (packed pixels) when a full image runs out of memory
@@ -203,8 +204,9 @@ def evaluate(checkpoint: str | os.PathLike, manifest: str | os.PathLike, split: 
         if images:
             name = re.sub(r"[^A-Za-z0-9._-]+", "_", str(row.pair_id))
             result["output"] = str(save_png(out / "outputs" / f"{name}.png", pred))
-            result["sheet"] = str(save_png(out / "outputs" / f"{name}-sheet.png",
-                                           np.concatenate([base, pred, truth], axis=1)))
+            sheet = labelled_sheet([(base, "amplified input", theirs), (pred, "network", ours),
+                                    (truth, "ground truth", None)])
+            result["sheet"] = str(save_png(out / "outputs" / f"{name}-sheet.png", sheet))
         result["seconds"] = time.perf_counter() - started
         results.append(result)
     summary = summarise(results)
