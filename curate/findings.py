@@ -37,6 +37,7 @@ CODES = {
     "bad-value": "error",            # a manifest cell that cannot be true (zero exposure, empty id)
     "formula-cell": "warning",       # a text cell a spreadsheet would run (=, +, -, @ first)
     "path-outside-root": "warning",  # a manifest path that leaves the manifest's folder
+    "not-measured": "warning",       # a pixel check that cannot be measured on the pair (says why)
 }
 
 

@@ -7,7 +7,9 @@ checks then work on the two small planes, so a 24 MP pair costs about as much as
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import warnings
+from contextlib import ExitStack
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +20,7 @@ from skimage.registration import phase_cross_correlation
 from .errors import SidkitError
 from .findings import Finding
 from .pixelbytes import missing_pixel_bytes
-from .rawfile import UnreadableRaw
+from .rawfile import UnreadableRaw, shown
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,9 @@ class PixelThresholds:
         neither is then a finding.
     ratio_block: plane pixels per side of the blocks the ratio is fitted on (fewer when the
         plane is small); blocks make a residual sub-pixel misalignment negligible.
+    max_clipped_for_shift: share of the long's plane saturated above which no shift is measured:
+        the few unclipped patches left correlate with anything (a 96% clipped long gave a false
+        25 px shift at significance 10); the alignment is then reported as not measured.
     """
 
     max_ratio_error_stops: float = 1 / 3
@@ -52,6 +57,7 @@ class PixelThresholds:
     plane_max_side: int = 1024
     min_shift_significance: float = 6.0
     ratio_block: int = 8
+    max_clipped_for_shift: float = 0.9
 
 
 @dataclass
@@ -168,7 +174,7 @@ def measure_pair(short: Frame, long: Frame, expected: float,
         raise ValueError(f"planes differ in shape: {short.green.shape} vs {long.green.shape}")
     clipped = float(long.saturated.mean())
     shift, significance = _shift_planes(long.green, short.green, clipped)
-    measurable = significance >= thresholds.min_shift_significance
+    measurable = significance >= thresholds.min_shift_significance and clipped <= thresholds.max_clipped_for_shift
     whole = np.round(shift).astype(int) if measurable else np.zeros(2, int)
     overlap = _overlap(short, long, whole)
     if whole.any():
@@ -185,6 +191,7 @@ def measure_pair(short: Frame, long: Frame, expected: float,
         "shift_px": (round(float(shift[0]) * short.scale, 2), round(float(shift[1]) * short.scale, 2)),
         "shift_significance": significance,
         "shift_measured": bool(measurable),
+        "plane_clipped_fraction": clipped,
         "clipped_fraction": long.clipped_fraction,
         "short_signal_dn": short.signal_dn,
         "short_noise_dn": short.noise_dn,
@@ -238,13 +245,17 @@ def _shift_planes(reference: np.ndarray, moving: np.ndarray,
         return scipy.fft.fft2(smooth * window)
 
     window = _hann(reference.shape)
-    ref, mov = prepare(reference), prepare(moving)
+    with warnings.catch_warnings():        # flat (fully clipped or black) planes: significance 0 says so
+        warnings.simplefilter("ignore")
+        ref, mov = prepare(reference), prepare(moving)
     correlation = scipy.fft.ifft2(ref * mov.conj()).real
     norm = math.sqrt(float((np.abs(ref) ** 2).sum() * (np.abs(mov) ** 2).sum())) / correlation.size
     weight = window.astype(np.float64) ** 2
     independent = float(weight.sum() ** 2 / (weight ** 2).sum()) / (4 * math.pi * sigma ** 2)
     significance = float(correlation.max() / norm) * math.sqrt(independent) if norm > 0 else 0.0
-    shift, _, _ = phase_cross_correlation(ref, mov, upsample_factor=20, space="fourier", normalization=None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        shift, _, _ = phase_cross_correlation(ref, mov, upsample_factor=20, space="fourier", normalization=None)
     return -np.asarray(shift, dtype=float), significance
 
 
@@ -282,6 +293,18 @@ def pair_findings(m: dict, short_path: str, long_path: str, pair_id: str = "",
                            f"{t.max_shift_px:g} px); camera or scene moved: re-shoot or drop the pair"))
     error = m["ratio_error_stops"]
     reliable = m["ratio_uncertainty_stops"] < t.max_ratio_error_stops / 3 and m["shift_measured"]
+    if not m["shift_measured"]:
+        why = (f"{m.get('plane_clipped_fraction', 0):.0%} of the long is clipped"
+               if m.get("plane_clipped_fraction", 0) > t.max_clipped_for_shift
+               else f"no match stands out of the noise (significance {m['shift_significance']:.1f}, "
+                    f"needs {t.min_shift_significance:g})")
+        note = f"alignment and measured ratio not checked: {why}"
+        explained = [i for i, f in enumerate(out) if f.code in ("clipped", "too-dark")]
+        if explained:                     # the clipped or too-dark warning already says why
+            first = out[explained[0]]
+            out[explained[0]] = replace(first, message=f"{first.message} ({note})")
+        else:
+            out.append(Finding(pair_id, short_path, "not-measured", f"{note}; check the pair by eye"))
     if reliable and abs(error) > t.max_ratio_error_stops:
         out.append(Finding(pair_id, short_path, "measured-ratio-mismatch",
                            f"pixels give a ratio of {m['measured_ratio']:.1f}, EXIF (with ISO and "
@@ -297,25 +320,41 @@ def read_frame(path: str | Path, cfa: str, black_level, white_level: float, pair
     `unreadable`, `no-pixel-data`, `not-raw`, or `metadata-disagreement` when its CFA is not `cfa`.
 
     A file whose header declares more strip/tile bytes than it holds is `no-pixel-data` before any
-    decoding: LibRaw turns a stripped file's leftover bytes into plausible-looking values.
+    decoding: LibRaw turns a stripped file's leftover bytes into plausible-looking values. Any
+    failure while reading one file (a FIFO, a damaged header, LibRaw, numpy) is a finding for it.
     """
+    path = str(path)
+    try:
+        return _read_frame(path, cfa, black_level, white_level, pair_id, thresholds)
+    except UnreadableRaw as exc:
+        return None, [Finding(pair_id, path, "unreadable", _without_path(str(exc), path))]
+    except SidkitError:
+        raise
+    except Exception as exc:               # a damaged file: a finding for it, the other pairs go on
+        return None, [Finding(pair_id, path, "unreadable", f"its pixels cannot be checked ({_why(exc)}); "
+                              "copy the file again or drop the pair")]
+
+
+def _without_path(message: str, path: str) -> str:
+    return message.removeprefix(f"{path}: ").removeprefix(f"{shown(path)}: ")
+
+
+def _read_frame(path: str, cfa: str, black_level, white_level: float, pair_id: str,
+                thresholds: PixelThresholds) -> tuple[Frame | None, list[Finding]]:
     import rawpy
 
-    path = str(path)
-    raw = rawpy.RawPy()
-    try:
+    from .librawinfo import libraw_open
+
+    missing = missing_pixel_bytes(path)
+    if missing:
+        return None, [Finding(pair_id, path, "no-pixel-data",
+                              f"{missing}: truncated or stripped copy; copy the original file")]
+    with ExitStack() as stack:
         try:
-            raw.open_file(path)
+            raw = stack.enter_context(libraw_open(path))
         except (rawpy.LibRawError, OSError) as exc:
             return None, [Finding(pair_id, path, "unreadable", f"rawpy cannot open it ({_why(exc)}); "
                                   "copy the file again or drop the pair")]
-        try:
-            missing = missing_pixel_bytes(path)
-        except UnreadableRaw as exc:
-            return None, [Finding(pair_id, path, "unreadable", str(exc).removeprefix(f"{path}: "))]
-        if missing:
-            return None, [Finding(pair_id, path, "no-pixel-data",
-                                  f"{missing}: truncated or stripped copy; copy the original file")]
         try:
             raw.unpack()
             mosaic = raw.raw_image_visible
@@ -323,6 +362,9 @@ def read_frame(path: str | Path, cfa: str, black_level, white_level: float, pair
             return None, [Finding(pair_id, path, "no-pixel-data",
                                   f"the metadata reads but the pixel data does not ({_why(exc)}): "
                                   "truncated or stripped copy; copy the original file")]
+        if mosaic.ndim != 2 or mosaic.size == 0:
+            return None, [Finding(pair_id, path, "not-raw", f"decodes to an array of shape {mosaic.shape}, "
+                                  "not a mosaic; SID pairs need the camera's raw files")]
         empty = _no_pixel_data(mosaic, white_level)
         if empty:
             return None, [Finding(pair_id, path, "no-pixel-data", empty)]
@@ -331,18 +373,24 @@ def read_frame(path: str | Path, cfa: str, black_level, white_level: float, pair
             return None, [Finding(pair_id, path, "not-raw", "no colour filter mosaic (a demosaiced or "
                                   "linear file); SID pairs need the camera's raw files")]
         desc = raw.color_desc.decode("ascii", "replace")
+        if pattern.size == 0 or int(pattern.max()) >= len(desc) or pattern.shape[0] != pattern.shape[1]:
+            return None, [Finding(pair_id, path, "unreadable", f"its CFA pattern {pattern.tolist()} names "
+                                  f"colours beyond the {len(desc)} the file declares ({desc}): a corrupt "
+                                  "CFAPattern; copy the original file or drop the pair")]
         file_cfa = "XTRANS" if pattern.shape == (6, 6) else "".join(desc[i] for i in pattern[:2, :2].ravel())
         findings = []
         if str(cfa).upper() != file_cfa:
             findings.append(Finding(pair_id, path, "metadata-disagreement", f"the manifest says CFA {cfa}, "
                                     f"the file {file_cfa}; re-scan the dataset"))
         green_mask = np.array([[desc[c] == "G" for c in row] for row in pattern])
+        if not green_mask.any() or pattern.shape not in ((2, 2), (6, 6)):
+            return None, findings + [Finding(pair_id, path, "not-raw", f"its CFA {file_cfa or desc} has no "
+                                             "green 2x2 or 6x6 tile to measure; SID pairs need Bayer or "
+                                             "X-Trans raws")]
         try:
             return summarise_mosaic(mosaic, green_mask, black_level, white_level, thresholds), findings
         except ValueError as exc:
             raise SidkitError(f"{path}: {exc}; fix the manifest row or re-scan") from exc
-    finally:
-        raw.close()
 
 
 def _why(exc: Exception) -> str:
