@@ -13,6 +13,7 @@ from . import rawmeta
 from .exposure import RATIO_MAX, RATIO_MIN, exposure_from_name, name_agrees
 from .findings import Finding
 from .manifest import black_levels, formula_cells, path_findings, resolve, value_problems
+from .rawfile import shown
 
 UNBALANCED_SHARE = 0.75   # a split whose indoor or outdoor share of scenes exceeds this is unbalanced
 
@@ -59,7 +60,11 @@ def file_findings(df: pd.DataFrame, progress: Callable | None = None) -> list[Fi
                 out.append(Finding(row.pair_id, rel, "missing-file", "file does not exist; restore it or re-scan"))
                 continue
             key = path.resolve()
-            digest = digests[key] = digests.get(key) or rawmeta.sha256_file(key)
+            try:
+                digest = digests[key] = digests.get(key) or rawmeta.sha256_file(key)
+            except rawmeta.UnreadableRaw as exc:     # a FIFO, device or directory: never read
+                out.append(Finding(row.pair_id, rel, "unreadable", str(exc).removeprefix(f"{shown(key)}: ")))
+                continue
             if expected and digest != expected:
                 out.append(Finding(row.pair_id, rel, "checksum-mismatch",
                                    "file content changed since the manifest was written; re-scan"))
@@ -102,8 +107,11 @@ def _pixel_job(args):
     pair_id, short, long, kwargs, shown = args
     try:
         findings, _ = check_pair_pixels(short, long, pair_id=pair_id, **kwargs)
-    except rawmeta.UnreadableRaw as exc:
-        findings = [Finding(pair_id, short, "unreadable", str(exc))]
+    except Exception as exc:   # one pair's failure is its finding; the pool goes on with the others
+        text = " ".join(str(exc).split())[:300]
+        findings = [Finding(pair_id, short, "unreadable",
+                            f"pixel checks of this pair failed ({type(exc).__name__}: {text}); "
+                            "run `curate inspect` on both files, re-scan or drop the pair")]
     # report paths as the manifest writes them
     return [replace(f, path=shown.get(f.path, f.path)) for f in findings]
 
@@ -120,7 +128,7 @@ def pixel_findings(df: pd.DataFrame, workers: int = 0, progress: Callable | None
     jobs = []
     for row in df.itertuples():
         short, long = resolve(df, row.short_path), resolve(df, row.long_path)
-        if not (short.exists() and long.exists()):
+        if not (short.is_file() and long.is_file()):   # missing or not a file: file_findings says so
             continue
         shown = {str(short): row.short_path, str(long): row.long_path}
         jobs.append((row.pair_id, str(short), str(long), dict(
