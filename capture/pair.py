@@ -16,7 +16,7 @@ from curate.errors import SidkitError
 from curate.exposure import ExposurePair, choose_pair, file_label, format_exposure, parse_ladder
 from curate.rawmeta import sha256_file
 
-from .backend import RAW_WORDS, Camera, CameraSettings, bulb_label, choice_for_number, format_choice
+from .backend import Camera, CameraSettings, bulb_label, choice_for_number, format_choice
 
 BULB_ABOVE_S = 30                        # longer exposures use bulb where the camera offers it
 SCENE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*$")
@@ -49,6 +49,7 @@ class Shot:
     seconds: Fraction
     bulb: bool
     stem: str                            # '<scene>/<scene>_short_1-25s_00', relative to the dataset
+    notes: str = ""                      # this shot's own note, logged after the request's notes
 
 
 @dataclass
@@ -65,7 +66,9 @@ class PairPlan:
 class ShotResult:
     shot: Shot
     files: list[Path]
-    seconds: float
+    seconds: float                       # how long the shot took, download included
+    captured_at: str = ""                # ISO 8601, by the camera's clock (`Camera.now`)
+    details: dict = field(default_factory=dict)     # the backend's `shot_details()`
 
 
 @dataclass
@@ -73,6 +76,7 @@ class PairResult:
     plan: PairPlan
     shots: list[ShotResult]
     seconds: float
+    checks: list[str] = field(default_factory=list)  # the quick check's lines, once run
 
 
 def check_scene_name(scene: str) -> str:
@@ -176,19 +180,19 @@ def shoot_pair(camera: Camera, plan: PairPlan, dataset: Path, backend: str | Non
     generation = camera.generation
     camera.aim(request.scene, request.environment)
     after = camera.read_settings()
-    iso = _number(applied.get("iso") or (after.iso and after.iso.current))
-    fnumber = _number(applied.get("fnumber") or (after.fnumber and after.fnumber.current))
+    iso = _as_number(applied.get("iso") or (after.iso and after.iso.current))
+    fnumber = _as_number(applied.get("fnumber") or (after.fnumber and after.fnumber.current))
     results = []
     for index, shot in enumerate(plan.shots):
         if camera.generation != generation:       # the camera was re-initialised: settings again
             apply_settings(camera, plan)
             generation = camera.generation
         reported = camera.set_and_verify("shutter", shot.label)
-        t0 = time.monotonic()
+        t0, when = time.monotonic(), camera.now().isoformat(timespec="seconds")
         folder, stem = dataset / Path(shot.stem).parent, Path(shot.stem).name
         files = (camera.shoot_bulb(float(shot.seconds), folder, stem) if shot.bulb
                  else camera.shoot(folder, stem))
-        result = ShotResult(shot, files, time.monotonic() - t0)
+        result = ShotResult(shot, files, time.monotonic() - t0, when, camera.shot_details())
         for record in shot_records(plan, result, index, reported, iso, fnumber, dataset, backend or camera.backend):
             append_record(dataset, record)
         results.append(result)
@@ -204,26 +208,28 @@ def apply_settings(camera: Camera, plan: PairPlan) -> dict[str, str]:
 
 def shot_records(plan: PairPlan, result: ShotResult, index: int, reported: str, iso, fnumber,
                  dataset: Path, backend: str) -> list[CaptureRecord]:
-    """One log record per downloaded file (the raw and, for RAW+JPEG, the JPEG), as DESIGN.md says.
-
-    All files of one shot share ``extra.shot_index``; `curate scan` pairs the raw ones.
+    """One log record per downloaded file (the raw and, for RAW+JPEG, the JPEG): the capture log
+    of docs/capture.md. All files of one shot share ``extra.shot_index``; `curate scan` pairs the raw ones.
     """
     pair, request = plan.pair, plan.request
-    captured_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    captured_at = result.captured_at or datetime.now(timezone.utc).isoformat(timespec="seconds")
+    notes = "; ".join(n for n in (request.notes, result.shot.notes) if n)
     details = {"long_label": pair.long_label, "short_label": pair.short_label,
                "nominal_ratio": round(pair.nominal_ratio, 4), "true_ratio": round(pair.true_ratio, 4),
                "requested_ratio": request.ratio, "allow_any_ratio": request.allow_any_ratio,
-               "bulb": result.shot.bulb, "shot_index": index, "shot_seconds": round(result.seconds, 3)}
+               "bulb": result.shot.bulb, "shot_index": index, "shot_seconds": round(result.seconds, 3),
+               **result.details}
     return [CaptureRecord(
         scene_id=request.scene, role=result.shot.role, path=f.relative_to(dataset).as_posix(),
         requested_exposure_s=float(result.shot.seconds),
         camera_exposure=f"bulb {format_exposure(result.shot.seconds)}" if result.shot.bulb else reported,
         iso=iso, fnumber=fnumber, environment=request.environment, camera=plan.camera,
-        captured_at=captured_at, backend=backend, notes=request.notes, sha256=sha256_file(f), extra=details)
+        captured_at=captured_at, backend=backend, notes=notes, sha256=sha256_file(f), extra=details)
         for f in result.files]
 
 
-def _number(value) -> float | None:
+def _as_number(value) -> float | None:
+    """A setting's label as a number for the log ('f/8' -> 8.0, '800' -> 800.0); None when not a number."""
     if value is None:
         return None
     try:

@@ -1,24 +1,44 @@
 """The simulated-sensor backend (`--camera sim`): a profile's shutter list, DNGs whose EXIF matches.
 
+Exposure semantics, the same for every simulated shot (`capture pair --camera sim`, `capture
+session` and `capture simulate`, which all shoot through this body): the shutter stays open for
+the time the label stands for, as a real body's does. A marked speed is a rounded power of two
+(10 s is 2^(10/3) = 10.08 s, 1/25 s is 2^(-14/3) = 1/25.4 s), so a timed shot exposes the sensor
+for `true_exposure(label)`; a bulb shot for the seconds it is held open. EXIF and the capture log
+record the nominal label (10 s), so a 10 s / 1/25 s pair measures 256x in the pixels.
+
 Scene content comes from capture.sensor.render_scene with the scene name as id, so the long and
-the shorts of one scene show the same picture; every shot gets its own noise seed.
+the shorts of one scene show the same picture; every shot gets its own noise seed. The body keeps
+its own clock (the EXIF capture time), advanced by each exposure and its readout (and kept up with
+the wall clock unless a ``clock`` is given, as `capture simulate` does for repeatable files). ``light`` is
+the brightness of what it points at; `disturb` plants a changed light or a moved camera for one
+named shot (what `capture simulate` uses for its planted defects).
 """
 from __future__ import annotations
 
 import zlib
-from datetime import datetime, timezone
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from fractions import Fraction
 from pathlib import Path
 
 from curate.errors import SidkitError
-from curate.exposure import parse_shutter
+from curate.exposure import parse_shutter, true_exposure
 
 from . import dng, sensor
 from .backend import Camera, CameraSettings, Choice, bulb_label, save_new
 
 
-def _number(value) -> str:
+def _label(value: float) -> str:
+    """A setting's label as this body writes it: 100 -> '100', 8.0 -> '8', 5.6 -> '5.6'."""
     return f"{float(value):g}"
+
+
+@dataclass(frozen=True)
+class Disturbance:
+    """What went wrong during one shot: the light changed, or the camera was moved."""
+    light: float = 1.0                    # the scene's light during this shot, relative to ``light``
+    shift: tuple[int, int] = (0, 0)       # the scene moved down and right by (dy, dx) pixels
 
 
 class SimCamera(Camera):
@@ -26,21 +46,26 @@ class SimCamera(Camera):
 
     backend = "sim"
 
-    def __init__(self, profile: str = "sim-dslr14", *, width: int = 256, height: int = 192, seed: int = 0):
+    def __init__(self, profile: str = "sim-dslr14", *, width: int = 256, height: int = 192, seed: int = 0,
+                 light: float = 1.0, clock: datetime | None = None, readout_s: float = 2.0):
         if profile not in sensor.PROFILES:
             raise SidkitError(f"unknown simulated profile {profile!r}; choose one of: {', '.join(sensor.PROFILES)}")
         self.profile = sensor.PROFILES[profile]
         self.profile_name, self.width, self.height, self.seed = profile, width, height, seed
+        self.light, self.readout_s = light, readout_s
+        self.clock, self._own_clock = clock or datetime.now(timezone.utc).replace(microsecond=0), clock is not None
         labels = list(self.profile.shutter_labels)
-        self.choices = {"shutter": labels, "iso": [_number(i) for i in self.profile.isos],
-                        "fnumber": [_number(f) for f in self.profile.fnumbers],
+        self.choices = {"shutter": labels, "iso": [_label(i) for i in self.profile.isos],
+                        "fnumber": [_label(f) for f in self.profile.fnumbers],
                         "image_format": ["RAW"], "capture_target": ["Internal RAM"]}
         timed = [label for label in labels if parse_shutter(label) is not None]
+        reference = min(self.profile.fnumbers, key=lambda f: abs(f - sensor.REFERENCE_FNUMBER))
         self.values = {"shutter": timed[len(timed) // 2], "iso": self.choices["iso"][0],
-                       "fnumber": _number(min(self.profile.fnumbers, key=lambda f: abs(f - sensor.REFERENCE_FNUMBER))),
-                       "image_format": "RAW",
-                       "capture_target": "Internal RAM"}
+                       "fnumber": _label(reference), "image_format": "RAW", "capture_target": "Internal RAM"}
         self.scene_id, self.environment, self.shot_count = "scene", "unknown", 0
+        self.disturbances: dict[str, Disturbance] = {}
+        self._radiance: tuple[tuple, object] | None = None
+        self._details: dict = {}
 
     @property
     def identity(self) -> str:
@@ -48,6 +73,19 @@ class SimCamera(Camera):
 
     def aim(self, scene_id: str, environment: str = "unknown") -> None:
         self.scene_id, self.environment = scene_id, environment
+
+    def disturb(self, stem: str, *, light: float = 1.0, shift: tuple[int, int] = (0, 0)) -> None:
+        """The shot saved as ``stem`` (file name without extension) sees ``light`` x the light, moved by ``shift``."""
+        self.disturbances[stem] = Disturbance(light, tuple(shift))
+
+    def now(self) -> datetime:
+        """The body's clock: ``clock`` advanced by each shot; without one it never lags the wall clock."""
+        if not self._own_clock:
+            self.clock = max(self.clock, datetime.now(timezone.utc).replace(microsecond=0))
+        return self.clock
+
+    def shot_details(self) -> dict:
+        return dict(self._details)
 
     def read_settings(self) -> CameraSettings:
         c = {k: Choice(self.values[k], self.choices[k]) for k in self.values}
@@ -61,30 +99,41 @@ class SimCamera(Camera):
         seconds = parse_shutter(self.values["shutter"])
         if seconds is None:
             raise SidkitError(f"{self.identity}: shutter is on bulb; use a bulb exposure")
-        return self._expose(seconds, folder, stem)
+        return self._expose(seconds, true_exposure(seconds), folder, stem)
 
     def shoot_bulb(self, seconds: float, folder: Path, stem: str) -> list[Path]:
         if bulb_label(self.choices["shutter"]) is None:
             raise SidkitError(f"{self.identity}: profile {self.profile_name} has no bulb mode")
-        return self._expose(Fraction(seconds).limit_denominator(1000), folder, stem)
+        held = Fraction(seconds).limit_denominator(1000)
+        return self._expose(held, float(held), folder, stem)
 
-    def _expose(self, seconds: Fraction, folder: Path, stem: str) -> list[Path]:
-        scene_seed = zlib.crc32(self.scene_id.encode())
-        if self.scene_id in sensor.CALIBRATION_SCENES:       # `capture calibrate`: lens cap, grey card
-            radiance = sensor.calibration_scene(self.profile, self.scene_id, self.width, self.height)
-        else:
-            radiance = sensor.render_scene(self.scene_id, self.width, self.height, self.seed,
-                                           environment=self.environment if self.environment != "unknown" else None)
+    def _scene(self):
+        """The radiance of the scene aimed at, rendered once per scene."""
+        key = (self.scene_id, self.environment, self.width, self.height, self.seed)
+        if self._radiance is None or self._radiance[0] != key:
+            environment = self.environment if self.environment != "unknown" else None
+            self._radiance = key, sensor.render_scene(self.scene_id, self.width, self.height, self.seed,
+                                                      environment=environment)
+        return self._radiance[1]
+
+    def _expose(self, label_s: Fraction, open_s: float, folder: Path, stem: str) -> list[Path]:
+        """Expose for ``open_s`` seconds; EXIF records ``label_s``, the time the label names."""
+        disturbance = self.disturbances.pop(stem, Disturbance())
         self.shot_count += 1
         iso, fnumber = float(self.values["iso"]), float(self.values["fnumber"])
-        mosaic = sensor.expose(self.profile, radiance, exposure_s=float(seconds), iso=iso, fnumber=fnumber,
+        light = self.light * disturbance.light
+        scene_seed = zlib.crc32(self.scene_id.encode())
+        mosaic = sensor.expose(self.profile, self._scene(), exposure_s=open_s, iso=iso, fnumber=fnumber,
+                               light=light, shift=disturbance.shift,
                                seed=self.seed * 100003 + scene_seed % 100003 + self.shot_count)
-        path = folder / f"{stem}.dng"
+        when = self.now()
+        self.clock += timedelta(seconds=open_s + self.readout_s)
+        self._details = {"profile": self.profile_name, "exposed_s": round(open_s, 6), "light": light,
+                         "shift": list(disturbance.shift)}
 
         def write(tmp: Path) -> None:
             p = self.profile
             dng.write_dng(tmp, mosaic, make=p.make, model=p.model, serial=p.serial, color_matrix=p.color_matrix(),
-                          cfa=p.cfa, black_level=p.black_level, white_level=p.white_level, exposure_s=Fraction(seconds),
-                          iso=int(iso), fnumber=Fraction(self.values["fnumber"]),
-                          captured_at=datetime.now(timezone.utc).replace(microsecond=0))
-        return [save_new(path, writer=write)]
+                          cfa=p.cfa, black_level=p.black_level, white_level=p.white_level, exposure_s=label_s,
+                          iso=int(iso), fnumber=Fraction(self.values["fnumber"]), captured_at=when)
+        return [save_new(folder / f"{stem}.dng", writer=write)]

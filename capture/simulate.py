@@ -1,28 +1,32 @@
-"""A simulated capture session: short/long DNG pairs of procedural scenes plus a capture log,
-with a few deliberately bad pairs recorded in `planted_defects.json` so that checks can be tested.
+"""A simulated dataset: scenes shot by the simulated camera through `capture pair`'s own plan and
+shoot code, with a few deliberately bad pairs recorded in `planted_defects.json` so that checks can
+be tested.
 
-Layout: `<out>/captures.jsonl`, `<out>/<scene>/<scene>_long_10s.dng`,
-`<out>/<scene>/<scene>_short_1-25s_00.dng`; `write_folder_layout` copies a simulated dataset
-into the log-free folder convention (`indoor/short/sim01_00_0.04s.dng`, `indoor/long/...`).
+Every scene is one `plan_pair` + `shoot_pair` on a `SimCamera` (so the files, names, log records and
+exposure semantics are those of `capture pair --camera sim`: the sensor sees the label's true
+power-of-two time, EXIF and the log the nominal label; see capture/simcamera.py). Layout:
+`<out>/captures.jsonl`, `<out>/<scene>/<scene>_long_10s.dng`, `<out>/<scene>/<scene>_short_1-25s_00.dng`;
+`write_folder_layout` copies a simulated dataset into the log-free folder convention
+(`indoor/short/sim01_00_0.04s.dng`, `indoor/long/...`).
 """
 from __future__ import annotations
 
 import json
 import os
 import shutil
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from fractions import Fraction
 from pathlib import Path
 from typing import Callable
 
 from curate.atomic import atomic_write
-from curate.capturelog import LOG_NAME, CaptureRecord, append_record, read_log
+from curate.capturelog import LOG_NAME, read_log
 from curate.errors import SidkitError
-from curate.exposure import ExposurePair, choose_pair, file_label, true_exposure
-from curate.rawmeta import sha256_file
 
-from .dng import write_dng
-from .sensor import SensorProfile, expose, get_profile, render_scene, scene_rng
+from .pair import PairRequest, plan_pair, shoot_pair
+from .sensor import get_profile, scene_rng
+from .simcamera import SimCamera
 
 DEFECTS_NAME = "planted_defects.json"
 DEFECT_RATIO = 20            # the bad scene's ratio (ratio-out-of-range)
@@ -40,7 +44,8 @@ def simulate_dataset(out: str | os.PathLike, *, scenes: int = 8,
     """Shoot ``scenes`` simulated scenes into ``out`` and return it.
 
     The first half of the scenes are indoor, the rest outdoor; scene i uses profile i mod
-    len(profiles). ``size`` is (width, height), even, overriding the profiles' sizes. With
+    len(profiles), an ISO of 100-400 and a light level that puts the long exposure in the same
+    range whatever the ISO. ``size`` is (width, height), even, overriding the profiles' sizes. With
     ``defects`` the last scene is shot at ratio 20, the second last has one short moved by ~12 px
     and the third last one short in light dimmed to 0.4; each is noted in the log and listed in
     `planted_defects.json` ([{scene_id, short_path, defect}], defect being the finding code).
@@ -54,94 +59,64 @@ def simulate_dataset(out: str | os.PathLike, *, scenes: int = 8,
                           "pass more scenes or plant none (--no-defects)")
     if size is not None and (size[0] % 2 or size[1] % 2 or min(size) < 16):
         raise SidkitError(f"{out}: size {size} must be even and at least 16x16 pixels")
-    for name in (LOG_NAME, DEFECTS_NAME):
+    for name in (LOG_NAME, DEFECTS_NAME, *(f"sim{i + 1:02d}" for i in range(scenes))):
         if (out / name).exists():
             raise SidkitError(f"{out / name} exists; simulate into a new folder or delete the old dataset")
 
-    planted, total, done = [], scenes * (1 + shorts_per_scene), 0
+    planted, total = [], scenes * (1 + shorts_per_scene)
+    shots_done = iter(range(1, total + 1))
+
+    def advance(_result) -> None:
+        if progress:
+            progress(next(shots_done), total)
+
     for index in range(scenes):
         scene_id = f"sim{index + 1:02d}"
         profile = sensors[index % len(sensors)]
-        environment = "indoor" if index < (scenes + 1) // 2 else "outdoor"
         width, height = size or (profile.width, profile.height)
         rng = scene_rng(scene_id, seed)
         iso = int(rng.choice([i for i in SCENE_ISOS if i in profile.isos] or [profile.base_iso]))
         fnumber = min(profile.fnumbers, key=lambda n: abs(n - 8))
         # Darker scenes for higher ISO and wider apertures: the long exposure lands in the same range.
         light = float(rng.uniform(0.85, 1.15)) * (fnumber / 8) ** 2 * profile.base_iso / iso
+        camera = SimCamera(profile.name, width=width, height=height, seed=seed, light=light,
+                           clock=START + timedelta(minutes=10 * index))
         bad_ratio = defects and index == scenes - 1
-        pair = choose_pair(profile.shutter_labels, DEFECT_RATIO if bad_ratio else ratio,
-                           long=Fraction(long_s).limit_denominator(1000),
-                           allow_any_ratio=bad_ratio or allow_any_ratio)
-        radiance = render_scene(scene_id, width, height, seed, environment=environment)
-        shot = _Shooter(out, profile, scene_id, environment, radiance, iso, fnumber, pair,
-                        seed=seed * 1000 + index, allow_any_ratio=bad_ratio or allow_any_ratio)
-        when = START + timedelta(minutes=10 * index)
-        ratio_note = f"planted ratio-out-of-range: shot at ratio {pair.nominal_ratio:g}" if bad_ratio else ""
-
-        shot.take("long", f"{scene_id}_long_{file_label(pair.long_s)}.dng", pair.long_s, light, (0, 0), when,
-                  ratio_note)
-        done += 1
-        if progress:
-            progress(done, total)
-        for k in range(shorts_per_scene):
-            defect, note, shift, short_light = None, "", (0, 0), light
-            if bad_ratio:
-                defect, note = "ratio-out-of-range", ratio_note
-            elif defects and k == 0 and index == scenes - 2:
-                defect, shift = "misaligned", DEFECT_SHIFT
-                note = f"planted misaligned: camera moved by {shift} px (dy, dx)"
-            elif defects and k == 0 and index == scenes - 3:
-                defect, short_light = "measured-ratio-mismatch", light * DEFECT_LIGHT
-                note = f"planted measured-ratio-mismatch: light dimmed to {DEFECT_LIGHT:g}x"
-            when += timedelta(seconds=float(pair.long_s) + 5 * (k + 1))
-            name = f"{scene_id}_short_{file_label(pair.short_s)}_{k:02d}.dng"
-            path = shot.take("short", name, pair.short_s, short_light, shift, when, note)
-            if defect:
-                planted.append({"scene_id": scene_id, "short_path": path, "defect": defect})
-            done += 1
-            if progress:
-                progress(done, total)
+        request = PairRequest(scene=scene_id, environment="indoor" if index < (scenes + 1) // 2 else "outdoor",
+                              ratio=DEFECT_RATIO if bad_ratio else ratio, shorts=shorts_per_scene,
+                              long=Fraction(long_s).limit_denominator(1000), iso=iso, fnumber=fnumber,
+                              allow_any_ratio=bad_ratio or allow_any_ratio)
+        plan = plan_pair(camera, request, out)
+        defect = _plant(plan, camera, index, scenes) if defects else None
+        result = shoot_pair(camera, plan, out, on_shot=advance)
+        planted += [{"scene_id": scene_id, "short_path": f.relative_to(out).as_posix(), "defect": defect}
+                    for shot in result.shots if defect and shot.shot.role == "short"
+                    and (defect == "ratio-out-of-range" or shot.shot.notes) for f in shot.files]
 
     with atomic_write(out / DEFECTS_NAME, "w", encoding="utf-8") as handle:
         json.dump(planted, handle, indent=2)
     return out
 
 
-class _Shooter:
-    """Exposes, writes and logs the shots of one scene."""
-
-    def __init__(self, out: Path, profile: SensorProfile, scene_id: str, environment: str, radiance,
-                 iso: int, fnumber: float, pair: ExposurePair, *, seed: int, allow_any_ratio: bool):
-        self.out, self.profile, self.scene_id, self.environment = out, profile, scene_id, environment
-        self.radiance, self.iso, self.fnumber, self.pair, self.seed = radiance, iso, fnumber, pair, seed
-        self.allow_any_ratio = allow_any_ratio
-        self.shots = 0
-
-    def take(self, role: str, name: str, exposure: Fraction, light: float, shift: tuple[int, int],
-             when: datetime, note: str) -> str:
-        """One exposure: the sensor sees the label's true power-of-two time, EXIF gets the label."""
-        relpath = f"{self.scene_id}/{name}"
-        path = self.out / relpath
-        if path.exists():
-            raise SidkitError(f"{path} exists; simulate into a new folder or delete the old dataset")
-        p = self.profile
-        self.shots += 1
-        mosaic = expose(p, self.radiance, exposure_s=true_exposure(exposure), iso=self.iso, fnumber=self.fnumber,
-                        light=light, shift=shift, seed=self.seed * 100 + self.shots)
-        write_dng(path, mosaic, make=p.make, model=p.model, serial=p.serial, cfa=p.cfa,
-                  black_level=list(p.black_level), white_level=p.white_level, exposure_s=exposure,
-                  iso=self.iso, fnumber=self.fnumber, captured_at=when, color_matrix=p.color_matrix())
-        label = self.pair.long_label if role == "long" else self.pair.short_label
-        append_record(self.out, CaptureRecord(
-            scene_id=self.scene_id, role=role, path=relpath, requested_exposure_s=float(exposure),
-            camera_exposure=label, iso=self.iso, fnumber=self.fnumber, environment=self.environment,
-            camera=p.camera, captured_at=when.isoformat(), backend="sim", notes=note,
-            sha256=sha256_file(path),
-            extra={"profile": p.name, "label": label, "nominal_ratio": self.pair.nominal_ratio,
-                   "true_ratio": self.pair.true_ratio, "light": light, "shift": list(shift),
-                   "allow_any_ratio": self.allow_any_ratio}))
-        return relpath
+def _plant(plan, camera: SimCamera, index: int, scenes: int) -> str | None:
+    """Plant this scene's defect, if it has one, in the plan's notes and on the camera; its finding code."""
+    first_short = next(k for k, shot in enumerate(plan.shots) if shot.role == "short")
+    stem = plan.shots[first_short].stem.rsplit("/", 1)[-1]
+    if index == scenes - 1:
+        plan.request = replace(plan.request, notes=f"planted ratio-out-of-range: shot at ratio "
+                                                   f"{plan.pair.nominal_ratio:g}")
+        return "ratio-out-of-range"
+    if index == scenes - 2:
+        camera.disturb(stem, shift=DEFECT_SHIFT)
+        note, defect = f"planted misaligned: camera moved by {DEFECT_SHIFT} px (dy, dx)", "misaligned"
+    elif index == scenes - 3:
+        camera.disturb(stem, light=DEFECT_LIGHT)
+        note = f"planted measured-ratio-mismatch: light dimmed to {DEFECT_LIGHT:g}x"
+        defect = "measured-ratio-mismatch"
+    else:
+        return None
+    plan.shots[first_short] = replace(plan.shots[first_short], notes=note)
+    return defect
 
 
 def write_folder_layout(dataset: str | os.PathLike, out: str | os.PathLike) -> Path:

@@ -3,9 +3,10 @@ import json
 from fractions import Fraction
 
 import pytest
+from fakecamera import FakeCamera
 
-from capture.backend import FakeCamera, choice_for_number, format_choice, save_new
-from capture.pair import PairRequest, name_shots, plan_pair, shoot_pair, Shot
+from capture.backend import choice_for_number, format_choice, save_new
+from capture.pair import PairRequest, Shot, name_shots, plan_pair, shoot_pair
 from curate.capturelog import read_log
 from curate.errors import SidkitError
 

@@ -1,6 +1,5 @@
 """The simulated sensor end to end: `capture pair --camera sim` writes DNGs + log that curate reads back."""
 import re
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner

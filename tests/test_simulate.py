@@ -92,9 +92,10 @@ def test_never_overwrites(tmp_path, sim_dataset):
         simulate_dataset(sim_dataset, scenes=4, size=(128, 96))
     (tmp_path / "sim01").mkdir()
     (tmp_path / "sim01" / "sim01_long_10s.dng").write_bytes(b"mine")
-    with pytest.raises(SidkitError, match="sim01_long_10s.dng exists"):
+    with pytest.raises(SidkitError, match="sim01 exists; simulate into a new folder"):
         simulate_dataset(tmp_path, scenes=3, size=(32, 32))
     assert (tmp_path / "sim01" / "sim01_long_10s.dng").read_bytes() == b"mine"
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["sim01", "sim01_long_10s.dng"]   # nothing written
 
 
 def test_bad_arguments(tmp_path):
