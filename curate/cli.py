@@ -14,7 +14,8 @@ from .errors import SidkitError
 from .exposure import RATIO_MAX, RATIO_MIN, format_exposure
 from .manifest import read_manifest, write_manifest
 from .rawmeta import read_metadata
-from .scan import read_labels, scan_dataset
+from .carddump import SCENE_GAP_S, scenes_table, shot_dict
+from .scan import read_labels, scan_dataset, scan_scenes
 from .sidimport import import_sid
 from .split import assign_splits
 from .stats import manifest_stats, stats_table
@@ -52,32 +53,62 @@ def report(findings, fmt: str, title: str) -> None:
 
 @main.command(context_settings=CONTEXT)
 @click.argument("dataset", type=click.Path(file_okay=False, path_type=Path))
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="Manifest to write (CSV).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Manifest to write (CSV); required unless --show-scenes.")
 @click.option("--labels", type=click.Path(dir_okay=False, path_type=Path),
               help="CSV with scene_id,environment that overrides environments.")
+@click.option("--scene-gap", type=click.FloatRange(min=0), default=SCENE_GAP_S, show_default=True,
+              help="Card dumps: seconds from the end of one exposure to the next shot that start a new scene.")
+@click.option("--show-scenes", is_flag=True,
+              help="Print every shot with its scene and role (long, short, bracket, unpaired); write nothing.")
 @click.option("--test", type=float, default=0.2, show_default=True, help="Default split: test scenes.")
 @click.option("--val", type=float, default=0.1, show_default=True, help="Default split: val scenes.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Default split: seed.")
 @FORMAT
 @reports_errors
-def scan(dataset, output, labels, test, val, seed, fmt):
+def scan(dataset, output, labels, scene_gap, show_scenes, test, val, seed, fmt):
     """Read every raw of DATASET into a manifest (EXIF, raw levels, checksums).
 
-    Pairs come from DATASET/captures.jsonl when present, otherwise from short/ and long/ folders
-    (scene id = file name up to the first underscore; indoor/ and outdoor/ folders give the
-    environment). Unreadable files are reported, not fatal; the manifest keeps every readable pair.
+    Pairs come from DATASET/captures.jsonl when present, else from short/ and long/ folders (scene
+    id = file name up to the first underscore; indoor/ and outdoor/ folders give the environment),
+    else DATASET is a card dump (IMG_0001.CR3 ...): shots in EXIF capture-time order, a scene is a run
+    from one body at one ISO and aperture with no gap over --scene-gap, its longest exposure the long
+    and every shot 2x shorter a short. Check that grouping with --show-scenes first. Unreadable files
+    are findings, not fatal; no pair at all writes nothing and exits 1.
 
     \b
     curate scan datasets/canon90d -o manifests/canon90d.csv
+    curate scan /media/card/DCIM --show-scenes
+    curate scan /media/card/DCIM -o manifests/card.csv --scene-gap 30 --labels scenes.csv
     curate scan ~/sid/Sony -o manifests/sony.csv --labels scenes.csv --format json
     """
+    if show_scenes:
+        shots, found = scan_scenes(dataset, scene_gap)
+        stderr.print(f"{len(shots)} shot(s), {len({s.scene for s in shots})} scene(s); nothing written")
+        if fmt == "json":
+            click.echo(json.dumps({"shots": [shot_dict(s, dataset) for s in shots],
+                                   "findings": [f.to_dict() for f in found]}, indent=2))
+            sys.exit(1 if findings_mod.has_errors(found) else 0)
+        stdout.print(scenes_table(shots, dataset, f"scenes of {dataset}"))
+        report(found, fmt, f"scan {dataset}")
+        return
+    if output is None:
+        fail("give -o MANIFEST.csv to write the manifest, or --show-scenes to only look at the grouping")
     label_map = read_labels(labels) if labels else None
     with progress_bar(0, "scanning") as advance:
-        df, found = scan_dataset(dataset, output.parent, label_map, advance, test=test, val=val, seed=seed)
-    write_manifest(df, output)
-    stderr.print(f"wrote {output}: {len(df)} pairs, {df['scene_id'].nunique()} scenes")
+        df, found = scan_dataset(dataset, output.parent, label_map, advance, test=test, val=val, seed=seed,
+                                 scene_gap=scene_gap)
+    write_found(df, output)
     report(found, fmt, f"scan {dataset}")
+
+
+def write_found(df, output: Path) -> None:
+    """Write the manifest unless it would be empty (a `no-pairs` finding explains why)."""
+    if len(df):
+        write_manifest(df, output)
+        stderr.print(f"wrote {output}: {len(df)} pairs, {df['scene_id'].nunique()} scenes")
+    else:
+        stderr.print(f"no pairs: {output} not written")
 
 
 @main.command("import-sid", context_settings=CONTEXT)
@@ -92,6 +123,8 @@ def scan(dataset, output, labels, test, val, seed, fmt):
 def import_sid_cmd(lists, root, output, labels, fmt):
     """Import the original SID list files; exposures from EXIF, names only checked.
 
+    Unreadable files are findings, not fatal; no readable pair at all writes nothing and exits 1.
+
     \b
     curate import-sid Sony_train_list.txt Sony_val_list.txt Sony_test_list.txt \\
         --root ~/datasets/SID -o manifests/sony.csv
@@ -99,8 +132,7 @@ def import_sid_cmd(lists, root, output, labels, fmt):
     label_map = read_labels(labels) if labels else None
     with progress_bar(0, "importing") as advance:
         df, found = import_sid(lists, root, output.parent, label_map, advance)
-    write_manifest(df, output)
-    stderr.print(f"wrote {output}: {len(df)} pairs, {df['scene_id'].nunique()} scenes")
+    write_found(df, output)
     report(found, fmt, "import-sid")
 
 

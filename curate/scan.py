@@ -1,12 +1,14 @@
-"""`curate scan`: a dataset folder (capture log or folder convention) into manifest rows + findings.
+"""`curate scan`: a dataset folder (capture log, folder convention or card dump) into manifest rows + findings.
 
-Pairing:
+Pairing, first match wins:
 - with `<dataset>/captures.jsonl`: every short of a scene is paired with the scene's first long;
-- otherwise the folder convention: raw files under a `short/` or `long/` folder, the scene id is
-  the file name up to the first underscore (`00001_00_0.1s.ARW` -> `00001`), and an `indoor/` or
-  `outdoor/` folder anywhere above gives the environment.
+- raws under `short/` or `long/` folders: the scene id is the file name up to the first underscore
+  (`00001_00_0.1s.ARW` -> `00001`), and an `indoor/` or `outdoor/` folder anywhere above gives the
+  environment; camera-named files (`IMG_0001.CR3`) carry no scene id and are reported, not paired;
+- otherwise a card dump: raws paired by EXIF capture time, body, ISO and aperture (curate.carddump).
 `--labels FILE.csv` (scene_id,environment) overrides environments either way.
 Exposure, ISO, aperture and camera come from EXIF, never from names; levels, CFA and size from the raw.
+Every file is checked before it is opened and any failure to read one becomes a finding for it.
 """
 from __future__ import annotations
 
@@ -19,18 +21,18 @@ import pandas as pd
 
 from . import rawmeta
 from .capturelog import LOG_NAME, read_log
+from .carddump import SCENE_GAP_S, Shot, body, capture_time, card_shots, exif_subsecond, pair_card
 from .errors import SidkitError
 from .exposure import exposure_from_name, name_agrees
+from .files import RAW_EXTENSIONS, file_problem, is_camera_name, is_raw_name, shown, walk
 from .findings import Finding
 from .manifest import COLUMNS, ENVIRONMENTS, empty_manifest, relative_to
 from .split import assign_splits
 
-RAW_EXTENSIONS = {".dng", ".arw", ".cr2", ".cr3", ".crw", ".nef", ".nrw", ".raf", ".rw2", ".orf",
-                  ".pef", ".srw", ".3fr", ".iiq", ".erf", ".kdc", ".mos", ".raw", ".x3f"}
-
-
-def is_raw_name(path: str | Path) -> bool:
-    return Path(path).suffix.lower() in RAW_EXTENSIONS
+__all__ = ["RAW_EXTENSIONS", "PairSpec", "build_rows", "is_raw_name", "read_labels", "scan_dataset",
+           "scan_scenes", "scene_id_from_name"]
+CONVENTIONS = (f"{LOG_NAME} (sidkit's capture log), raw files under short/ and long/ folders "
+               "(00001_00_0.1s.ARW), and a card dump (camera-named raws paired by EXIF capture time)")
 
 
 @dataclass
@@ -85,36 +87,63 @@ def scene_id_from_name(path: Path) -> str:
     return path.stem.split("_", 1)[0]
 
 
-def pairs_from_folders(dataset: Path) -> tuple[list[PairSpec], list[Finding]]:
+def pairs_from_folders(dataset: Path, files: list[Path]) -> tuple[list[PairSpec], list[Finding]]:
+    """Files under short/ and long/ folders, paired by the scene id at the start of their names."""
     findings, longs, shorts = [], {}, []
-    for root, dirs, files in os.walk(dataset):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in sorted(files):
-            path = Path(root) / name
-            role, env = _role_and_env(path.relative_to(dataset))
-            if role is None or name.startswith("."):
+    for path in files:
+        role, env = _role_and_env(path.relative_to(dataset))
+        if role is None:
+            continue
+        if not is_raw_name(path):
+            findings.append(Finding("", shown(path), "not-raw",
+                                    f"{path.suffix or 'no extension'} is not a raw format; move it out of {role}/"))
+            continue
+        if is_camera_name(path):
+            findings.append(Finding("", shown(path), "unpaired",
+                                    f"{path.name} is a name the camera wrote, so it names no scene (the folder "
+                                    "convention needs SCENE_..., e.g. 00001_00_0.1s.ARW); rename the files, or "
+                                    "scan the card's own folder (no short/ and long/) to pair them by capture time"))
+            continue
+        scene = scene_id_from_name(path)
+        if role == "long":
+            if scene in longs:
+                findings.append(Finding("", shown(path), "duplicate-file",
+                                        f"scene {scene} has a second long exposure; {longs[scene][0].name} is used"))
                 continue
-            if not is_raw_name(path):
-                findings.append(Finding("", str(path), "not-raw",
-                                        f"{path.suffix or 'no extension'} is not a raw format; move it out of {role}/"))
-                continue
-            scene = scene_id_from_name(path)
-            if role == "long":
-                if scene in longs:
-                    findings.append(Finding("", str(path), "duplicate-file",
-                                            f"scene {scene} has a second long exposure; {longs[scene][0].name} is used"))
-                    continue
-                longs[scene] = (path, env)
-            else:
-                shorts.append((scene, path, env))
+            longs[scene] = (path, env)
+        else:
+            shorts.append((scene, path, env))
     pairs = []
     for scene, short, env in shorts:
         if scene not in longs:
-            findings.append(Finding("", str(short), "unpaired",
+            findings.append(Finding("", shown(short), "unpaired",
                                     f"no long exposure named {scene}_* in a long/ folder"))
             continue
         pairs.append(PairSpec(scene, env if env != "unknown" else longs[scene][1], short, longs[scene][0]))
     return pairs, findings
+
+
+def pairs_from_card(dataset: Path, files: list[Path], read: "MetadataReader", gap: float = SCENE_GAP_S
+                    ) -> tuple[list[PairSpec], list[Finding], list[Shot]]:
+    """Every raw under ``dataset`` grouped into scenes by EXIF (curate.carddump); the shots for --show-scenes."""
+    shots, findings = card_shots([f for f in files if is_raw_name(f)], read, exif_subsecond)
+    pairs, more = pair_card(dataset, shots, gap)
+    specs = [PairSpec(scene, _role_and_env(short.path.relative_to(dataset))[1], short.path, long.path)
+             for scene, short, long in pairs]
+    return specs, findings + more, shots
+
+
+def find_pairs(dataset: Path, read: "MetadataReader", gap: float = SCENE_GAP_S
+               ) -> tuple[str, list[PairSpec], list[Finding], list[Shot] | None]:
+    """(convention, pairs, findings, card shots or None): the first convention that applies."""
+    if (dataset / LOG_NAME).exists():
+        return "log", *pairs_from_log(dataset), None
+    files, findings = walk(dataset)
+    if any(_role_and_env(f.relative_to(dataset))[0] for f in files if is_raw_name(f)):
+        pairs, more = pairs_from_folders(dataset, files)
+        return "folders", pairs, findings + more, None
+    pairs, more, shots = pairs_from_card(dataset, files, read, gap)
+    return "card", pairs, findings + more, shots
 
 
 def read_labels(path: str | os.PathLike) -> dict[str, str]:
@@ -133,42 +162,67 @@ def read_labels(path: str | os.PathLike) -> dict[str, str]:
 
 
 class MetadataReader:
-    """read_metadata + sha256 once per file; failures become findings."""
+    """read_metadata + sha256 once per file. Nothing is opened before file_problem has passed it, and
+    any exception while reading one file becomes an `unreadable` finding for that file alone."""
 
     def __init__(self):
         self.cache: dict[Path, object] = {}
+        self.levels: dict[Path, bool] = {}
 
     def __call__(self, path: Path, pair_id: str, findings: list[Finding]):
         if path in self.cache:
             return self.cache[path]
-        meta = None
-        if not path.exists():
-            findings.append(Finding(pair_id, str(path), "missing-file", "file does not exist; restore it or re-scan"))
+        meta, problem = None, file_problem(path, pair_id)
+        if problem:
+            findings.append(problem)
         else:
             try:
                 meta = rawmeta.read_metadata(path)
                 meta.sha256 = rawmeta.sha256_file(path)
             except rawmeta.UnreadableRaw as exc:
-                findings.append(Finding(pair_id, str(path), "unreadable", str(exc)))
+                findings.append(Finding(pair_id, shown(path), "unreadable", one_line(str(exc))))
+            except Exception as exc:       # a reader's bug must not stop the scan of every other file
+                findings.append(Finding(pair_id, shown(path), "unreadable",
+                                        f"reading it failed ({type(exc).__name__}: {one_line(str(exc))}); "
+                                        f"{NOT_RAW_FIX}"))
         self.cache[path] = meta
         return meta
 
+    def usable(self, path: Path, pair_id: str, findings: list[Finding]) -> bool:
+        """The file read and gave what a manifest row needs (levels, CFA, size); a finding once if not."""
+        meta = self(path, pair_id, findings)
+        if meta is None:
+            return False
+        if path not in self.levels:
+            self.levels[path] = levels_known(meta, path, pair_id, findings)
+        return self.levels[path]
 
-def build_rows(pairs: list[PairSpec], manifest_dir: Path, progress: Callable | None = None
-               ) -> tuple[pd.DataFrame, list[Finding]]:
-    """Read metadata of every pair's files into manifest rows; unreadable pairs become findings."""
+
+NOT_RAW_FIX = "remove it from the folder or copy the original file from the camera again"
+
+
+def one_line(text: str, limit: int = 300) -> str:
+    """A message on one line, cut to ``limit`` characters."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def build_rows(pairs: list[PairSpec], manifest_dir: Path, progress: Callable | None = None,
+               read: MetadataReader | None = None) -> tuple[pd.DataFrame, list[Finding]]:
+    """Read metadata of every pair's files into manifest rows; both files of a pair are checked, and
+    a pair with an unusable file becomes findings instead of a row."""
     findings: list[Finding] = []
-    read = MetadataReader()
+    read = read or MetadataReader()
     rows, used_ids = [], set()
     for spec in pairs:
         pair_id = spec.short.stem if spec.short.stem not in used_ids else relative_to(spec.short, manifest_dir)
         used_ids.add(pair_id)
-        short, long = read(spec.short, pair_id, findings), read(spec.long, pair_id, findings)
+        usable = [read.usable(path, pair_id, findings) for path in (spec.short, spec.long)]
         if progress:
             progress()
-        if short is None or long is None or not (levels_known(short, spec.short, pair_id, findings)
-                                                 and levels_known(long, spec.long, pair_id, findings)):
+        if not all(usable):
             continue
+        short, long = read(spec.short, pair_id, findings), read(spec.long, pair_id, findings)
         findings += pair_findings(pair_id, spec, short, long)
         rows.append({
             "pair_id": pair_id, "scene_id": spec.scene_id, "split": spec.split,
@@ -182,13 +236,17 @@ def build_rows(pairs: list[PairSpec], manifest_dir: Path, progress: Callable | N
             "black_level": " ".join(f"{b:g}" for b in long.black_level),
             "white_level": int(long.white_level), "width": int(long.width), "height": int(long.height),
             "short_sha256": short.sha256, "long_sha256": long.sha256,
+            "short_camera": body(short), "long_camera": body(long),
             "short_sources": sources_text(short), "long_sources": sources_text(long),
         })
-    df = pd.DataFrame(rows, columns=list(COLUMNS) + list(SOURCE_COLUMNS)) if rows else empty_manifest()
+    df = pd.DataFrame(rows, columns=list(COLUMNS) + list(EXTRA_COLUMNS)) if rows else empty_manifest()
     return df, findings
 
 
-SOURCE_COLUMNS = ("short_sources", "long_sources")
+# beyond the schema: each file's body (camera + serial: validate finds camera-mismatch again from
+# them) and where each value came from
+EXTRA_COLUMNS = ("short_camera", "long_camera", "short_sources", "long_sources")
+SOURCE_COLUMNS = EXTRA_COLUMNS[2:]
 
 
 def sources_text(meta) -> str:
@@ -224,31 +282,67 @@ def pair_findings(pair_id: str, spec: PairSpec, short, long) -> list[Finding]:
         if written and meta.exposure_s and not name_agrees(written, float(meta.exposure_s)):
             out.append(Finding(pair_id, str(path), "name-exif-mismatch",
                                f"name says {written} s, EXIF says {float(meta.exposure_s):.6g} s; EXIF is used"))
-    if short.camera != long.camera:
+    if short.camera != long.camera or (short.serial and long.serial and short.serial != long.serial):
         out.append(Finding(pair_id, str(spec.short), "camera-mismatch",
-                           f"short from {short.camera!r}, long from {long.camera!r}"))
+                           f"short from {body(short)!r}, long from {body(long)!r}; a pair needs one body "
+                           "(both are kept in the manifest's short_camera and long_camera)"))
     if (short.width, short.height, short.cfa) != (long.width, long.height, long.cfa):
         out.append(Finding(pair_id, str(spec.short), "size-mismatch",
                            f"short {short.width}x{short.height} {short.cfa}, long {long.width}x{long.height} {long.cfa}"))
     return out
 
 
+def no_pairs(dataset: Path, convention: str, findings: list[Finding]) -> Finding:
+    """The `no-pairs` error: which conventions were looked for and what was found."""
+    seen = {"log": f"read {LOG_NAME}", "folders": "read short/ and long/ folders",
+            "card": "read it as a card dump"}[convention]
+    return Finding("", shown(dataset), "no-pairs",
+                   f"no short/long pair found ({seen}; {len(findings)} other finding(s)); scan looks for "
+                   f"{CONVENTIONS}: see docs/curate.md")
+
+
 def scan_dataset(dataset: str | os.PathLike, manifest_dir: str | os.PathLike | None = None,
                  labels: dict[str, str] | None = None, progress: Callable | None = None,
-                 test: float = 0.2, val: float = 0.1, seed: int = 0) -> tuple[pd.DataFrame, list[Finding]]:
-    """Manifest rows for a dataset folder, with a default scene split, and every finding on the way."""
+                 test: float = 0.2, val: float = 0.1, seed: int = 0,
+                 scene_gap: float = SCENE_GAP_S) -> tuple[pd.DataFrame, list[Finding]]:
+    """Manifest rows for a dataset folder, with a default scene split, and every finding on the way.
+    No pair at all: an empty frame and a `no-pairs` error finding (write no manifest then)."""
     dataset = Path(dataset)
     if not dataset.is_dir():
         raise SidkitError(f"{dataset}: no such dataset folder")
-    has_log = (dataset / LOG_NAME).exists()
-    pairs, findings = (pairs_from_log if has_log else pairs_from_folders)(dataset)
-    if not pairs and not findings:
-        raise SidkitError(f"{dataset}: found no {LOG_NAME} and no raw files under short/ and long/ folders; "
-                          "see docs/curate.md for the folder convention")
+    read = MetadataReader()
+    convention, pairs, findings, _ = find_pairs(dataset, read, scene_gap)
     for spec in pairs:
         if labels and spec.scene_id in labels:
             spec.environment = labels[spec.scene_id]
-    df, more = build_rows(pairs, Path(manifest_dir or dataset), progress)
+    df, more = build_rows(pairs, Path(manifest_dir or dataset), progress, read)
+    findings += more
     if len(df):
         df = assign_splits(df, test=test, val=val, seed=seed)
-    return df, findings + more
+    else:
+        findings.append(no_pairs(dataset, convention, findings))
+    return df, findings
+
+
+def scan_scenes(dataset: str | os.PathLike, scene_gap: float = SCENE_GAP_S) -> tuple[list[Shot], list[Finding]]:
+    """Every shot scan would use, with its scene and role, in capture-time order (for --show-scenes)."""
+    dataset = Path(dataset)
+    if not dataset.is_dir():
+        raise SidkitError(f"{dataset}: no such dataset folder")
+    read = MetadataReader()
+    _, pairs, findings, shots = find_pairs(dataset, read, scene_gap)
+    if shots is None:                      # log or folders: the files of the pairs found
+        shots, seen = [], set()
+        for spec in pairs:
+            for role, path in (("long", spec.long), ("short", spec.short)):
+                meta = read(path, "", findings) if path not in seen else None
+                seen.add(path)
+                if meta is not None:
+                    seconds, when = capture_time(meta.captured_at)
+                    shots.append(Shot(path, seconds, when, meta.exposure_s, meta.iso, meta.fnumber, body(meta),
+                                      spec.scene_id, role))
+    start: dict[str, float] = {}
+    for shot in shots:
+        start[shot.scene] = min(start.get(shot.scene, float("inf")), shot.time if shot.time is not None else float("inf"))
+    order = lambda s: (start[s.scene], s.scene, s.time is None, s.time or 0, s.path.name)
+    return sorted(shots, key=order), findings

@@ -29,7 +29,8 @@ def split_from_list_name(name: str) -> str | None:
 
 
 def parse_list(list_file: Path, root: Path) -> tuple[list[PairSpec], list[Finding]]:
-    """A pair with its split for every line of one list file; malformed lines become findings."""
+    """A pair with its split for every line of one list file; malformed lines become findings.
+    Files are only named here: build_rows checks each before opening it."""
     if not list_file.is_file():
         raise SidkitError(f"{list_file}: no such list file")
     list_split = split_from_list_name(list_file.name)
@@ -52,6 +53,7 @@ def parse_list(list_file: Path, root: Path) -> tuple[list[PairSpec], list[Findin
 def import_sid(list_files, root: str | os.PathLike, manifest_dir: str | os.PathLike,
                labels: dict[str, str] | None = None, progress: Callable | None = None
                ) -> tuple[pd.DataFrame, list[Finding]]:
+    """Manifest rows for the pairs the list files name; none readable: a `no-pairs` error finding."""
     root = Path(root)
     if not root.is_dir():
         raise SidkitError(f"{root}: no such folder; --root is the folder the list's ./Sony/... paths start from")
@@ -68,8 +70,12 @@ def import_sid(list_files, root: str | os.PathLike, manifest_dir: str | os.PathL
         if labels and spec.scene_id in labels:
             spec.environment = labels[spec.scene_id]
         pairs.append(spec)
-    if not pairs and not findings:
-        raise SidkitError(f"{', '.join(map(str, list_files))}: no pairs listed; give the SID list files "
-                          "(lines like ./Sony/short/00001_00_0.1s.ARW ./Sony/long/00001_00_10s.ARW ISO200 F8)")
     df, more = build_rows(pairs, Path(manifest_dir), progress)
-    return df, findings + more
+    findings += more
+    if not len(df):
+        findings.append(Finding("", ", ".join(map(str, list_files)), "no-pairs",
+                                f"no readable pair in {len(pairs)} listed ({len(findings)} other finding(s)); "
+                                "import-sid looks for SID list lines like ./Sony/short/00001_00_0.1s.ARW "
+                                "./Sony/long/00001_00_10s.ARW ISO200 F8, with paths under --root; for a folder "
+                                "of raws use `curate scan`"))
+    return df, findings

@@ -17,7 +17,8 @@ def test_scan_from_capture_log(sim_dataset):
     df, findings = scan_dataset(sim_dataset)
     assert findings == []
     assert len(df) == 8 and df["scene_id"].nunique() == 4
-    assert list(df.columns) == list(COLUMNS) + ["short_sources", "long_sources"]
+    assert list(df.columns) == list(COLUMNS) + ["short_camera", "long_camera", "short_sources", "long_sources"]
+    assert (df["short_camera"] == df["long_camera"]).all() and df["long_camera"].str.contains(" #").all()
     row = df[df.pair_id == "sim01_short_1-25s_00"].iloc[0]
     assert (row.short_exposure_s, row.long_exposure_s, row.ratio) == (0.04, 10.0, 250.0)
     assert row.short_path == "sim01/sim01_short_1-25s_00.dng" and row.long_path == "sim01/sim01_long_10s.dng"
@@ -59,9 +60,13 @@ def test_scan_reports_bad_files_and_keeps_the_rest(sim_dataset, tmp_path):
     assert len(df) == 6
 
 
-def test_scan_rejects_an_empty_folder(tmp_path):
-    with pytest.raises(SidkitError, match="no captures.jsonl"):
-        scan_dataset(tmp_path)
+def test_scan_of_a_folder_without_pairs_is_a_no_pairs_error(tmp_path):
+    df, findings = scan_dataset(tmp_path)
+    assert len(df) == 0 and [(f.code, f.severity) for f in findings] == [("no-pairs", "error")]
+    for convention in ("captures.jsonl", "short/ and long/ folders", "card dump"):
+        assert convention in findings[0].message
+    with pytest.raises(SidkitError, match="no such dataset folder"):
+        scan_dataset(tmp_path / "absent")
 
 
 def write_sid_tree(sim_dataset, root):
@@ -179,8 +184,8 @@ def test_import_sid_malformed_line_and_empty_lists(sim_dataset, tmp_path):
     assert [(f.code, f.path) for f in findings] == [("unreadable", f"{bad}:3")]
     empty = tmp_path / "empty.txt"
     empty.write_text("\n")
-    with pytest.raises(SidkitError, match="no pairs listed"):
-        import_sid([empty], tmp_path, tmp_path)
+    df, findings = import_sid([empty], tmp_path, tmp_path)
+    assert len(df) == 0 and [f.code for f in findings] == ["no-pairs"] and "./Sony/short/" in findings[0].message
 
 
 def test_torn_last_log_line_is_a_finding(sim_dataset, tmp_path):
