@@ -156,6 +156,29 @@ def predict(checkpoint, rawfile, ratio, output, tile, device):
     click.echo(str(predict_file(checkpoint, rawfile, ratio=ratio, out=output, device=device, tile=tile)))
 
 
+@main.command("report", context_settings=CONTEXT)
+@click.argument("runs", nargs=-1, required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="HTML page to write (self-contained: plots and sheets embedded).")
+@click.option("--sheets", type=int, default=12, show_default=True,
+              help="Comparison sheets per run, lowest PSNR first (0: all).")
+@reports_errors
+def report_cmd(runs, output, sheets):
+    """Write one HTML page of RUNS: curves against epoch (overlaid), eval tables beside the baseline, sheets.
+
+    A RUN is a run folder (runs/<name>) or a sweep folder, which stands for every run in it.
+
+    \b
+    train report runs/canon90d -o canon90d.html
+    train report runs/learning-rate -o sweep.html --sheets 4
+    train report runs/a runs/b -o a-vs-b.html
+    """
+    from .report import build_report
+
+    done = build_report(list(runs), output, sheets=sheets)
+    stderr.print(f"wrote {output}: {len(done['runs'])} run(s), {done['sheets']} sheet(s)", highlight=False)
+
+
 @main.command(context_settings=CONTEXT)
 def presets():
     """List the network presets (`--arch`) with their parameter counts.

@@ -1,0 +1,309 @@
+"""`train report`: one HTML page of one or more run folders (a sweep overlays its curves).
+
+From each run folder: metrics.csv (loss, PSNR and SSIM against epoch, as the loop writes them),
+the evaluation's summary per split and environment beside the baseline (eval.json when the run has
+one, else report.md), and the labelled comparison sheets outputs/*-sheet.png. Curves are drawn
+with matplotlib (Agg) and embedded as PNG; the page needs no server and no network.
+"""
+from __future__ import annotations
+
+import html
+import io
+import json
+import math
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from curate.atomic import atomic_write
+from curate.errors import SidkitError
+from curate.report import data_uri, page
+
+SHEETS_PER_RUN = 12
+SHEET_BYTES = 2_000_000    # a sheet PNG larger than this is embedded as a smaller JPEG
+SHEET_WIDTH = 1600
+
+
+@dataclass
+class Run:
+    """What one run folder holds (any part may be missing)."""
+    folder: Path
+    name: str
+    config: dict = field(default_factory=dict)
+    metrics: pd.DataFrame = field(default_factory=pd.DataFrame)
+    summary: list[dict] = field(default_factory=list)   # split, environment, images, psnr, ssim, baseline_*
+    images: list[dict] = field(default_factory=list)    # per image: pair_id, psnr, ssim, baseline_*
+    sheets: list[Path] = field(default_factory=list)
+    eval_note: str = ""
+
+
+def run_folders(paths: list[str | os.PathLike]) -> list[Path]:
+    """Run folders from the arguments: a run folder itself, or a sweep folder holding run folders."""
+    out = []
+    for path in map(Path, paths):
+        if not path.is_dir():
+            raise SidkitError(f"{path}: no such run folder; give runs/<name> as `train run --out` wrote it")
+        if _is_run(path):
+            out.append(path)
+            continue
+        inner = sorted(p for p in path.iterdir() if p.is_dir() and _is_run(p))
+        if not inner:
+            raise SidkitError(f"{path}: not a run folder (no metrics.csv, config.toml or report.md) and holds "
+                              "none; give runs/<name> as `train run --out` or `train sweep --out` wrote it")
+        out += inner
+    return out
+
+
+def _is_run(path: Path) -> bool:
+    return any((path / name).is_file() for name in ("metrics.csv", "config.toml", "report.md"))
+
+
+def markdown_tables(text: str) -> list[list[dict]]:
+    """Every pipe table of a markdown text as a list of row dicts keyed by the header cells."""
+    tables, header, rows = [], None, []
+    for line in text.splitlines() + [""]:
+        line = line.strip()
+        if line.startswith("|") and line.endswith("|"):
+            cells = [c.strip() for c in line[1:-1].split("|")]
+            if header is None:
+                header = cells
+            elif not all(re.fullmatch(r":?-+:?", c) for c in cells):
+                rows.append(dict(zip(header, cells)))
+            continue
+        if header is not None:
+            tables.append(rows)
+        header, rows = None, []
+    return tables
+
+
+def _float(value) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _scores(row: dict) -> dict:
+    """A table row (report.md headers or eval.json keys) in eval.json's keys."""
+    names = {"PSNR": "psnr", "SSIM": "ssim", "baseline PSNR": "baseline_psnr", "baseline SSIM": "baseline_ssim"}
+    out = {names.get(k, k): v for k, v in row.items()}
+    for key in ("psnr", "ssim", "baseline_psnr", "baseline_ssim", "images"):
+        out[key] = _float(out.get(key))
+    out["pair_id"] = out.get("pair_id", out.get("pair", ""))
+    return out
+
+
+def read_evaluation(folder: Path) -> tuple[list[dict], list[dict], str]:
+    """(summary rows, per-image rows, note) from eval.json (as `train eval --format json` prints it)
+    or else report.md (as `train eval` writes it)."""
+    for candidate in (folder / "eval.json",):
+        if candidate.is_file():
+            try:
+                data = json.loads(candidate.read_text())
+                return ([_scores(r) for r in data["summary"]], [_scores(r) for r in data.get("images", [])],
+                        f"from {candidate.name}, split {data.get('split', '?')}, epoch {data.get('epoch', '?')}")
+            except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError):
+                pass   # not eval's JSON: fall back to report.md
+    report = folder / "report.md"
+    if not report.is_file():
+        return [], [], "no evaluation yet: run `train eval <run>/checkpoints/last.pt MANIFEST`"
+    text = report.read_text(encoding="utf-8", errors="replace")
+    summary, images = [], []
+    for table in markdown_tables(text):
+        if table and {"split", "environment", "images", "PSNR"} <= set(table[0]) and "pair" not in table[0]:
+            summary = [_scores(r) for r in table]
+        elif table and {"pair", "PSNR"} <= set(table[0]):
+            images = [_scores(r) for r in table]
+    found = re.search(r"split `([^`]*)`, checkpoint epoch (\d+)", text)
+    note = f"from report.md, split {found.group(1)}, epoch {found.group(2)}" if found else "from report.md"
+    return summary, images, note
+
+
+def read_run(folder: Path, name: str | None = None) -> Run:
+    """Everything the page shows of one run folder; unreadable parts are left empty, never fatal."""
+    run = Run(folder, name or folder.name)
+    try:
+        run.config = tomllib.loads((folder / "config.toml").read_text())
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+        pass
+    try:
+        run.metrics = pd.read_csv(folder / "metrics.csv")
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
+        pass
+    run.summary, run.images, run.eval_note = read_evaluation(folder)
+    run.sheets = sorted((folder / "outputs").glob("*-sheet.png"))
+    return run
+
+
+def metric_columns(metrics: pd.DataFrame) -> dict[str, str]:
+    """Plot title -> metrics.csv column: the training loss, then PSNR and SSIM of each evaluated split."""
+    out = {}
+    for column in metrics.columns:
+        if column in ("train_loss", "loss"):
+            out["training loss (L1)"] = column
+    for suffix, label in (("_psnr", "PSNR (dB)"), ("_ssim", "SSIM")):
+        for column in metrics.columns:
+            if column.endswith(suffix) and not column.startswith("baseline"):
+                out[f"{column[: -len(suffix)]} {label}"] = column
+    return out
+
+
+def curves_png(runs: list[Run]) -> bytes | None:
+    """One row of plots against epoch (loss, PSNR, SSIM), every run's line overlaid; None without data."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    titles = []
+    for run in runs:
+        for title in metric_columns(run.metrics):
+            if title not in titles:
+                titles.append(title)
+    if not titles:
+        return None
+    fig, axes = plt.subplots(1, len(titles), figsize=(4.6 * len(titles), 3.4), squeeze=False)
+    for ax, title in zip(axes[0], titles):
+        for run in runs:
+            column = metric_columns(run.metrics).get(title)
+            if column and "epoch" in run.metrics:
+                data = run.metrics[["epoch", column]].apply(pd.to_numeric, errors="coerce").dropna()
+                ax.plot(data["epoch"], data[column], marker="o", markersize=3, label=run.name)
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        if "loss" in title:
+            ax.set_yscale("log")
+    axes[0][-1].legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=96)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def sheet_uri(path: Path) -> str:
+    """A sheet as a data URI: the PNG itself, or a JPEG of at most SHEET_WIDTH when the PNG is large."""
+    data = path.read_bytes()
+    if len(data) <= SHEET_BYTES:
+        return data_uri(data, "image/png")
+    from PIL import Image
+
+    with Image.open(path) as image:
+        image = image.convert("RGB")
+        image.thumbnail((SHEET_WIDTH, SHEET_WIDTH), Image.Resampling.LANCZOS)
+        buffer = io.BytesIO()
+        image.save(buffer, format="JPEG", quality=90)
+    return data_uri(buffer.getvalue())
+
+
+def _fmt(value: float, digits: int) -> str:
+    return "inf" if value == math.inf else ("" if math.isnan(value) else f"{value:.{digits}f}")
+
+
+def _summary_table(run: Run) -> str:
+    if not run.summary:
+        return f'<p class="note">{html.escape(run.eval_note)}</p>'
+    head = ("split", "environment", "images", "PSNR", "SSIM", "baseline PSNR", "baseline SSIM", "PSNR gain")
+    rows = []
+    for r in run.summary:
+        key = f'{r["split"]}:{r["environment"]}'
+        gain = r["psnr"] - r["baseline_psnr"]
+        cells = [html.escape(str(r["split"])), html.escape(str(r["environment"])), _fmt(r["images"], 0)]
+        values = [("psnr", r["psnr"], 2), ("ssim", r["ssim"], 4), ("baseline_psnr", r["baseline_psnr"], 2),
+                  ("baseline_ssim", r["baseline_ssim"], 4), ("gain", gain, 2)]
+        numbers = [f'<td data-run="{html.escape(run.name)}" data-key="{html.escape(key)}:{k}">{_fmt(v, d)}</td>'
+                   for k, v, d in values]
+        rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "".join(numbers) + "</tr>")
+    return (f'<table class="eval"><thead><tr>{"".join(f"<th>{h}</th>" for h in head)}</tr></thead>'
+            f'<tbody>{"".join(rows)}</tbody></table><p class="note">{html.escape(run.eval_note)}</p>')
+
+
+def _sheets(run: Run, limit: int) -> str:
+    if not run.sheets:
+        return '<p class="note">no comparison sheets (outputs/*-sheet.png): run `train eval` without --no-images</p>'
+    scores = {str(r["pair_id"]): r for r in run.images}
+    def worst_first(path: Path):
+        score = scores.get(path.name.removesuffix("-sheet.png"), {}).get("psnr", math.inf)
+        return (math.inf if math.isnan(score) else score, path.name)
+    chosen = sorted(run.sheets, key=worst_first)[: limit or None]
+    figures = []
+    for path in chosen:
+        pair = path.name.removesuffix("-sheet.png")
+        r = scores.get(pair)
+        caption = html.escape(pair) + (f": network {_fmt(r['psnr'], 2)} dB, baseline {_fmt(r['baseline_psnr'], 2)} dB"
+                                       if r else "")
+        figures.append(f'<figure class="sheet"><img src="{sheet_uri(path)}" alt="comparison sheet of '
+                       f'{html.escape(pair)}"><figcaption>{caption}</figcaption></figure>')
+    more = (f'<p class="note">{len(chosen)} of {len(run.sheets)} sheets, lowest PSNR first '
+            f'(--sheets 0 shows all)</p>' if len(chosen) < len(run.sheets) else "")
+    return more + "".join(figures)
+
+
+def _overview(runs: list[Run]) -> str:
+    """One row per run: its settings that differ, last and best evaluation, and its test score."""
+    keys = sorted({k for run in runs for k, v in run.config.items() if not isinstance(v, (dict, list))})
+    varying = [k for k in keys if len({repr(run.config.get(k)) for run in runs}) > 1 and k not in ("out",)]
+    shown = varying or [k for k in ("epochs", "lr", "patch", "arch", "ratio_policy") if k in keys]
+    head = ["run"] + shown + ["epochs done", "last eval PSNR", "best eval PSNR", "eval PSNR (all)", "baseline PSNR"]
+    rows = []
+    for run in runs:
+        psnr_cols = [c for c in run.metrics.columns if c.endswith("_psnr")]
+        values = pd.to_numeric(run.metrics[psnr_cols[0]], errors="coerce") if psnr_cols else pd.Series(dtype=float)
+        epochs = run.metrics["epoch"].iloc[-1] if "epoch" in run.metrics and len(run.metrics) else ""
+        overall = [r for r in run.summary if r["environment"] == "all"]
+        last = overall[-1] if overall else {}
+        cells = [html.escape(run.name)] + [html.escape(str(run.config.get(k, ""))) for k in shown] + [
+            html.escape(str(epochs)), _fmt(values.iloc[-1] if len(values) else math.nan, 2),
+            _fmt(values.max() if len(values) else math.nan, 2),
+            _fmt(last.get("psnr", math.nan), 2), _fmt(last.get("baseline_psnr", math.nan), 2)]
+        rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    return (f'<table class="overview"><thead><tr>{"".join(f"<th>{html.escape(h)}</th>" for h in head)}</tr>'
+            f'</thead><tbody>{"".join(rows)}</tbody></table>')
+
+
+def build_report(paths: list[str | os.PathLike], out: str | os.PathLike, sheets: int = SHEETS_PER_RUN) -> dict:
+    """Write the HTML page of the run folders ``paths`` (sweep folders expand to their runs) to ``out``."""
+    if sheets < 0:
+        raise SidkitError(f"--sheets {sheets}: give a number of sheets per run, 0 for all")
+    folders = run_folders(paths)
+    names = [f.name for f in folders]
+    runs = [read_run(f, f.name if names.count(f.name) == 1 else str(f)) for f in folders]
+    curves = curves_png(runs)
+    parts = [f'<header><h1>{len(runs)} run{"s" if len(runs) != 1 else ""}</h1>'
+             f'<p><span data-count="runs">{len(runs)}</span> run folders: '
+             f'{", ".join(html.escape(str(f)) for f in folders)}</p></header>', _overview(runs)]
+    parts.append(f'<h2>Training curves</h2><img class="curves" src="{data_uri(curves, "image/png")}" '
+                 'alt="training curves">' if curves else '<p class="note">no metrics.csv rows yet</p>')
+    for run in runs:
+        parts.append(f'<section class="run" data-run="{html.escape(run.name)}"><h2>{html.escape(run.name)}</h2>'
+                     f'<h3>Evaluation beside the baseline (amplified short, same rendering)</h3>{_summary_table(run)}'
+                     f'<h3>Comparison sheets</h3>{_sheets(run, sheets)}</section>')
+    body = f"<style>{STYLE}</style>" + "".join(parts)
+    text = page(f"sidkit runs: {', '.join(r.name for r in runs)}", body, SCRIPT)
+    with atomic_write(out, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    return {"path": Path(out), "runs": [r.name for r in runs],
+            "sheets": sum(min(len(r.sheets), sheets or len(r.sheets)) for r in runs)}
+
+
+STYLE = """
+.curves{max-width:100%;background:#fff;border:1px solid #ddd}
+.run{margin-top:18px;border-top:2px solid #ccc} h2{font-size:17px;margin:14px 0 6px} h3{font-size:14px;margin:10px 0 4px}
+table.eval td[data-run],table.overview td{text-align:right} table.overview td:first-child{text-align:left}
+.note{color:#555;font-size:12px;margin:4px 0}
+figure.sheet{margin:8px 0} figure.sheet img{max-width:min(100%,1400px);display:block;border:1px solid #ddd}
+figure.sheet figcaption{font-size:12px;color:#444}
+"""
+
+SCRIPT = """
+window.addEventListener('load', function(){
+  var imgs = document.querySelectorAll('img');
+  var ok = Array.prototype.filter.call(imgs, function(i){ return i.complete && i.naturalWidth > 0; });
+  document.body.dataset.imagesShown = imgs.length;
+  document.body.dataset.imagesRendered = ok.length;
+});
+"""
