@@ -20,14 +20,15 @@ import rawpy
 from . import exif
 from .containers import ciff_values
 from .exposure import snap_exposure
+from .findings import Finding
 from .errors import SidkitError
 from .librawinfo import LibRawInfo, libraw_message, libraw_open, read_libraw
 from .pixelbytes import header_shortfall, missing_pixel_bytes
 from .rawfile import NOT_RAW_FIX, TIFF_KINDS, UnreadableRaw, check_sizes, container_kind, mapped, open_regular, shown
 from .tiff import TiffDirectories
 
-__all__ = ["RawMeta", "UnreadableRaw", "check_pixels", "exif_libraw_disagreements", "missing_pixel_bytes",
-           "read_metadata", "sha256_file"]
+__all__ = ["RawMeta", "UnreadableRaw", "check_pixels", "exif_libraw_disagreements", "inspect_file",
+           "missing_pixel_bytes", "read_metadata", "sha256_file"]
 
 EXPOSURE_TOLERANCE = 0.03       # EXIF vs LibRaw exposure: relative difference beyond rounding
 ISO_TOLERANCE = 0.01
@@ -88,6 +89,20 @@ def read_metadata(path: str | os.PathLike, *, with_pixels: bool = False) -> RawM
     except Exception as exc:               # a reader choking on damaged bytes: a finding, not a crash
         raise UnreadableRaw(f"{shown(path)}: corrupt, a reader failed on it ({_brief(exc)}); {NOT_RAW_FIX}") from exc
     return meta
+
+
+def inspect_file(path: str | os.PathLike, *, with_pixels: bool = True) -> tuple[RawMeta | None, list[Finding]]:
+    """What `curate inspect` reports for one file: its metadata (None when unreadable) and its
+    findings (`unreadable`, `no-pixel-data`), never an exception for a bad file."""
+    name = shown(path)
+    try:
+        meta = read_metadata(path, with_pixels=with_pixels)
+    except UnreadableRaw as exc:
+        return None, [Finding("", name, "unreadable", str(exc).removeprefix(f"{name}: "))]
+    if meta.pixel_problem:
+        return meta, [Finding("", name, "no-pixel-data", f"{meta.pixel_problem}: a truncated or stripped copy; "
+                              "copy the original file from the camera again")]
+    return meta, []
 
 
 def _read_metadata(path: Path) -> RawMeta:
