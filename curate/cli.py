@@ -13,7 +13,8 @@ from .clitools import CONTEXT, fail, progress_bar, reports_errors, stderr, stdou
 from .errors import SidkitError
 from .exposure import RATIO_MAX, RATIO_MIN, format_exposure
 from .manifest import read_manifest, write_manifest
-from .rawmeta import read_metadata
+from .rawfile import shown
+from .rawmeta import inspect_file
 from .carddump import SCENE_GAP_S, scenes_table, shot_dict
 from .scan import read_labels, scan_dataset, scan_scenes
 from .sidimport import import_sid
@@ -137,37 +138,68 @@ def import_sid_cmd(lists, root, output, labels, fmt):
 
 
 @main.command(context_settings=CONTEXT)
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
+              help="json: one object per file, good or bad, each with its findings.")
 @reports_errors
 def inspect(files, fmt):
-    """Show what sidkit reads from raw FILES: EXIF, levels, CFA, size, and where each value came from.
+    """Show what sidkit reads from raw FILES: EXIF, levels, CFA, size, where each value came from,
+    and whether the pixel data is there (decoded, so a stripped copy shows).
+
+    Every file is reported: a bad one (unreadable, pixel data missing) as a finding, and the exit
+    status is 1 if any file has an error.
 
     \b
     curate inspect datasets/canon90d/kitchen/kitchen_long_10s.CR3
     curate inspect short.ARW long.ARW --format json
+    curate inspect card/DCIM/100CANON/*.CR3
     """
-    metas = [read_metadata(path) for path in files]
+    reports = [inspect_file(path) for path in files]
+    found = [f for _, findings in reports for f in findings]
     if fmt == "json":
-        click.echo(json.dumps([meta_dict(m) for m in metas], indent=2, default=str))
-        return
-    for meta in metas:
-        table = Table(title=meta.path)
-        for column in ("field", "value", "source"):
-            table.add_column(column)
-        for name, value in meta_dict(meta).items():
-            if name not in ("path", "sources", "disagreements", "has_pixels", "sha256"):
-                table.add_row(name, str(value), meta.sources.get(name, ""))
-        stdout.print(table)
-        for text in meta.disagreements:
-            stderr.print(f"[yellow]sources disagree:[/] {text}", highlight=False)
+        click.echo(json.dumps([file_dict(path, meta, findings) for path, (meta, findings) in zip(files, reports)],
+                              indent=2, default=str))
+    else:
+        for meta, _ in reports:
+            if meta is not None:
+                _print_meta(meta)
+        if found:
+            stdout.print(findings_mod.findings_table(found, "inspect"))
+        errors = sum(f.severity == "error" for f in found)
+        stderr.print(f"{len(files)} file(s), {len(files) - len({f.path for f in found})} without findings, "
+                     f"{errors} error(s)")
+    if any(f.severity == "error" for f in found):
+        sys.exit(1)
+
+
+def _print_meta(meta) -> None:
+    table = Table(title=shown(meta.path))
+    for column in ("field", "value", "source"):
+        table.add_column(column)
+    for name, value in meta_dict(meta).items():
+        if name not in ("path", "sources", "disagreements", "has_pixels", "sha256", "pixel_problem"):
+            table.add_row(name, str(value), meta.sources.get(name, ""))
+    stdout.print(table)
+    for text in meta.disagreements:
+        stderr.print(f"[yellow]sources disagree:[/] {text}", highlight=False)
 
 
 def meta_dict(meta) -> dict:
+    """A RawMeta as JSON-ready values; `pixel_data` is present, missing or unknown (not checked)."""
     from dataclasses import asdict
 
     data = asdict(meta)
+    data["path"] = shown(meta.path)
     data["exposure_s"] = format_exposure(meta.exposure_s) if meta.exposure_s else None
+    data["pixel_data"] = ("missing" if meta.pixel_problem or meta.has_pixels is False
+                          else "present" if meta.has_pixels else "unknown")
+    return data
+
+
+def file_dict(path, meta, findings) -> dict:
+    """One file of `curate inspect --format json`: its metadata (when readable) and its findings."""
+    data = meta_dict(meta) if meta is not None else {"path": shown(path), "pixel_data": "unknown"}
+    data["findings"] = [f.to_dict() for f in findings]
     return data
 
 
