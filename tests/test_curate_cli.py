@@ -36,7 +36,7 @@ def test_validate_fast_json_and_exit_status(manifest, tmp_path):
     result = run("validate", manifest, "--fast", "--format", "json", "--clean", tmp_path / "clean.csv")
     found = json.loads(result.stdout)
     assert result.exit_code == 1
-    assert {f["code"] for f in found} == {"ratio-out-of-range"}
+    assert {f["code"] for f in found if f["severity"] == "error"} == {"ratio-out-of-range"}
     assert set(found[0]) == {"pair_id", "path", "code", "severity", "message"}
     assert "sim04" not in (tmp_path / "clean.csv").read_text()
     assert run("validate", tmp_path / "clean.csv", "--fast").exit_code == 0
@@ -109,3 +109,32 @@ def test_manifest_records_the_source_of_each_value(manifest):
     df = read_manifest(manifest)
     assert df["long_sources"].str.contains("exif: make model exposure_s iso fnumber").all()
     assert df["long_sources"].str.contains("dng-tags: cfa black_level white_level").all()
+
+
+def test_import_sid_without_a_readable_pair_writes_nothing(tmp_path):
+    listing = tmp_path / "Sony_test_list.txt"
+    listing.write_text("./Sony/short/10001_00_0.1s.ARW ./Sony/long/10001_00_10s.ARW ISO200 F8\n")
+    out = tmp_path / "m.csv"
+    result = run("import-sid", listing, "--root", tmp_path, "-o", out, "--format", "json")
+    found = [(f["code"], Path(f["path"]).name) for f in json.loads(result.stdout)]
+    assert result.exit_code == 1 and not out.exists()
+    assert found == [("missing-file", "10001_00_0.1s.ARW"), ("missing-file", "10001_00_10s.ARW"),
+                     ("no-pairs", "Sony_test_list.txt")]
+    assert "no pairs" in result.stderr
+
+
+def test_scan_keeps_both_cameras_of_a_mixed_pair(sim_dataset, tmp_path):
+    import shutil
+
+    from curate.manifest import read_manifest
+
+    root = tmp_path / "folders"
+    for role, source in (("short", "sim01/sim01_short_1-25s_00.dng"), ("long", "sim02/sim02_long_10s.dng")):
+        (root / role).mkdir(parents=True)
+        shutil.copy(sim_dataset / source, root / role / "a_00.dng")
+    out = tmp_path / "m.csv"
+    result = run("scan", root, "-o", out, "--format", "json")
+    codes = [f["code"] for f in json.loads(result.stdout)]
+    assert result.exit_code == 1 and "camera-mismatch" in codes
+    row = read_manifest(out).iloc[0]
+    assert row.short_camera != row.long_camera and row.camera in row.long_camera
