@@ -248,4 +248,57 @@ def simulate(dataset, scenes, profiles, shorts, long_, ratio, size_, defects, se
                          long_s=float(exposure_option(long_)), ratio=ratio, size=(width, height),
                          defects=defects, seed=seed, allow_any_ratio=allow_any_ratio,
                          progress=lambda done, total: advance())
-    stderr.print(f"wrote {scenes} scenes to {dataset} (log: {dataset}/captures.jsonl)")
+    summary = dataset_summary(dataset)
+    if fmt == "json":
+        return print_json(summary)
+    stdout.print(scenes_table(summary))
+    stderr.print(f"wrote {scenes} scenes to {dataset} (log: {dataset}/captures.jsonl)", highlight=False)
+
+
+@main.command()
+@click.option("--dataset", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder for the frames (DATASET/calibration-iso<ISO>/) and DATASET/captures.jsonl.")
+@click.option("--isos", default=None, help="Comma-separated ISOs, or 'all' the camera offers  [default: 100,400,1600,6400].")
+@click.option("--darks", type=int, default=10, show_default=True, help="Dark frames per ISO.")
+@click.option("--flat-levels", type=int, default=6, show_default=True,
+              help="Flat exposure levels per ISO (2%-70% of white), two frames each.")
+@click.option("--dark-exposures", default=None,
+              help="Short exposures for the darks, e.g. 1/10,1/25 [default: the shorts in DATASET's log, else 1/30].")
+@click.option("--fnumber", type=float, help="Aperture to set (default: the camera's).")
+@click.option("--notes", default="", help="Free text stored with every frame.")
+@add_options(camera_options[:2])
+@click.option("--sim-size", default="1024x768", show_default=True, help="Image size for --camera sim.")
+@click.option("--yes", is_flag=True, help="Do not wait for Enter at the lens-cap and grey-card prompts.")
+@click.option("--dry-run", is_flag=True, help="Print the plan; set nothing, shoot nothing.")
+@reports_errors
+def calibrate(dataset, isos, darks, flat_levels, dark_exposures, fnumber, notes, camera, profile, sim_size, yes,
+              dry_run):
+    """Shoot dark frames (lens cap on) and flat pairs (grey card) per ISO for `curate noise-profile`.
+
+    Darks are shot at the short exposures you use and checked to be dark; flat times are chosen
+    from a test shot's level on the camera's own shutter list, 2% to 70% of white. Every frame goes
+    into DATASET/captures.jsonl with role dark or flat.
+
+    \b
+    capture calibrate --dataset cal --camera sim --profile sim-dslr14
+    capture calibrate --dataset datasets/canon90d --isos 800,3200 --darks 6 --flat-levels 5
+    capture calibrate --dataset cal --isos all --dry-run
+    """
+    from .calibrate import CalibrationRequest, log_short_exposures, plan_lines, resolve_isos, run_calibration
+
+    exposures = ([exposure_option(v.strip()) for v in dark_exposures.split(",") if v.strip()] if dark_exposures
+                 else log_short_exposures(dataset) or [Fraction(1, 30)])
+    with open_camera(camera, profile, sim_size) as cam:
+        request = CalibrationRequest(isos=resolve_isos(cam, isos), darks=darks, flat_levels=flat_levels,
+                                     dark_exposures=exposures, fnumber=fnumber, notes=notes)
+        for line in plan_lines(cam, request, dataset):
+            stdout.print(line, highlight=False)
+        if dry_run:
+            return
+        confirm = ((lambda text: stderr.print(text.replace("Press Enter when ready", "(--yes)"), highlight=False))
+                   if yes else (lambda text: click.prompt(text, default="", show_default=False, err=True)))
+        result = run_calibration(cam, request, dataset, confirm=confirm,
+                                 show=lambda m: stderr.print(m, highlight=False))
+    stdout.print(f"{len(result.darks)} darks and {len(result.flats)} flats in {dataset} "
+                 f"(log: {dataset}/captures.jsonl); next: curate noise-profile {dataset} -o profiles/NAME.toml",
+                 highlight=False)

@@ -124,6 +124,8 @@ def render_scene(scene_id: str, width: int = 512, height: int = 384, seed: int =
     indoor scenes are warm rooms, outdoor scenes a night sky over ground (chosen from the id when
     ``environment`` is None).
     """
+    if scene_id in CALIBRATION_SCENES:          # `capture calibrate`: the lens cap, a grey card
+        return calibration_scene(scene_id, width, height, seed)
     rng = scene_rng(scene_id, seed)
     coin = rng.random()                         # drawn either way: the id gives the same scene in both cases
     env = environment or ("indoor" if coin < 0.5 else "outdoor")
@@ -224,14 +226,14 @@ VIGNETTING = 0.3            # radiance falls by this fraction from the centre to
 PRNU = 0.01                 # pixel response non-uniformity, relative standard deviation
 
 
-def calibration_scene(profile: SensorProfile, scene_id: str, width: int, height: int) -> np.ndarray:
+def calibration_scene(scene_id: str, width: int, height: int, seed: int = 0) -> np.ndarray:
     """Radiance H x W x 3 of the lens cap (zeros) or an evenly lit grey card seen through a
-    vignetting lens by pixels of slightly unequal response (a fixed pattern of this body)."""
+    vignetting lens by pixels of slightly unequal response (a fixed pattern for a given seed)."""
     if scene_id == LENS_CAP:
         return np.zeros((height, width, 3), np.float32)
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float64)
     r2 = ((yy - height / 2) ** 2 + (xx - width / 2) ** 2) / ((height / 2) ** 2 + (width / 2) ** 2)
-    pattern = np.random.default_rng(text_seed(profile.serial)).standard_normal((height, width))
+    pattern = np.random.default_rng([seed, text_seed(GREY_CARD)]).standard_normal((height, width))
     card = GREY_CARD_RADIANCE * (1 - VIGNETTING * r2) * (1 + PRNU * pattern)
     return np.repeat(card[..., None], 3, axis=2).astype(np.float32)
 

@@ -310,5 +310,51 @@ def report_cmd(manifest, output, findings_file, page_size, no_cache):
                  f"{len(done['findings'])} finding codes", highlight=False)
 
 
+@main.command("noise-profile", context_settings=CONTEXT)
+@click.argument("cal", type=click.Path(file_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Profile to write (TOML; JSON when the name ends in .json); the plot goes beside it.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
+              help="What is printed on stdout (json: the profile).")
+@click.option("--camera", help="Fit this body's frames (default: the body that shot most of them).")
+@reports_errors
+def noise_profile(cal, output, fmt, camera):
+    """Fit a camera's noise profile (gain K, read and row noise, Tukey-lambda shape) from dark and flat frames.
+
+    CAL is a folder written by `capture calibrate` (roles dark/flat in its captures.jsonl) or a
+    folder with dark/ and flat/ subfolders of any raws (ISO and exposure from EXIF). Writes the
+    profile and a photon-transfer plot (NAME-ptc.png) beside it; nothing when a finding is an error.
+
+    \b
+    curate noise-profile cal -o profiles/sim-dslr14.toml
+    curate noise-profile ~/calibration/eos90d -o profiles/eos90d.toml --format json
+    """
+    from .noiseprofile import fit_profile, load_frames, plot_path, write_plot, write_profile
+
+    frames, found = load_frames(cal)
+    profile, more = fit_profile(frames, camera=camera) if frames else (None, [])
+    found += more
+    if found:
+        stderr.print(findings_mod.findings_table(found, f"noise-profile {cal}"))
+    if profile is None or findings_mod.has_errors(found):
+        raise SidkitError(f"{cal}: no profile written ({sum(f.severity == 'error' for f in found)} error(s) "
+                          "above); shoot the frames named there again")
+    write_profile(profile, output, "json" if output.suffix == ".json" else "toml")
+    plot = write_plot(profile, plot_path(output))
+    if fmt == "json":
+        click.echo(profile.to_json())
+    else:
+        table = Table(title=f"{profile.camera} ({profile.cfa})")
+        for column in ("ISO", "K (DN/e-)", "read noise (DN)", "row noise (DN)", "Tukey lambda", "black level",
+                       "darks", "flat pairs"):
+            table.add_column(column)
+        for i in profile.isos:
+            table.add_row(f"{i.iso:g}", f"{i.k_dn_per_e:.4g}", f"{i.read_noise_dn:.3f}", f"{i.row_noise_dn:.3f}",
+                          f"{i.tukey_lambda:.3f}", " ".join(f"{v:.1f}" for v in i.black_level), str(i.darks),
+                          str(i.flat_pairs))
+        stdout.print(table)
+    stderr.print(f"wrote {output} and {plot}")
+
+
 if __name__ == "__main__":
     main()

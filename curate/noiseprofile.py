@@ -356,3 +356,92 @@ def cross_iso_fit(results: list[IsoNoise]) -> dict:
             "row_intercept": row_intercept, "row_residual": row_sd,
             "tukey_lambda": float(np.mean([r.tukey_lambda for r in results])),
             "k_min": float(np.exp(log_k.min())), "k_max": float(np.exp(log_k.max()))}
+
+
+# --- reading calibration frames from disk ------------------------------------------------------
+def calibration_files(cal: Path) -> list[tuple[Path, str]]:
+    """(path, role) of every dark and flat: the capture log's roles, else dark/ and flat/ folders."""
+    from .capturelog import read_log
+
+    cal = Path(cal)
+    if not cal.is_dir():
+        raise SidkitError(f"{cal}: no such folder; give the folder `capture calibrate --dataset` wrote")
+    from .scan import is_raw_name
+
+    records = [r for r in read_log(cal) if r.role in ("dark", "flat")]
+    if records:
+        return [(cal / r.path, r.role) for r in records if is_raw_name(Path(r.path))]
+    out = []
+    for role in ("dark", "flat"):
+        folder = cal / role
+        if folder.is_dir():
+            out += [(p, role) for p in sorted(folder.rglob("*")) if p.is_file() and is_raw_name(p)]
+    if not out:
+        raise SidkitError(f"{cal}: no calibration frames (no dark/flat roles in captures.jsonl, no dark/ or "
+                          "flat/ folder); shoot them with `capture calibrate --dataset "
+                          f"{cal}` or put raws in {cal}/dark and {cal}/flat")
+    return out
+
+
+def load_frames(cal: Path) -> tuple[list[CalFrame], list[Finding]]:
+    """CalFrames (ISO and exposure from EXIF, levels and CFA from the raw) and findings for bad files."""
+    from .rawmeta import UnreadableRaw, read_metadata
+
+    frames, findings = [], []
+    for path, role in calibration_files(cal):
+        try:
+            meta = read_metadata(path)
+        except (UnreadableRaw, SidkitError, OSError) as exc:
+            findings.append(Finding("", str(path), "unreadable", f"{exc}; remove it or copy it again"))
+            continue
+        if not meta.cfa or meta.black_level is None or meta.white_level is None or meta.iso is None:
+            findings.append(Finding("", str(path), "unreadable", "no CFA, levels or ISO in the file; calibration "
+                                    "needs the camera's raw files"))
+            continue
+        camera = f"{meta.camera} {meta.serial}".strip()
+        frames.append(CalFrame(str(path), role, float(meta.iso), float(meta.exposure_s or 0), camera, meta.cfa,
+                               [float(v) for v in meta.black_level], float(meta.white_level),
+                               mosaic=lambda p=path: read_mosaic(p)))
+    return frames, findings
+
+
+def read_mosaic(path: Path) -> np.ndarray:
+    import rawpy
+
+    try:
+        with rawpy.imread(str(path)) as raw:
+            return raw.raw_image_visible.copy()
+    except (rawpy.LibRawError, OSError) as exc:
+        raise SidkitError(f"{path}: rawpy cannot read its pixels ({exc}); remove it or copy it again") from None
+
+
+# --- the photon-transfer plot ------------------------------------------------------------------
+def plot_path(profile_path: Path) -> Path:
+    return Path(profile_path).with_name(Path(profile_path).stem + "-ptc.png")
+
+
+def write_plot(profile: NoiseProfile, path: Path) -> Path:
+    """Variance against mean signal of every flat pair, per ISO, with the fitted lines (log axes)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .atomic import atomic_write
+
+    fig, ax = plt.subplots(figsize=(7, 5), dpi=100)
+    colours = plt.cm.viridis(np.linspace(0, 0.9, len(profile.isos)))
+    for colour, iso in zip(colours, profile.isos):
+        pts = np.array([(m, v) for _, m, v in iso.flat_points], float)
+        ax.scatter(pts[:, 0], pts[:, 1], s=10, color=colour, label=f"ISO {iso.iso:g}: K {iso.k_dn_per_e:.3g} DN/e-")
+        x = np.geomspace(max(pts[:, 0].min(), 1e-3), pts[:, 0].max(), 50)
+        slope, intercept = fit_line(pts[:, 0], pts[:, 1])
+        ax.plot(x, slope * x + intercept, color=colour, lw=1)
+    ax.set(xscale="log", yscale="log", xlabel="mean signal above black (DN)", ylabel="variance (DN²)",
+           title=f"Photon transfer: {profile.camera}")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_write(path, "wb") as handle:
+        fig.savefig(handle, format="png")
+    plt.close(fig)
+    return Path(path)
