@@ -39,9 +39,15 @@ def reports_errors(func):
 
 
 @contextlib.contextmanager
-def progress_bar(total: int, description: str):
-    """A rich progress bar on stderr; yields a function that advances it by one."""
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=stderr, transient=False, disable=not stderr.is_terminal) as progress:
-        task = progress.add_task(description, total=total)
-        yield lambda: progress.advance(task)
+def progress_bar(total: int, description: str, enabled: bool = True, completed: int = 0):
+    """A rich progress bar on stderr (shown on a terminal when ``enabled``); yields
+    ``advance(by=1, status=None)``, ``status`` a text shown after the bar."""
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+               TextColumn("{task.fields[status]}"))
+    with Progress(*columns, console=stderr, transient=False,
+                  disable=not (enabled and stderr.is_terminal)) as progress:
+        task = progress.add_task(description, total=total, completed=completed, status="")
+
+        def advance(by: int = 1, status: str | None = None) -> None:
+            progress.update(task, advance=by, **({} if status is None else {"status": status}))
+        yield advance

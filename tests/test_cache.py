@@ -109,8 +109,8 @@ def test_sample_normalises_amplifies_and_clips(manifest, filled):
     pair = data.scenes[1][0]
     expected = np.minimum((pair.packed[:, 3:19, 5:21].astype(np.float32) - 512) / (16383 - 512) * 250, 1)
     np.testing.assert_allclose(x, np.maximum(expected, 0), atol=1e-6)
-    np.testing.assert_array_equal(y, pair.truth[6:38, 10:42].transpose(2, 0, 1) / np.float32(65535))
-    assert x.shape == (4, 16, 16) and y.shape == (3, 32, 32) and x.dtype == y.dtype == np.float32
+    np.testing.assert_array_equal(y, pair.truth[6:38, 10:42].transpose(2, 0, 1))    # counts, made float later
+    assert x.shape == (4, 16, 16) and y.shape == (3, 32, 32) and x.dtype == np.float32 and y.dtype == np.uint16
     assert 0 <= x.min() and x.max() <= 1 and 0.05 < x.mean() < 0.95
     whole = np.concatenate([data.cut(Crop(s, 0, 0, 0, 32))[0].ravel() for s in range(3)])
     assert (whole == 1).mean() > 0.05 and (whole < 1).mean() > 0.5      # bright parts clip at 1
@@ -134,8 +134,9 @@ def test_flips_and_transpose_move_input_and_target_together(manifest, filled):
 
 def test_random_samples_stay_inside_and_clamp_to_the_image(manifest, filled):
     data = PairDataset(manifest, filled, patch=512)
-    x, y = data.sample(np.random.default_rng(0))
-    assert x.shape == (4, 32, 32) and y.shape == (3, 64, 64)          # 512 clamped to the 32 x 48 image
+    x, y, gain = data.batch([2], None, torch.Generator().manual_seed(0))
+    assert x.shape == (1, 4, 32, 32) and y.shape == (1, 3, 64, 64)    # 512 clamped to the 32 x 48 image
+    assert gain.tolist() == [250.0]
     rng = np.random.default_rng(1)
     crops = data.plan([0, 1, 2] * 50, 16, lambda n: int(rng.integers(n)))
     assert all(0 <= c.y <= 16 and 0 <= c.x <= 32 and c.size == 16 for c in crops)
@@ -145,21 +146,24 @@ def test_random_samples_stay_inside_and_clamp_to_the_image(manifest, filled):
 def test_patch_choices_pick_one_size_per_batch(manifest, filled):
     data = PairDataset(manifest, filled, patch_choices=[8, 16])
     g = torch.Generator().manual_seed(0)
-    sizes = {data.batch(2, None, g)[0].shape[-1] for _ in range(20)}
+    sizes = {data.batch([0, 1], None, g).input.shape[-1] for _ in range(20)}
     assert sizes == {8, 16}
 
 
-def test_epoch_visits_every_scene_once(manifest, filled):
+def test_a_batch_is_contiguous_and_a_single_crop_is_not_copied_twice(manifest, filled):
     data = PairDataset(manifest, filled, patch=8)
-    batches = list(data.epoch(2, torch.Generator().manual_seed(1)))
-    assert [b[0].shape[0] for b in batches] == [2, 1] and batches[0][1].shape == (2, 3, 16, 16)
+    batch = data.batch([2, 0, 1], None, torch.Generator().manual_seed(1))
+    assert batch.input.shape == (3, 4, 8, 8) and batch.target.shape == (3, 3, 16, 16)
+    assert batch.input.is_contiguous() and batch.target.is_contiguous() and batch.target.dtype == torch.uint16
+    one = data.cut(Crop(0, 0, 0, 0, 8, transpose=True))[0]
+    assert not np.shares_memory(one, data.scenes[0][0].packed)    # the float conversion is its copy
 
 
 def test_same_generator_state_gives_the_same_batch(manifest, filled):
     data = PairDataset(manifest, filled, patch=8)
-    a = data.batch(4, None, torch.Generator().manual_seed(7))
-    b = data.batch(4, None, torch.Generator().manual_seed(7))
-    c = data.batch(4, None, torch.Generator().manual_seed(8))
+    a = data.batch([0, 1, 2, 0], None, torch.Generator().manual_seed(7))
+    b = data.batch([0, 1, 2, 0], None, torch.Generator().manual_seed(7))
+    c = data.batch([0, 1, 2, 0], None, torch.Generator().manual_seed(8))
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) and not torch.equal(a[0], c[0])
 
 
@@ -169,8 +173,8 @@ def test_device_variant_gives_identical_crops(manifest, filled):
     for crop in [Crop(0, 1, 3, 7, 16), Crop(2, 0, 16, 32, 16, True, False, True), Crop(1, 1, 0, 0, 32, False, True)]:
         for a, b in zip(data.cut(crop), device.cut(crop)):
             np.testing.assert_array_equal(a, b.numpy())
-    for a, b in zip(data.batch(3, 8, torch.Generator().manual_seed(3)),
-                    device.batch(3, 8, torch.Generator().manual_seed(3))):
+    for a, b in zip(data.batch([1, 0, 2], 8, torch.Generator().manual_seed(3)),
+                    device.batch([1, 0, 2], 8, torch.Generator().manual_seed(3))):
         assert torch.equal(a, b)
 
 
@@ -202,11 +206,11 @@ def test_simulated_sensors_end_to_end(tmp_path):
     data = PairDataset(manifest, cache, policy="exif", patch=32)
     for row in manifest.itertuples():
         black, white = [float(b) for b in row.black_level.split()], float(row.white_level)
-        short = rawpack.normalise(cache.packed(dataset / row.short_path, row.short_sha256, row.cfa, black, white),
-                                  rawpack.black_packed(row.cfa, black), white) * row.ratio
-        long = rawpack.normalise(cache.packed(dataset / row.long_path, row.long_sha256, row.cfa, black, white),
-                                 rawpack.black_packed(row.cfa, black), white)
+        short = rawpack.network_input(cache.packed(dataset / row.short_path, row.short_sha256, row.cfa, black, white),
+                                      rawpack.black_packed(row.cfa, black), white) * row.ratio
+        long = rawpack.network_input(cache.packed(dataset / row.long_path, row.long_sha256, row.cfa, black, white),
+                                     rawpack.black_packed(row.cfa, black), white)
         unclipped = long < 0.9
         assert short[unclipped].mean() == pytest.approx(long[unclipped].mean(), rel=0.05)
-    x, y = data.batch(3, None, torch.Generator().manual_seed(0))
+    x, y, _ = data.batch([0, 1, 0], None, torch.Generator().manual_seed(0))
     assert x.shape == (3, 4, 32, 32) and y.shape == (3, 3, 64, 64)

@@ -77,10 +77,21 @@ def test_manifest_levels_win_and_normalise_exactly(tmp_path):
     assert packed[0, 0, 0] == 0.0 and packed[1, 0, 0] == 1.0
 
 
-def test_normalise_per_channel_black():
-    counts = np.array([[[600]], [[700]], [[800]], [[900]]], dtype=np.uint16)
-    out = rawpack.normalise(counts, np.array([500, 600, 700, 800], np.float32), 1500)
-    np.testing.assert_allclose(out.ravel(), [0.1, 100 / 900, 100 / 800, 100 / 700], rtol=1e-6)
+def test_network_input_per_channel_black_gain_and_clip_in_numpy_and_torch():
+    import torch
+
+    counts = np.array([[[600, 450]], [[700, 1500]], [[800, 760]], [[900, 1400]]], dtype=np.uint16)
+    black = np.array([500, 600, 700, 800], np.float32)
+    out = rawpack.network_input(counts, black, 1500)
+    np.testing.assert_allclose(out[:, 0, 0], [0.1, 100 / 900, 100 / 800, 100 / 700], rtol=1e-6)
+    assert out[0, 0, 1] == 0.0 and out[1, 0, 1] == 1.0 and out.dtype == np.float32     # below black, at white
+    amplified = rawpack.network_input(counts, black, 1500, gain=8.0)
+    np.testing.assert_allclose(amplified[:, 0, 0], [0.8, 800 / 900, 1.0, 1.0], rtol=1e-6)
+    dimmed = rawpack.network_input(counts, black, 1500, gain=0.5)
+    assert dimmed.max() == 0.5                                  # a saturated pixel stays at gain x 1
+    on_torch = rawpack.network_input(torch.from_numpy(counts.astype(np.int32)), torch.from_numpy(black), 1500, 8.0)
+    np.testing.assert_array_equal(on_torch.numpy(), amplified)  # one formula on either kind of array
+    assert counts[0, 0, 0] == 600                               # the counts are never changed in place
 
 
 def test_cfa_disagreeing_with_the_file_is_an_error(tmp_path, scene):

@@ -44,7 +44,7 @@ def test_eval_rebuilds_from_the_checkpoint_alone_and_writes_report_and_pngs(trai
     for r in result["images"]:
         assert r["amplification"] == 100 and 10 < r["baseline_psnr"] < 60 and 0 < r["ssim"] <= 1
         assert Image.open(r["output"]).size == (64, 64) and Image.open(r["output"]).mode == "RGB"
-        assert Image.open(r["sheet"]).size == (3 * 64, 64)
+        assert Image.open(r["sheet"]).size == (3 * 64 + 2 * 4, 64 + 18)    # 3 panels, 4 px gaps, label band
     report = (tmp_path / "eval" / "report.md").read_text()
     assert "| val | all | 1 |" in report and "| s3-0 | test | indoor |" in report
     assert result["psnr"] == pytest.approx(np.mean([r["psnr"] for r in result["images"]]))

@@ -105,3 +105,47 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     """The plain module inside DistributedDataParallel and torch.compile wrappers."""
     model = getattr(model, "module", model)
     return getattr(model, "_orig_mod", model)
+
+
+class CheckpointSaver:
+    """Writes a run's checkpoints/last.pt and best.pt and reads last.pt back (timm's CheckpointSaver).
+
+    ``meta`` (schedule, spec, data, config) goes into every file unchanged; ``save`` adds the weights,
+    the optimiser, every RNG state and the loop's ``progress`` dict. Under DDP every rank calls
+    ``save`` (each rank's sampler state is gathered) and rank 0 alone writes.
+    """
+
+    def __init__(self, folder: str | os.PathLike, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                 generator: torch.Generator, meta: dict, rank: int = 0, world: int = 1):
+        self.folder, self.model, self.optimizer, self.generator = Path(folder), model, optimizer, generator
+        self.meta, self.rank, self.world = meta, rank, world
+
+    def save(self, name: str, epoch: int, step: int, best: float | None, progress: dict) -> None:
+        rng = rng_state(self.generator)
+        if self.world > 1:
+            import torch.distributed as dist
+
+            states = [None] * self.world
+            dist.all_gather_object(states, self.generator.get_state())
+            rng["samplers"] = states
+        if self.rank == 0:
+            save_checkpoint(self.folder / name, model=self.model, optimizer=self.optimizer, epoch=epoch,
+                            step=step, best=best, rng=rng, progress=progress, **self.meta)
+
+    def restore(self, name: str = "last.pt") -> dict:
+        """Load ``name`` into the model, optimiser and RNGs (this rank's sampler state); returns
+        {'epoch', 'step', 'best', **progress} to continue from."""
+        path = self.folder / name
+        if not path.is_file():
+            raise SidkitError(f"{path}: nothing to resume; start the run without --resume")
+        payload = load_checkpoint(path)
+        try:
+            self.model.load_state_dict(payload["model"])
+        except RuntimeError:
+            raise SidkitError(f"{path}: the checkpoint's network differs from this config's "
+                              f"({payload['spec']}); resume with the run's own config.toml") from None
+        self.optimizer.load_state_dict(payload["optimizer"])
+        set_rng_state(payload["rng"])
+        samplers = payload["rng"].get("samplers")
+        self.generator.set_state(samplers[self.rank] if samplers else payload["rng"]["sampler"])
+        return {"epoch": payload["epoch"], "step": payload["step"], "best": payload["best"], **payload["progress"]}

@@ -21,7 +21,7 @@ from .rawpack import amplification
 
 AMP_MODES = ("bf16", "off")
 NUMBERS = {"epochs": int, "lr": float, "patch": int, "batch": int, "seed": int, "eval_every": int,
-           "save_every": int, "num_workers": int}
+           "save_every": int, "log_every": int, "num_workers": int}
 DEVICES = ("cuda", "cpu")
 
 
@@ -45,6 +45,7 @@ class RunConfig:
     seed: int = 0
     eval_every: int = 200               # epochs between evaluations (and at the last epoch)
     save_every: int = 50                # epochs between writes of checkpoints/last.pt
+    log_every: int = 10                 # steps between TensorBoard loss points (each one waits for the device)
     num_workers: int = 0                # threads decoding raws into the cache (0: one per CPU core)
     cache_dir: str | None = None        # None: <manifest folder>/.sidkit-cache
 
@@ -52,11 +53,11 @@ class RunConfig:
         """A copy with every machine-dependent default filled in and every value checked."""
         if not self.manifest:
             raise SidkitError("run config: no manifest given; pass MANIFEST or set manifest = '...'")
-        device = check_device(self.device or _default_device())
+        device = pick_device(self.device)
         if not self.lr > 0 or any(not v > 0 for _, v in self.lr_steps):
             raise SidkitError(f"run config: learning rates must be positive (lr {self.lr:g}, "
                               f"lr_steps {self.lr_steps}); e.g. --lr 1e-4 --lr-steps 2000:1e-5")
-        amp = self.amp or ("bf16" if device == "cuda" else "off")
+        amp = self.amp or default_amp(device)
         if amp not in AMP_MODES:
             raise SidkitError(f"run config: amp {amp!r} is not one of {', '.join(AMP_MODES)}")
         manifest = Path(self.manifest)
@@ -68,7 +69,7 @@ class RunConfig:
                 numbers[name] = kind(getattr(self, name))
             except (TypeError, ValueError):
                 raise SidkitError(f"run config: {name} = {getattr(self, name)!r} is not a number") from None
-        for name in ("epochs", "patch", "batch", "eval_every", "save_every"):
+        for name in ("epochs", "patch", "batch", "eval_every", "save_every", "log_every"):
             if numbers[name] < 1:
                 raise SidkitError(f"run config: {name} must be at least 1, not {numbers[name]}")
         if self.patch_choices is not None and (not self.patch_choices or min(self.patch_choices) < 1):
@@ -77,7 +78,7 @@ class RunConfig:
         _check_network(self.arch, self.spec)
         return dataclasses.replace(
             self, **numbers, device=device, amp=amp, out=out, cache_dir=cache_dir, compile=bool(self.compile),
-            channels_last=(device == "cuda") if self.channels_last is None else bool(self.channels_last),
+            channels_last=device == "cuda" if self.channels_last is None else bool(self.channels_last),
             lr_steps=sorted((int(e), float(v)) for e, v in self.lr_steps),
             patch_choices=None if self.patch_choices is None else sorted(int(p) for p in self.patch_choices),
             spec=dict(self.spec))
@@ -121,9 +122,37 @@ def check_device(device: str) -> str:
     return device
 
 
-def _default_device() -> str:
-    import torch
-    return "cuda" if torch.cuda.is_available() else "cpu"
+def pick_device(device: str | None = None) -> str:
+    """``device`` checked, or the default: 'cuda' when available, else 'cpu' (run, eval and predict)."""
+    if device is None:
+        import torch
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return check_device(device)
+
+
+def default_amp(device: str) -> str:
+    """Mixed precision unless given: bf16 autocast on CUDA, off elsewhere (run, eval and predict)."""
+    return "bf16" if device.startswith("cuda") else "off"
+
+
+# What a None default resolves to, for help texts (RunConfig.resolved does the resolving).
+MACHINE_DEFAULTS = {"device": "cuda when available", "amp": "bf16 on cuda", "channels_last": "on for cuda",
+                    "out": "runs/<manifest name>", "num_workers": "one per CPU core",
+                    "cache_dir": "<manifest folder>/.sidkit-cache"}
+
+
+def default_text(name: str) -> str:
+    """'[default: ...]' for a `train run` option, read from RunConfig's own defaults."""
+    value = getattr(RunConfig(), name)
+    if name in MACHINE_DEFAULTS and value in (None, 0):
+        value = MACHINE_DEFAULTS[name]
+    elif name == "lr_steps":
+        value = ",".join(f"{e}:{v:g}" for e, v in value) or "none"
+    elif isinstance(value, float):
+        value = f"{value:g}"
+    elif value is None:
+        return ""
+    return f"[default: {value}]"
 
 
 def parse_lr_steps(text: str | list) -> list[tuple[int, float]]:
@@ -165,7 +194,7 @@ def lr_at(epoch: int, lr: float, lr_steps: list[tuple[int, float]]) -> float:
 
 
 # Settings that change where or how fast a run computes, not what it computes.
-MACHINE_SETTINGS = {"device", "num_workers", "cache_dir", "compile"}
+MACHINE_SETTINGS = {"device", "num_workers", "cache_dir", "compile", "log_every"}
 
 
 def default_out(manifest: str | os.PathLike) -> str:

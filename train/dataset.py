@@ -4,11 +4,13 @@ An epoch is one pass over the split's scenes with a random short exposure per sc
 are in packed-input pixels (512 packed = 1024 output pixels for Bayer) and are clamped to the
 image. ``PairDataset`` cuts from memmaps on the CPU; ``DevicePairs`` holds every array on the
 device (when they fit) and cuts there with torch. Both draw their random numbers through the same
-``plan`` from one torch.Generator, so a given generator state gives the same batch on either.
+``plan`` from one torch.Generator, so a given generator state gives the same batch on either, and
+both make the input with `rawpack.network_input`. Targets stay uint16 until the device.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -103,37 +105,36 @@ class PairDataset:
     def cut(self, crop: Crop) -> tuple[np.ndarray, np.ndarray]:
         return cut_pair(self.scenes[crop.scene][crop.short], crop)
 
-    def sample(self, rng: np.random.Generator, scene: int | None = None, patch: int | None = None):
-        """One (input, target) pair of numpy arrays from a random (or given) scene."""
-        draw = lambda n: int(rng.integers(n))
-        scene = draw(len(self.scenes)) if scene is None else scene
-        return self.cut(self.plan([scene], patch, draw)[0])
+    def batch(self, scenes: list[int], patch: int | None, generator: torch.Generator, device="cpu") -> Batch:
+        """One crop of each of ``scenes`` (a random short each), stacked and moved to ``device``."""
+        crops = self.plan(scenes, patch, _torch_draw(generator))
+        inputs, targets = zip(*(self.cut(c) for c in crops))
+        gains = [self.scenes[c.scene][c.short].amplification for c in crops]
+        return Batch(*(torch.from_numpy(_stack(a)).to(device) for a in (inputs, targets)),
+                     torch.tensor(gains, dtype=torch.float32).to(device))
 
-    def batch(self, batch_size: int, patch: int | None, generator: torch.Generator, device="cpu",
-              scenes=None):
-        """(x NCHW, y NCHW) float32 on ``device``; scenes drawn at random unless given."""
-        draw = _torch_draw(generator)
-        if scenes is None:
-            scenes = [draw(len(self.scenes)) for _ in range(batch_size)]
-        cuts = [self.cut(c) for c in self.plan(scenes, patch, draw)]
-        return tuple(torch.from_numpy(np.stack(a)).to(device) for a in zip(*cuts))
 
-    def epoch(self, batch_size: int, generator: torch.Generator, patch: int | None = None, device="cpu"):
-        """Batches over one random permutation of the scenes (the last one may be smaller)."""
-        yield from _epoch(self, batch_size, generator, patch, device)
+class Batch(NamedTuple):
+    """A training batch on the device: what `loop.to_network` turns into the network's (input, target)."""
+    input: torch.Tensor     # float32 (N, C, n, n): `rawpack.network_input` of the short crops
+    target: torch.Tensor    # uint16 (N, 3, sn, sn): the ground truth, made float on the device
+    gain: torch.Tensor      # float32 (N,): each crop's amplification
 
 
 def cut_pair(p: Pair, crop: Crop) -> tuple[np.ndarray, np.ndarray]:
-    """(input (C,n,n) float32 normalised x amplification, clipped at 1; target (3,sn,sn) in [0,1])."""
+    """(input (C,n,n) float32, from `rawpack.network_input`; target (3,sn,sn) uint16, a view).
+
+    Flips and the transpose are views of the memmap; the input's float conversion is its one copy
+    and the target is copied once, when the batch is stacked."""
     y, x, n, s = crop.y, crop.x, crop.size, p.scale
-    inp = rawpack.normalise(p.packed[:, y:y + n, x:x + n], p.black, p.white) * np.float32(p.amplification)
-    np.minimum(inp, 1.0, out=inp)
-    target = p.truth[y * s:(y + n) * s, x * s:(x + n) * s].astype(np.float32).transpose(2, 0, 1) / 65535
-    return _augment_np(inp, crop), _augment_np(target, crop)
+    counts = _augment(p.packed[:, y:y + n, x:x + n], crop)
+    target = _augment(p.truth[y * s:(y + n) * s, x * s:(x + n) * s].transpose(2, 0, 1), crop)
+    return rawpack.network_input(counts, p.black, p.white, p.amplification), target
 
 
 class DevicePairs:
-    """The whole cached split on one device; crops, normalises and augments there with torch."""
+    """The whole cached split on one device; crops, normalises and augments there with torch, so
+    that a step never waits on the host (no copies from it, no synchronisation)."""
 
     def __init__(self, dataset: PairDataset, device, budget_bytes: int | None = None):
         self.dataset, self.device = dataset, torch.device(device)
@@ -141,15 +142,18 @@ class DevicePairs:
         if not self.fits(dataset, budget):
             raise SidkitError(f"the cached split needs {dataset.nbytes / 2**30:.2f} GiB, more than the "
                               f"{budget / 2**30:.2f} GiB budget on {self.device}; use the memmap loader")
-        self.packed = [[torch.from_numpy(np.array(p.packed)).to(self.device) for p in pairs]
-                       for pairs in dataset.scenes]
-        truths: dict[int, torch.Tensor] = {}   # one copy per long exposure, shared by its shorts
-        for p in (p for pairs in dataset.scenes for p in pairs):
-            if id(p.truth) not in truths:
-                truths[id(p.truth)] = torch.from_numpy(np.array(p.truth)).to(self.device)
-        self.truth = [[truths[id(p.truth)] for p in pairs] for pairs in dataset.scenes]
-        self.black = [[torch.from_numpy(p.black).to(self.device).view(-1, 1, 1) for p in pairs]
-                      for pairs in dataset.scenes]
+        on_device: dict[int, torch.Tensor] = {}   # one copy per array (a long is shared by its shorts)
+
+        def put(array) -> torch.Tensor:
+            if id(array) not in on_device:
+                on_device[id(array)] = torch.from_numpy(np.array(array)).to(self.device)
+            return on_device[id(array)]
+
+        self.packed = [[put(p.packed) for p in pairs] for pairs in dataset.scenes]
+        self.truth = [[put(p.truth) for p in pairs] for pairs in dataset.scenes]
+        self.black = [[torch.from_numpy(p.black).to(self.device) for p in pairs] for pairs in dataset.scenes]
+        self.gain = [[torch.tensor(p.amplification, dtype=torch.float32, device=self.device) for p in pairs]
+                     for pairs in dataset.scenes]
 
     @staticmethod
     def fits(dataset: PairDataset, budget_bytes: int) -> bool:
@@ -161,24 +165,22 @@ class DevicePairs:
     def cut(self, crop: Crop) -> tuple[torch.Tensor, torch.Tensor]:
         p = self.dataset.scenes[crop.scene][crop.short]
         y, x, n, s = crop.y, crop.x, crop.size, p.scale
-        packed = self.packed[crop.scene][crop.short][:, y:y + n, x:x + n].float()
-        black = self.black[crop.scene][crop.short]
-        inp = ((packed - black) / (p.white - black)).clamp_(0.0, 1.0) * np.float32(p.amplification)
-        inp = inp.clamp_(max=1.0)
-        target = self.truth[crop.scene][crop.short][y * s:(y + n) * s, x * s:(x + n) * s].float()
-        target = target.permute(2, 0, 1) / 65535
-        return _augment_torch(inp, crop), _augment_torch(target, crop)
+        counts = _augment(self.packed[crop.scene][crop.short][:, y:y + n, x:x + n], crop)
+        target = self.truth[crop.scene][crop.short][y * s:(y + n) * s, x * s:(x + n) * s].permute(2, 0, 1)
+        inp = rawpack.network_input(counts, self.black[crop.scene][crop.short], p.white, p.amplification)
+        return inp, _augment(target, crop)
 
-    def batch(self, batch_size: int, patch: int | None, generator: torch.Generator, device=None,
-              scenes=None):
-        draw = _torch_draw(generator)
-        if scenes is None:
-            scenes = [draw(len(self.dataset)) for _ in range(batch_size)]
-        cuts = [self.cut(c) for c in self.dataset.plan(scenes, patch, draw)]
-        return tuple(torch.stack(a) for a in zip(*cuts))
+    def batch(self, scenes: list[int], patch: int | None, generator: torch.Generator, device=None) -> Batch:
+        crops = self.dataset.plan(scenes, patch, _torch_draw(generator))
+        inputs, targets = zip(*(self.cut(c) for c in crops))
+        return Batch(torch.stack(inputs), torch.stack(targets),
+                     torch.stack([self.gain[c.scene][c.short] for c in crops]))
 
-    def epoch(self, batch_size: int, generator: torch.Generator, patch: int | None = None, device=None):
-        yield from _epoch(self, batch_size, generator, patch, device)
+
+def sampler(pairs: PairDataset, device) -> PairDataset | DevicePairs:
+    """The split on ``device`` when it fits in half its free memory, else the memmaps on the host."""
+    budget = default_budget(torch.device(device))
+    return DevicePairs(pairs, device, budget) if DevicePairs.fits(pairs, budget) else pairs
 
 
 def default_budget(device: torch.device) -> int:
@@ -193,27 +195,28 @@ def _torch_draw(generator: torch.Generator):
     return lambda n: int(torch.randint(n, (1,), generator=generator))
 
 
-def _epoch(source, batch_size, generator, patch, device):
-    order = torch.randperm(len(source), generator=generator).tolist()
-    for start in range(0, len(order), batch_size):
-        yield source.batch(batch_size, patch, generator, device, scenes=order[start:start + batch_size])
+def _stack(arrays) -> np.ndarray:
+    """One contiguous (N, ...) array; a single contiguous array is not copied again."""
+    if len(arrays) == 1 and arrays[0].flags.c_contiguous:
+        return arrays[0][None]
+    out = np.empty((len(arrays),) + arrays[0].shape, dtype=arrays[0].dtype)
+    for i, a in enumerate(arrays):
+        out[i] = a
+    return out
 
 
-def _augment_np(a: np.ndarray, crop: Crop) -> np.ndarray:
-    if crop.flip_h:
-        a = a[..., ::-1]
-    if crop.flip_v:
-        a = a[..., ::-1, :]
-    if crop.transpose:
-        a = a.swapaxes(-1, -2)
-    return np.ascontiguousarray(a)
-
-
-def _augment_torch(t: torch.Tensor, crop: Crop) -> torch.Tensor:
-    if crop.flip_h:
-        t = t.flip(-1)
-    if crop.flip_v:
-        t = t.flip(-2)
-    if crop.transpose:
-        t = t.transpose(-1, -2)
-    return t.contiguous()
+def _augment(a, crop: Crop):
+    """Flips and transpose of the last two axes as views (numpy); torch, which has no negative
+    strides, copies once per flip (uint16 flips run on the int16 view of the same bits)."""
+    if isinstance(a, np.ndarray):
+        if crop.flip_h:
+            a = a[..., ::-1]
+        if crop.flip_v:
+            a = a[..., ::-1, :]
+        return a.swapaxes(-1, -2) if crop.transpose else a
+    bits = a.view(torch.int16) if a.dtype == torch.uint16 else a
+    dims = [d for d, flip in ((-1, crop.flip_h), (-2, crop.flip_v)) if flip]
+    if dims:
+        bits = bits.flip(dims)
+    a = bits.view(a.dtype)
+    return a.transpose(-1, -2) if crop.transpose else a

@@ -21,7 +21,7 @@ from curate.manifest import black_levels, read_manifest, resolve, verify_checksu
 
 from . import rawpack
 from .checkpoint import model_from_checkpoint
-from .config import check_device
+from .config import default_amp, pick_device
 from .metrics import mean_metrics, psnr, ssim
 from .sheets import labelled_sheet
 
@@ -63,7 +63,7 @@ def read_input(df: pd.DataFrame, row, policy: str) -> tuple[np.ndarray, float]:
     frame = rawpack.read_raw(verify_checksum(resolve(df, row.short_path), row.short_sha256), row.cfa,
                              black_levels(row.black_level), float(row.white_level))
     gain = rawpack.amplification(row.ratio, policy)
-    return np.minimum(rawpack.pack(frame) * np.float32(gain), 1.0), gain
+    return rawpack.pack(frame, gain), gain
 
 
 def read_truth(df: pd.DataFrame, row) -> np.ndarray:
@@ -153,6 +153,18 @@ def load_from_raw(df: pd.DataFrame, row, policy: str) -> tuple[np.ndarray, np.nd
     return x, read_truth(df, row), gain
 
 
+def cache_loader(cache) -> Loader:
+    """A Loader reading a filled train.cache.RawCache instead of decoding the raws again."""
+    def load(df: pd.DataFrame, row, policy: str) -> tuple[np.ndarray, np.ndarray, float]:
+        black, white = black_levels(row.black_level), float(row.white_level)
+        counts = cache.packed(resolve(df, row.short_path), row.short_sha256, row.cfa, black, white)
+        gain = rawpack.amplification(row.ratio, policy)
+        truth = cache.truth(resolve(df, row.long_path), row.long_sha256)
+        x = rawpack.network_input(counts, rawpack.black_packed(row.cfa, black), white, gain)
+        return x, truth.astype(np.float32) / 65535.0, gain
+    return load
+
+
 def score_model(model: torch.nn.Module, df: pd.DataFrame, rows: pd.DataFrame, policy: str, *,
                 device: str = "cpu", amp: str = "off", channels_last: bool = False,
                 load: Loader = load_from_raw) -> dict[str, float]:
@@ -177,7 +189,7 @@ def evaluate(checkpoint: str | os.PathLike, manifest: str | os.PathLike, split: 
     Returns per-image rows and per split/environment means, baseline beside.
     """
     checkpoint = Path(checkpoint)
-    device = check_device(device) if device else ("cuda" if torch.cuda.is_available() else "cpu")
+    device = pick_device(device)
     model, payload = model_from_checkpoint(checkpoint, device)
     data = payload["data"]
     df = read_manifest(manifest)
@@ -188,7 +200,7 @@ def evaluate(checkpoint: str | os.PathLike, manifest: str | os.PathLike, split: 
                           "pass --split with one of those")
     check_fits(data, rows, checkpoint, manifest)
     out = Path(out) if out is not None else _run_folder(checkpoint)
-    amp = "bf16" if device == "cuda" else "off"
+    amp = default_amp(device)
     results = []
     for row in rows.itertuples():
         started = time.perf_counter()

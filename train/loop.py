@@ -15,8 +15,7 @@ import math
 import os
 import signal
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
-from functools import partial
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,19 +23,18 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from curate.atomic import atomic_write
+from curate.clitools import progress_bar
 from curate.errors import SidkitError
-from curate.manifest import black_levels, read_manifest, resolve
+from curate.manifest import read_manifest
 from curate.validate import row_findings
 
-from . import rawpack
 from .cache import RawCache
-from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .checkpoint import CheckpointSaver
 from .config import RunConfig, lr_at
-from .dataset import DevicePairs, PairDataset, default_budget
-from .evaluate import data_config, score_model
+from .dataset import Batch, PairDataset, sampler
+from .evaluate import cache_loader, data_config, score_model
 from .model import PRESETS, UNetSpec, build_model
 
 METRICS_COLUMNS = ("epoch", "step", "train_loss", "lr", "val_psnr", "val_ssim", "seconds")
@@ -50,6 +48,25 @@ class TrainingStopped(Exception):
         self.out = out
 
 
+@dataclass
+class LoopState:
+    """Where a run is; all of it goes into a checkpoint's 'progress' (or its epoch/step/best)."""
+    epoch: int = 0              # epochs completed
+    step: int = 0               # optimiser steps taken
+    position: int = 0           # batches done in the current epoch
+    best: float | None = None   # best evaluation PSNR so far
+    loss_sum: float | torch.Tensor = 0.0   # since the last evaluation; a device tensor while training
+    loss_count: int = 0
+    seconds: float = 0.0        # training time before this process started
+
+    def progress(self, began: float) -> dict:
+        return {"position": self.position, "loss_sum": float(self.loss_sum), "loss_count": self.loss_count,
+                "seconds": self.seconds + time.perf_counter() - began}
+
+    def mean_loss(self) -> float:
+        return float(self.loss_sum) / max(self.loss_count, 1)
+
+
 def train_run(config: RunConfig, progress: bool = True, resume: bool = False,
               stop_after_steps: int | None = None) -> Path:
     """Train as ``config`` says; returns the run folder.
@@ -58,136 +75,173 @@ def train_run(config: RunConfig, progress: bool = True, resume: bool = False,
     TrainingStopped, so that callers (a sweep) do not take a stopped run for a finished one.
     """
     config = config.resolved()
-    if not resume and (Path(config.out) / "checkpoints" / "last.pt").exists():
-        raise SidkitError(f"{config.out} already holds a run; continue it with --resume, or give another --out")
-    rank, world, device = setup_distributed(config.device)
-    is_main = rank == 0
-    console = Console(stderr=True, quiet=not (progress and is_main))
     out = Path(config.out)
-    checkpoints = out / "checkpoints"
+    if not resume and (out / "checkpoints" / "last.pt").exists():
+        raise SidkitError(f"{out} already holds a run; continue it with --resume, or give another --out")
+    rank, world, device = setup_distributed(config.device)
+    console = Console(stderr=True, quiet=not (progress and rank == 0))
 
-    # The data: manifest -> decoded once into the cache -> a sampler of random crops.
+    # The data: manifest -> decoded once into the cache -> random crops (on the device when they fit).
     df = read_manifest(config.manifest)
-    if is_main:
-        warn_about_bad_pairs(df, config.manifest, console)
     cache = RawCache(config.cache_dir)
-    if is_main:
-        fill_cache(cache, df, config.num_workers or os.cpu_count() or 1, console)
+    if rank == 0:
+        warn_about_bad_pairs(df, config.manifest, console)
+        cache.fill(df, config.num_workers or None, progress=progress)
     if world > 1:
         dist.barrier()
     pairs = PairDataset(df, cache, "train", config.ratio_policy, config.patch, config.patch_choices)
-    sampler = DevicePairs(pairs, device) if DevicePairs.fits(pairs, default_budget(torch.device(device))) else pairs
+    crops = sampler(pairs, device)
     data = data_config(df, config.ratio_policy, config.manifest)
-    eval_split = next((s for s in ("val", "test") if (df["split"] == s).any()), None)
-    eval_rows = df[df["split"] == eval_split] if eval_split else df.iloc[:0]
+    evaluation = Evaluation(df, config, cache, device, console)
 
-    # The network, its optimiser and the learning-rate schedule.
+    # The network, its optimiser and the checkpoints.
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
     spec = network_spec(config, data)
-    model = build_model(spec).to(device)
-    if config.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    model = build_model(spec).to(device, memory_format=memory_format(config))
+    optimizer = make_optimizer(model, config.lr)
     generator = torch.Generator().manual_seed(config.seed * 1_000_003 + rank)
-    start = {"epoch": 0, "step": 0, "best": None, "position": 0, "loss_sum": 0.0, "loss_count": 0,
-             "seconds": 0.0}
-    if resume:
-        start.update(restore(checkpoints / "last.pt", model, optimizer, generator, rank))
+    meta = {"schedule": {"lr": config.lr, "lr_steps": [list(s) for s in config.lr_steps]},
+            "spec": spec.to_dict(), "data": data, "config": config.to_dict()}
+    saver = CheckpointSaver(out / "checkpoints", model, optimizer, generator, meta, rank, world)
+    state = LoopState(**saver.restore()) if resume else LoopState()
+    net = wrap(model, config, world, rank, device)
+    log = RunLog(out, config, state.step) if rank == 0 else None
+    began, stop = time.perf_counter(), StopFlag()
+
+    def save(name: str) -> None:
+        saver.save(name, state.epoch, state.step, state.best, state.progress(began))
+
+    # The epochs: a step per batch of scenes, evaluation and last.pt at their intervals.
+    model.train()
+    with stop, progress_bar(config.epochs, "epoch", progress and rank == 0, state.epoch) as advance:
+        while state.epoch < config.epochs:
+            lr = set_lr(optimizer, lr_at(state.epoch, config.lr, config.lr_steps))
+            batches = epoch_scenes(len(pairs), config.batch, state.epoch, config.seed, rank, world)
+            while state.position < len(batches):
+                x, y = to_network(crops.batch(batches[state.position], None, generator, device), config)
+                loss = train_step(net, optimizer, x, y, config)
+                state.position, state.step, state.loss_count = state.position + 1, state.step + 1, state.loss_count + 1
+                state.loss_sum = state.loss_sum + loss
+                if log and state.step % config.log_every == 0:
+                    log.scalars(state.step, {"train/loss": float(loss), "train/lr": lr})
+                if stop.requested(world, device) or state.step == stop_after_steps:
+                    save("last.pt")
+                    finish(log, world)
+                    raise TrainingStopped(out, f"stopped in epoch {state.epoch + 1} at step {state.step}; saved "
+                                               f"{out / 'checkpoints' / 'last.pt'}; continue with `train run "
+                                               f"{config.manifest} --out {out} --resume`")
+            state.epoch, state.position = state.epoch + 1, 0
+            advance(status=f"loss {state.mean_loss():.4f}  lr {lr:.1e}" if progress else None)
+            if state.epoch % config.eval_every == 0 or state.epoch == config.epochs:
+                scores = evaluation.score(model) if rank == 0 else {"psnr": math.nan, "ssim": math.nan}
+                if agree(evaluation.split is not None and (state.best is None or scores["psnr"] > state.best),
+                         world, device):
+                    state.best = scores["psnr"]
+                    save("best.pt")
+                if log:
+                    log.metrics(state, lr, scores, evaluation.split, state.progress(began)["seconds"], console)
+                state.loss_sum, state.loss_count = 0.0, 0
+            if state.epoch % config.save_every == 0 or state.epoch == config.epochs:
+                save("last.pt")
+    finish(log, world)
+    return out
+
+
+def to_network(batch: Batch, config: RunConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """The one place a batch on the device becomes the network's (input, target): the target's
+    uint16 counts scaled to [0, 1] here, the input laid out as the network wants. A transform of
+    the batch on the device (synthetic shorts from the long exposure) belongs here."""
+    x = batch.input.contiguous(memory_format=memory_format(config))
+    return x, batch.target.float().div_(65535)
+
+
+def train_step(net: torch.nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
+               config: RunConfig) -> torch.Tensor:
+    """One Adam step on the L1 loss (the forward pass under bf16 autocast when amp says so); the
+    loss stays on the device, so that a step never waits for it."""
+    with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16, enabled=config.amp == "bf16"):
+        pred = net(x)
+    loss = F.l1_loss(pred.float(), y)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.detach()
+
+
+def make_optimizer(model: torch.nn.Module, lr: float) -> torch.optim.Adam:
+    """Adam; fused (one kernel for all tensors) on CPU and CUDA, where it is measured fastest."""
+    fused = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in model.parameters())
+    return torch.optim.Adam(model.parameters(), lr=lr, fused=fused or None)
+
+
+def memory_format(config: RunConfig) -> torch.memory_format:
+    return torch.channels_last if config.channels_last else torch.contiguous_format
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> float:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    return lr
+
+
+def wrap(model: torch.nn.Module, config: RunConfig, world: int, rank: int, device: str) -> torch.nn.Module:
+    """The module the steps call: DistributedDataParallel under torchrun, compiled with --compile."""
     net = model
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[rank] if device != "cpu" else None)
-    if config.compile:
-        net = torch.compile(net)
+    return torch.compile(net) if config.compile else net
 
-    # Outputs: the resolved config, metrics.csv (kept up to the checkpoint's step), TensorBoard.
-    writer = None
-    if is_main:
+
+class Evaluation:
+    """The loop's periodic full-image evaluation on val, else test (said so on the console)."""
+
+    def __init__(self, df, config: RunConfig, cache: RawCache, device: str, console: Console):
+        self.split = next((s for s in ("val", "test") if (df["split"] == s).any()), None)
+        self.df, self.rows, self.config, self.device = df, df[df["split"] == self.split], config, device
+        self.load = cache_loader(cache)
+        if self.split is None:
+            console.print("[yellow]no val or test pairs: training without evaluation[/]")
+        elif self.split == "test":
+            console.print("[yellow]no val split: best.pt is chosen on the test scenes, so report test scores "
+                          "of last.pt (or `curate split --val 0.1` for a val split)[/]")
+
+    def score(self, model: torch.nn.Module) -> dict[str, float]:
+        if self.split is None:
+            return {"psnr": math.nan, "ssim": math.nan}
+        c = self.config
+        return score_model(model, self.df, self.rows, c.ratio_policy, device=self.device, amp=c.amp,
+                           channels_last=c.channels_last, load=self.load)
+
+
+class RunLog:
+    """Rank 0's outputs: the resolved config.toml, metrics.csv (kept up to the step resumed from)
+    and TensorBoard events."""
+
+    def __init__(self, out: Path, config: RunConfig, step: int):
+        from torch.utils.tensorboard import SummaryWriter
+
         out.mkdir(parents=True, exist_ok=True)
         config.save(out / "config.toml")
-        trim_metrics(out / "metrics.csv", start["step"])
-        from torch.utils.tensorboard import SummaryWriter
-        writer = SummaryWriter(log_dir=str(out), purge_step=start["step"] or None)
-    if eval_split is None:
-        console.print("[yellow]no val or test pairs: training without evaluation[/]")
-    elif eval_split == "test":
-        console.print("[yellow]no val split: best.pt is chosen on the test scenes, so report test scores of "
-                      "last.pt (or `curate split --val 0.1` for a val split)[/]")
+        self.metrics_path = out / "metrics.csv"
+        trim_metrics(self.metrics_path, step)
+        self.writer = SummaryWriter(log_dir=str(out), purge_step=step or None)
 
-    def save(name: str, epoch: int, position: int) -> None:
-        """Every rank's sampler state goes into the file; only rank 0 writes it."""
-        rng = rng_state(generator)
-        if world > 1:
-            states = [None] * world
-            dist.all_gather_object(states, generator.get_state())
-            rng["samplers"] = states
-        if is_main:
-            save_checkpoint(checkpoints / name, model=model, optimizer=optimizer,
-                            schedule={"lr": config.lr, "lr_steps": [list(s) for s in config.lr_steps]},
-                            epoch=epoch, step=step, best=best, spec=spec.to_dict(), data=data,
-                            config=config.to_dict(), rng=rng,
-                            progress={"position": position, "loss_sum": loss_sum, "loss_count": loss_count,
-                                      "seconds": seconds()})
+    def scalars(self, step: int, values: dict[str, float]) -> None:
+        for tag, value in values.items():
+            self.writer.add_scalar(tag, value, step)
 
-    # The epochs.
-    epoch, step, best = start["epoch"], start["step"], start["best"]
-    loss_sum, loss_count = start["loss_sum"], start["loss_count"]
-    began = time.perf_counter() - start["seconds"]
-    seconds = lambda: time.perf_counter() - began
-    stop = StopFlag()
-    bar = Progress(TextColumn("epoch"), MofNCompleteColumn(), BarColumn(), TextColumn("{task.fields[status]}"),
-                   TimeRemainingColumn(), console=console, disable=not (progress and is_main))
-    model.train()
-    with stop, bar:
-        task = bar.add_task("train", total=config.epochs, completed=epoch, status="")
-        position = start["position"]
-        while epoch < config.epochs:
-            lr = lr_at(epoch, config.lr, config.lr_steps)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            batches = epoch_scenes(len(pairs), config.batch, epoch, config.seed, rank, world)
-            tick, patches = time.perf_counter(), 0
-            while position < len(batches):
-                x, y = sampler.batch(len(batches[position]), None, generator, device, scenes=batches[position])
-                loss = train_step(net, optimizer, x, y, config)
-                position, step, patches = position + 1, step + 1, patches + len(x)
-                loss_sum, loss_count = loss_sum + loss, loss_count + 1
-                if writer is not None:
-                    writer.add_scalar("train/loss", loss, step)
-                    writer.add_scalar("train/lr", lr, step)
-                if stop.requested(world, device) or step == stop_after_steps:
-                    save("last.pt", epoch, position)
-                    finish(writer, world)
-                    raise TrainingStopped(out, f"stopped in epoch {epoch + 1} at step {step}; saved "
-                                               f"{checkpoints / 'last.pt'}; continue with `train run "
-                                               f"{config.manifest} --out {out} --resume`")
-            epoch, position = epoch + 1, 0
-            rate = patches * world / max(time.perf_counter() - tick, 1e-9)
-            bar.update(task, completed=epoch,
-                       status=f"loss {loss_sum / max(loss_count, 1):.4f}  lr {lr:.1e}  {rate:.1f} patches/s")
-            if epoch % config.eval_every == 0 or epoch == config.epochs:
-                scores = {"psnr": math.nan, "ssim": math.nan}
-                if is_main and eval_split is not None:
-                    scores = score_model(model, df, eval_rows, config.ratio_policy, device=device, amp=config.amp,
-                                         channels_last=config.channels_last, load=cache_loader(cache))
-                improved = agree(is_main and eval_split is not None and (best is None or scores["psnr"] > best),
-                                 world, device)
-                if improved:
-                    best = scores["psnr"]
-                    save("best.pt", epoch, 0)
-                if is_main:
-                    row = {"epoch": epoch, "step": step, "train_loss": loss_sum / max(loss_count, 1), "lr": lr,
-                           "val_psnr": scores["psnr"], "val_ssim": scores["ssim"], "seconds": round(seconds(), 3)}
-                    append_metrics(out / "metrics.csv", row)
-                    writer.add_scalar(f"{eval_split or 'val'}/psnr", scores["psnr"], step)
-                    writer.add_scalar(f"{eval_split or 'val'}/ssim", scores["ssim"], step)
-                    console.print(f"epoch {epoch}: loss {row['train_loss']:.4f}, {eval_split or 'no eval'} "
-                                  f"PSNR {scores['psnr']:.2f} dB, SSIM {scores['ssim']:.4f}")
-                loss_sum, loss_count = 0.0, 0
-            if epoch % config.save_every == 0 or epoch == config.epochs:
-                save("last.pt", epoch, 0)
-    finish(writer, world)
-    return out
+    def metrics(self, state: LoopState, lr: float, scores: dict, split: str | None, seconds: float,
+                console: Console) -> None:
+        row = {"epoch": state.epoch, "step": state.step, "train_loss": state.mean_loss(), "lr": lr,
+               "val_psnr": scores["psnr"], "val_ssim": scores["ssim"], "seconds": round(seconds, 3)}
+        append_metrics(self.metrics_path, row)
+        self.scalars(state.step, {f"{split or 'val'}/psnr": scores["psnr"], f"{split or 'val'}/ssim": scores["ssim"]})
+        console.print(f"epoch {state.epoch}: loss {row['train_loss']:.4f}, {split or 'no eval'} "
+                      f"PSNR {scores['psnr']:.2f} dB, SSIM {scores['ssim']:.4f}")
+
+    def close(self) -> None:
+        self.writer.close()
 
 
 def warn_about_bad_pairs(df, manifest, console: Console) -> None:
@@ -197,20 +251,6 @@ def warn_about_bad_pairs(df, manifest, console: Console) -> None:
         console.print(f"[yellow]warning:[/] {len(errors)} pair(s) of {manifest} have errors (first: {errors[0].code} "
                       f"in {errors[0].pair_id}); `curate validate {manifest} --clean CLEAN.csv` leaves them out",
                       highlight=False)
-
-
-def train_step(net: torch.nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
-               config: RunConfig) -> float:
-    """One Adam step on the L1 loss; the forward pass under bf16 autocast when amp says so."""
-    if config.channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
-    with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16, enabled=config.amp == "bf16"):
-        pred = net(x)
-    loss = F.l1_loss(pred.float(), y)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
-    return float(loss.detach())
 
 
 def network_spec(config: RunConfig, data: dict) -> UNetSpec:
@@ -229,55 +269,6 @@ def epoch_scenes(scenes: int, batch: int, epoch: int, seed: int, rank: int = 0, 
     return [mine[i: i + batch] for i in range(0, len(mine), batch)]
 
 
-def restore(path: Path, model, optimizer, generator, rank: int) -> dict:
-    """Load last.pt into the model, optimiser and RNGs; the loop's counters to continue from."""
-    if not path.is_file():
-        raise SidkitError(f"{path}: nothing to resume; start the run without --resume")
-    payload = load_checkpoint(path)
-    try:
-        model.load_state_dict(payload["model"])
-    except RuntimeError:
-        raise SidkitError(f"{path}: the checkpoint's network differs from this config's "
-                          f"({payload['spec']}); resume with the run's own config.toml") from None
-    optimizer.load_state_dict(payload["optimizer"])
-    set_rng_state(payload["rng"])
-    samplers = payload["rng"].get("samplers")
-    generator.set_state(samplers[rank] if samplers else payload["rng"]["sampler"])
-    progress = payload["progress"]
-    return {"epoch": payload["epoch"], "step": payload["step"], "best": payload["best"],
-            "position": progress.get("position", 0), "loss_sum": progress.get("loss_sum", 0.0),
-            "loss_count": progress.get("loss_count", 0), "seconds": progress.get("seconds", 0.0)}
-
-
-def fill_cache(cache: RawCache, df, workers: int, console: Console) -> None:
-    """Decode every raw of the manifest once, ``workers`` at a time (rawpy releases the GIL)."""
-    jobs = {}
-    for row in df.itertuples():
-        black, white = black_levels(row.black_level), float(row.white_level)
-        short, long = resolve(df, row.short_path), resolve(df, row.long_path)
-        jobs[cache.packed_key(row.short_sha256, row.cfa, black, white)] = \
-            partial(cache.packed, short, row.short_sha256, row.cfa, black, white)
-        jobs[cache.truth_key(row.long_sha256)] = partial(cache.truth, long, row.long_sha256)
-    todo = [job for key, job in jobs.items() if not key.is_file()]
-    with ThreadPoolExecutor(workers) as pool, Progress(console=console, transient=True) as bar:
-        task = bar.add_task(f"decoding {len(todo)} raws ({len(jobs) - len(todo)} cached)", total=len(todo))
-        for future in as_completed([pool.submit(job) for job in todo]):
-            future.result()
-            bar.advance(task)
-
-
-def cache_loader(cache: RawCache):
-    """An evaluate.Loader reading the cache instead of decoding raws again."""
-    def load(df, row, policy):
-        black = black_levels(row.black_level)
-        counts = cache.packed(resolve(df, row.short_path), row.short_sha256, row.cfa, black, float(row.white_level))
-        gain = rawpack.amplification(row.ratio, policy)
-        x = rawpack.normalise(counts, rawpack.black_packed(row.cfa, black), float(row.white_level))
-        truth = cache.truth(resolve(df, row.long_path), row.long_sha256)
-        return np.minimum(x * np.float32(gain), 1.0), truth.astype(np.float32) / 65535.0, gain
-    return load
-
-
 def setup_distributed(device: str) -> tuple[int, int, str]:
     """(rank, world size, device); under torchrun, joins the process group (nccl on CUDA, gloo on CPU)."""
     if "LOCAL_RANK" not in os.environ:
@@ -291,9 +282,9 @@ def setup_distributed(device: str) -> tuple[int, int, str]:
     return dist.get_rank(), dist.get_world_size(), device
 
 
-def finish(writer, world: int) -> None:
-    if writer is not None:
-        writer.close()
+def finish(log: RunLog | None, world: int) -> None:
+    if log is not None:
+        log.close()
     if world > 1:
         dist.barrier()
         dist.destroy_process_group()

@@ -40,6 +40,6 @@ def predict(checkpoint: str | os.PathLike, rawfile: str | os.PathLike, ratio: fl
     if cfa_kind(frame.cfa) != data["cfa_kind"]:
         raise SidkitError(f"{rawfile}: a {frame.cfa} raw does not fit {checkpoint}, trained on "
                           f"{data['cfa_kind']} raws ({data['channels']} channels); use a matching checkpoint")
-    x = np.minimum(rawpack.pack(frame) * np.float32(gain), 1.0)
+    x = rawpack.pack(frame, gain)
     amp = "bf16" if device == "cuda" else "off"
     return save_png(Path(out), run_network(model, x, device=device, amp=amp, tile=tile))

@@ -150,16 +150,32 @@ def black_packed(cfa: str, black) -> np.ndarray:
     return np.array([black[p] for p in bayer_positions(cfa)], dtype=np.float32)
 
 
-def normalise(packed_u16: np.ndarray, black: np.ndarray, white: float) -> np.ndarray:
-    """(counts - black) / (white - black) clipped to [0, 1], per channel: float32 (C, h, w)."""
-    black = np.asarray(black, dtype=np.float32).reshape(-1, 1, 1)
-    out = (packed_u16.astype(np.float32) - black) / (np.float32(white) - black)
-    return np.clip(out, 0.0, 1.0, out=out)
+def network_input(counts, black, white: float, gain: float = 1.0):
+    """The network's input from packed raw counts (C, h, w), uint16 or float: per channel
+    (counts - black) / (white - black) clipped to [0, 1], times ``gain``, clipped at 1.
+
+    The one place this formula lives: training (numpy crops or torch tensors on any device),
+    evaluation and predict all call it. Returns float32 of the same kind (a new array)."""
+    hi = min(float(gain), 1.0)
+    if isinstance(counts, np.ndarray):
+        black = np.asarray(black, dtype=np.float32).reshape(-1, 1, 1)
+        x = counts.astype(np.float32, order="C")
+        x -= black
+        x /= np.float32(white) - black
+        if gain != 1:
+            x *= np.float32(gain)
+        return np.clip(x, 0.0, hi, out=x)
+    import torch
+
+    black = torch.as_tensor(black, dtype=torch.float32, device=counts.device).view(-1, 1, 1)
+    x = counts.float() if counts.dtype != torch.float32 else counts.clone()
+    x = x.sub_(black).div_(float(white) - black)
+    return (x.mul_(float(gain)) if gain != 1 else x).clamp_(0.0, hi)
 
 
-def pack(frame: RawFrame) -> np.ndarray:
-    """Black-subtracted, white-normalised, packed: float32 (C, h, w) in [0, 1]."""
-    return normalise(pack_raw_counts(frame), black_packed(frame.cfa, frame.black), frame.white)
+def pack(frame: RawFrame, gain: float = 1.0) -> np.ndarray:
+    """A decoded raw as the network's input: packed, normalised, times ``gain``, clipped at 1."""
+    return network_input(pack_raw_counts(frame), black_packed(frame.cfa, frame.black), frame.white, gain)
 
 
 def amplification(exif_ratio: float, policy: str = "cap:300") -> float:
