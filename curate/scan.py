@@ -246,7 +246,6 @@ def build_rows(pairs: list[PairSpec], manifest_dir: Path, progress: Callable | N
 # beyond the schema: each file's body (camera + serial: validate finds camera-mismatch again from
 # them) and where each value came from
 EXTRA_COLUMNS = ("short_camera", "long_camera", "short_sources", "long_sources")
-SOURCE_COLUMNS = EXTRA_COLUMNS[2:]
 
 
 def sources_text(meta) -> str:

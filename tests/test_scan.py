@@ -196,3 +196,48 @@ def test_torn_last_log_line_is_a_finding(sim_dataset, tmp_path):
     df, findings = scan_dataset(dataset)
     assert len(df) == 8
     assert [(f.code, f.path.endswith("captures.jsonl:13")) for f in findings] == [("unreadable", True)]
+
+
+def test_any_reader_exception_is_a_finding_for_that_file_alone(sim_dataset, tmp_path, monkeypatch):
+    """A reader's bug (here an IndexError and a MemoryError planted in read_metadata) never stops the scan."""
+    from curate import rawmeta
+
+    real = rawmeta.read_metadata
+    planted = {"sim01_short_1-25s_00.dng": IndexError("index 9 is out of bounds\nfor axis 0"),
+               "sim02_long_10s.dng": MemoryError()}
+
+    def flaky(path, **kwargs):
+        if Path(path).name in planted:
+            raise planted[Path(path).name]
+        return real(path, **kwargs)
+
+    monkeypatch.setattr(rawmeta, "read_metadata", flaky)
+    df, findings = scan_dataset(sim_dataset, tmp_path)
+    assert sorted((f.code, Path(f.path).name) for f in findings) == [
+        ("unreadable", "sim01_short_1-25s_00.dng"), ("unreadable", "sim02_long_10s.dng")]
+    assert "IndexError: index 9 is out of bounds for axis 0" in findings[0].message + findings[1].message
+    assert all("\n" not in f.message for f in findings)
+    assert len(df) == 5 and "sim02" not in set(df.scene_id)      # 8 pairs less sim01's one, sim02's two
+
+
+def test_both_files_of_a_pair_are_reported(sim_dataset, tmp_path):
+    root = tmp_path / "folders"
+    (root / "short").mkdir(parents=True)
+    (root / "long").mkdir()
+    (root / "short" / "a_00.dng").write_bytes(b"MM\x00*" + bytes(40))       # a TIFF header and nothing
+    (root / "long" / "a_00.dng").write_bytes(b"")                            # empty
+    shutil.copy(sim_dataset / "sim01/sim01_short_1-25s_00.dng", root / "short" / "b_00.dng")
+    shutil.copy(sim_dataset / "sim01/sim01_long_10s.dng", root / "long" / "b_00.dng")
+    df, findings = scan_dataset(root)
+    assert sorted((f.code, f.pair_id, Path(f.path).parent.name) for f in findings) == [
+        ("unreadable", "a_00", "long"), ("unreadable", "a_00", "short")]
+    assert df.pair_id.tolist() == ["b_00"]
+
+
+def test_show_scenes_of_a_capture_log(sim_dataset):
+    from curate.scan import scan_scenes
+
+    shots, findings = scan_scenes(sim_dataset)
+    assert findings == [] and len(shots) == 12
+    assert {(s.scene, s.role) for s in shots} == {(f"sim0{k}", r) for k in range(1, 5) for r in ("long", "short")}
+    assert all(s.time is not None and s.body for s in shots)
