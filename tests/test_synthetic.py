@@ -1,0 +1,105 @@
+"""train.synthetic: synthesised shorts carry the profile's noise, mean and variance per signal level."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+from curate.errors import SidkitError
+from curate.noiseprofile import IsoNoise, NoiseProfile, cross_iso_fit
+from train.synthetic import NoiseModel, parse_ratio_range, synthesise, tukey_sample, tukey_std
+
+BLACK, WHITE = 512.0, 16383.0
+SPAN = WHITE - BLACK
+
+
+def model(read=3.0, row=0.8, lam=0.14, k=(1.0, 1.0)):
+    return NoiseModel(k[0], k[1], 0.0, math.log(read), 0.0, math.log(row), lam)
+
+
+def counts_of(x: torch.Tensor) -> np.ndarray:
+    """DN above black of an output made with amplification 1."""
+    return (x.double() * SPAN).numpy()
+
+
+@pytest.mark.parametrize("k", [0.5, 4.0])
+def test_mean_and_variance_per_signal_level(k):
+    levels = torch.tensor([0.0, 0.02, 0.1, 0.4, 1.0])      # long, normalised
+    ratio = 10.0
+    long = levels.reshape(-1, 1, 1, 1).expand(-1, 4, 256, 256).contiguous()
+    g = torch.Generator().manual_seed(0)
+    read, row = 3.0, 0.8
+    x = synthesise(long, torch.full((4,), BLACK), WHITE, torch.full((5,), ratio), model(read, row), g,
+                   k=torch.full((5,), k), amplification=torch.ones(5))
+    dn = counts_of(x)
+    for i, level in enumerate(levels.tolist()):
+        signal = level * SPAN / ratio
+        expected_var = k * signal + read ** 2 + row ** 2 + 1 / 12
+        got = dn[i]
+        if level > 0:                       # at zero signal the clip at black halves the distribution
+            assert got.mean() == pytest.approx(signal, abs=0.05 * math.sqrt(expected_var))
+            assert got.var() == pytest.approx(expected_var, rel=0.05), (k, level)
+
+
+def test_row_noise_is_shared_along_a_row_and_by_the_channels_of_that_row():
+    long = torch.zeros(1, 4, 128, 512)
+    g = torch.Generator().manual_seed(1)
+    x = synthesise(long + 0.5, torch.full((4,), BLACK), WHITE, torch.ones(1), model(read=1.0, row=5.0), g,
+                   k=torch.full((1,), 1e-3), amplification=torch.ones(1))
+    rows = counts_of(x)[0].mean(axis=2)                      # (4, 128) row means
+    assert np.corrcoef(rows[0], rows[1])[0, 1] > 0.95        # R and Gr: one mosaic row
+    assert np.corrcoef(rows[2], rows[3])[0, 1] > 0.95        # B and Gb
+    assert abs(np.corrcoef(rows[0], rows[2])[0, 1]) < 0.3
+    assert rows[0].std() == pytest.approx(5.0, rel=0.2)
+
+
+@pytest.mark.parametrize("lam", [-0.2, 0.0, 0.14, 0.5])
+def test_tukey_lambda_draws_have_the_distribution(lam):
+    g = torch.Generator().manual_seed(2)
+    sample = tukey_sample((200_000,), lam, g, "cpu").double().numpy()
+    assert sample.std() == pytest.approx(tukey_std(lam), rel=0.03)
+    assert tukey_std(lam) == pytest.approx(math.sqrt(stats.tukeylambda.var(lam)), rel=1e-6)
+    assert stats.kstest(sample[:20000], stats.tukeylambda(lam).cdf).pvalue > 0.001
+
+
+def test_heavy_tailed_profile_gives_heavy_tailed_shorts():
+    long = torch.zeros(2, 4, 128, 128)
+    out = [synthesise(long, torch.full((4,), BLACK), WHITE, torch.ones(2), model(read=20.0, row=0.01, lam=lam),
+                      torch.Generator().manual_seed(3), k=torch.ones(2), amplification=torch.ones(2))
+           for lam in (0.14, -0.2)]
+    # only the positive half survives the clip at black: compare the tails above 3 sigma
+    tails = [float((counts_of(x) > 60).mean()) for x in out]
+    assert tails[1] > 2 * tails[0]
+
+
+def test_same_seed_same_shorts_and_output_is_a_real_input():
+    long = torch.rand(3, 4, 32, 32)
+    args = (torch.full((4,), BLACK), WHITE, torch.tensor([100.0, 200.0, 300.0]), model(k=(0.2, 20.0)))
+    a = synthesise(long, *args, torch.Generator().manual_seed(5))
+    b = synthesise(long, *args, torch.Generator().manual_seed(5))
+    c = synthesise(long, *args, torch.Generator().manual_seed(6))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert a.min() >= 0 and a.max() <= 1 and a.shape == long.shape
+    # amplified by the ratio, the short's mean returns to the long's (noise aside)
+    assert float(a.mean()) == pytest.approx(float(long.clamp(max=1).mean()), rel=0.1)
+
+
+def test_model_from_a_fitted_profile_follows_its_fits():
+    isos = [IsoNoise(iso=i, k_dn_per_e=k, read_noise_dn=r, row_noise_dn=w, tukey_lambda=-0.1, black_level=[0] * 4)
+            for i, k, r, w in ((100, 0.25, 1.6, 0.5), (1600, 4.0, 9.0, 2.2), (6400, 16.0, 30.0, 6.0))]
+    profile = NoiseProfile("Cam", "RGGB", WHITE, isos, cross_iso_fit(isos))
+    m = NoiseModel.from_profile(profile)
+    assert (m.k_min, m.k_max) == (0.25, 16.0) and m.tukey_lambda == pytest.approx(-0.1)
+    assert float(m.read_sigma(torch.tensor(4.0))) == pytest.approx(9.0, rel=0.2)
+    assert float(m.row_sigma(torch.tensor(16.0))) == pytest.approx(6.0, rel=0.2)
+
+
+def test_ratio_range_parsing():
+    assert parse_ratio_range("100:300") == (100.0, 300.0)
+    assert parse_ratio_range("250") == (250.0, 250.0)
+    for bad in ("300:100", "a:b", "0:5", "1:2:3"):
+        with pytest.raises(SidkitError, match="LOW:HIGH"):
+            parse_ratio_range(bad)

@@ -1,0 +1,127 @@
+"""Synthetic shorts from long exposures on the training device (ELD's physics noise model).
+
+For a batch of black-subtracted, white-normalised long crops (packed channels, as training sees
+them): scale down by a ratio drawn from a range, convert to electrons through a system gain K drawn
+log-uniformly from the profile's range, draw Poisson shot noise, add read noise of the profile's
+Tukey-lambda shape (inverse CDF of uniform draws), one offset per sensor row, round to whole DN,
+add the black level and clip at 0 and white, then normalise and amplify exactly as a real short
+(train.rawpack.normalise, amplification, clip at 1). Every draw comes from one torch.Generator on
+the batch's device, seeded from the run's generator, so a resumed run draws the same noise.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from curate.errors import SidkitError
+from curate.noiseprofile import NoiseProfile, read_profile
+
+from . import rawpack
+
+
+def parse_ratio_range(text: str) -> tuple[float, float]:
+    """'100:300' -> (100.0, 300.0); '250' -> (250.0, 250.0)."""
+    try:
+        parts = [float(v) for v in str(text).split(":")]
+    except ValueError:
+        parts = []
+    if len(parts) == 1:
+        parts *= 2
+    if len(parts) != 2 or not 1 <= parts[0] <= parts[1]:
+        raise SidkitError(f"--synthetic-ratio {text!r}: write LOW:HIGH with 1 <= LOW <= HIGH, e.g. 100:300")
+    return parts[0], parts[1]
+
+
+def tukey_std(lam: float) -> float:
+    """Standard deviation of the standard Tukey-lambda distribution (lambda > -0.5)."""
+    if abs(lam) < 1e-6:
+        return math.pi / math.sqrt(3)
+    if lam <= -0.5:
+        raise SidkitError(f"Tukey lambda {lam:g} has no finite variance; fit the profile again")
+    var = 2 / lam ** 2 * (1 / (1 + 2 * lam) - math.exp(2 * math.lgamma(lam + 1) - math.lgamma(2 * lam + 2)))
+    return math.sqrt(var)
+
+
+def tukey_sample(shape, lam: float, generator: torch.Generator, device) -> torch.Tensor:
+    """Standard Tukey-lambda draws by the inverse CDF: (u^l - (1-u)^l) / l, log(u / (1-u)) at l = 0."""
+    u = torch.rand(shape, generator=generator, device=device).clamp_(1e-7, 1 - 1e-7)
+    if abs(lam) < 1e-6:
+        return torch.log(u / (1 - u))
+    return (u.pow(lam) - (1 - u).pow(lam)) / lam
+
+
+@dataclass
+class NoiseModel:
+    """A profile's noise as the synthesiser uses it: K range and the log-linear sigma fits."""
+    k_min: float
+    k_max: float
+    read_slope: float
+    read_intercept: float
+    row_slope: float
+    row_intercept: float
+    tukey_lambda: float
+    camera: str = ""
+
+    @classmethod
+    def from_profile(cls, profile: NoiseProfile | str) -> NoiseModel:
+        if not isinstance(profile, NoiseProfile):
+            profile = read_profile(profile)
+        f = profile.fit
+        k_min, k_max = profile.k_range()
+        return cls(k_min, k_max, f["read_slope"], f["read_intercept"], f["row_slope"], f["row_intercept"],
+                   float(f["tukey_lambda"]), profile.camera)
+
+    def read_sigma(self, k: torch.Tensor) -> torch.Tensor:
+        return torch.exp(self.read_slope * torch.log(k) + self.read_intercept)
+
+    def row_sigma(self, k: torch.Tensor) -> torch.Tensor:
+        return torch.exp(self.row_slope * torch.log(k) + self.row_intercept)
+
+
+def synthesise(long: torch.Tensor, black: torch.Tensor, white: torch.Tensor | float, ratio: torch.Tensor,
+               model: NoiseModel, generator: torch.Generator, *, k: torch.Tensor | None = None,
+               amplification: torch.Tensor | None = None, bayer: bool = True) -> torch.Tensor:
+    """Short inputs (N, C, h, w) for long crops ``long`` (N, C, h, w, normalised in [0, 1]).
+
+    ``black`` (C,) or (N, C) and ``white`` in DN are the long's levels; ``ratio`` (N,) the exposure
+    ratio per sample; ``k`` (N,) the gain (default: log-uniform over the profile's range);
+    ``amplification`` (N,) the input gain (default: the ratio). Bayer inputs (R, Gr, B, Gb) share
+    one row offset between R and Gr and one between B and Gb, as rows of the mosaic do.
+    """
+    n, c, h, w = long.shape
+    device, dtype = long.device, long.dtype
+    black = torch.as_tensor(black, dtype=dtype, device=device).reshape(-1, c, 1, 1).expand(n, c, 1, 1)
+    white = torch.as_tensor(white, dtype=dtype, device=device).reshape(-1, 1, 1, 1)
+    span = white - black
+    ratio = torch.as_tensor(ratio, dtype=dtype, device=device).reshape(n, 1, 1, 1)
+    if k is None:
+        u = torch.rand(n, generator=generator, device=device, dtype=dtype)
+        k = torch.exp(math.log(model.k_min) + u * (math.log(model.k_max) - math.log(model.k_min)))
+    k = torch.as_tensor(k, dtype=dtype, device=device).reshape(n, 1, 1, 1)
+    signal_dn = long.clamp(0, 1) * span / ratio
+    electrons = torch.poisson(signal_dn / k, generator=generator)
+    read = tukey_sample((n, c, h, w), model.tukey_lambda, generator, device).to(dtype)
+    read = read * (model.read_sigma(k) / tukey_std(model.tukey_lambda))
+    if bayer and c == 4:
+        rows = torch.randn((n, 2, h, 1), generator=generator, device=device, dtype=dtype)
+        rows = rows[:, [0, 0, 1, 1]]
+    else:
+        rows = torch.randn((n, 1, h, 1), generator=generator, device=device, dtype=dtype)
+    counts = torch.round(electrons * k + read + rows * model.row_sigma(k) + black)
+    counts = torch.minimum(counts.clamp_(min=0), white)
+    x = ((counts - black) / span).clamp_(0, 1)
+    gain = ratio if amplification is None else torch.as_tensor(amplification, dtype=dtype, device=device).reshape(n, 1, 1, 1)
+    return torch.clamp_max(x * gain, 1.0)
+
+
+def draw_ratios(n: int, low: float, high: float, generator: torch.Generator, device) -> torch.Tensor:
+    """Ratios uniform in [low, high]."""
+    return low + (high - low) * torch.rand(n, generator=generator, device=device)
+
+
+def amplifications(ratios: torch.Tensor, policy: str) -> torch.Tensor:
+    """The input gain of each ratio under the run's amplification policy (rawpack.amplification)."""
+    return torch.tensor([rawpack.amplification(float(r), policy) for r in ratios.cpu()], dtype=ratios.dtype,
+                        device=ratios.device)
