@@ -2,7 +2,6 @@
 pages opened in a real headless Chromium (skipped where it cannot run): images render, counts match."""
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import subprocess
@@ -212,6 +211,7 @@ def test_labelled_sheet_keeps_the_panels_and_draws_labels():
         assert (text > 0.8).any() and (text < 0.2).mean() > 0.5   # light letters on a dark band
 
 
+@pytest.mark.slow
 def test_markdown_tables_and_evaluation_from_report_md(runs):
     _, (run, _) = runs
     summary, images, note = read_evaluation(run)
@@ -221,6 +221,7 @@ def test_markdown_tables_and_evaluation_from_report_md(runs):
     assert len(tables) == 2 and tables[0][0]["split"] == "train"
 
 
+@pytest.mark.slow
 def test_runs_page_numbers_match_the_evaluation(runs, tmp_path):
     _, folders = runs
     result = CliRunner().invoke(train_main, ["report", str(folders[0].parent), "-o", str(tmp_path / "r.html"),
@@ -245,6 +246,7 @@ def test_train_report_refuses_a_folder_without_runs(tmp_path):
 
 # ---------------------------------------------------------------- in a real browser
 
+@pytest.mark.slow
 def test_dataset_page_in_chromium(dataset_manifest, findings, tmp_path):
     page = tmp_path / "dataset.html"
     dataset_report(dataset_manifest, page, findings, page_size=6)
@@ -264,6 +266,7 @@ def test_dataset_page_in_chromium(dataset_manifest, findings, tmp_path):
     assert top.mean() > 10 and cards.mean() > 20
 
 
+@pytest.mark.slow
 def test_runs_page_in_chromium(runs, tmp_path):
     _, folders = runs
     page = tmp_path / "runs.html"
@@ -275,6 +278,7 @@ def test_runs_page_in_chromium(runs, tmp_path):
     assert shot.std() > 20
 
 
+@pytest.mark.slow
 def test_screenshot_check_fails_on_a_blank_page(tmp_path):
     """The not-blank measure above tells an empty page from a rendered one."""
     page = tmp_path / "blank.html"
