@@ -90,8 +90,8 @@ def scan(dataset, output, labels, scene_gap, show_scenes, test, val, seed, fmt):
             click.echo(json.dumps({"shots": [shot_dict(s, dataset) for s in shots],
                                    "findings": [f.to_dict() for f in found]}, indent=2))
             sys.exit(1 if findings_mod.has_errors(found) else 0)
-        stdout.print(scenes_table(shots, dataset, f"scenes of {dataset}"))
-        report(found, fmt, f"scan {dataset}")
+        stdout.print(scenes_table(shots, dataset, f"scenes of {shown(dataset)}"))
+        report(found, fmt, f"scan {shown(dataset)}")
         return
     if output is None:
         fail("give -o MANIFEST.csv to write the manifest, or --show-scenes to only look at the grouping")
@@ -100,7 +100,7 @@ def scan(dataset, output, labels, scene_gap, show_scenes, test, val, seed, fmt):
         df, found = scan_dataset(dataset, output.parent, label_map, advance, test=test, val=val, seed=seed,
                                  scene_gap=scene_gap)
     write_found(df, output)
-    report(found, fmt, f"scan {dataset}")
+    report(found, fmt, f"scan {shown(dataset)}")
 
 
 def write_found(df, output: Path) -> None:
@@ -317,8 +317,11 @@ def report_cmd(manifest, output, findings_file, page_size, no_cache):
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
               help="What is printed on stdout (json: the profile).")
 @click.option("--camera", help="Fit this body's frames (default: the body that shot most of them).")
+@click.option("--check", "check_manifest", type=click.Path(dir_okay=False, path_type=Path),
+              help="Compare synthetic shorts with this manifest's real shorts (table and NAME-check.png).")
+@click.option("--check-pairs", type=int, default=8, show_default=True, help="Pairs the check uses.")
 @reports_errors
-def noise_profile(cal, output, fmt, camera):
+def noise_profile(cal, output, fmt, camera, check_manifest, check_pairs):
     """Fit a camera's noise profile (gain K, read and row noise, Tukey-lambda shape) from dark and flat frames.
 
     CAL is a folder written by `capture calibrate` (roles dark/flat in its captures.jsonl) or a
@@ -328,8 +331,12 @@ def noise_profile(cal, output, fmt, camera):
     \b
     curate noise-profile cal -o profiles/sim-dslr14.toml
     curate noise-profile ~/calibration/eos90d -o profiles/eos90d.toml --format json
+    curate noise-profile cal -o profiles/sim.toml --check manifests/sim.csv
     """
-    from .noiseprofile import fit_profile, load_frames, plot_path, write_plot, write_profile
+    from .noiseprofile import (check_profile, fit_profile, load_frames, plot_path, write_check_plot, write_plot,
+                               write_profile)
+
+    manifest = read_manifest(check_manifest) if check_manifest else None
 
     frames, found = load_frames(cal)
     profile, more = fit_profile(frames, camera=camera) if frames else (None, [])
@@ -341,8 +348,11 @@ def noise_profile(cal, output, fmt, camera):
                           "above); shoot the frames named there again")
     write_profile(profile, output, "json" if output.suffix == ".json" else "toml")
     plot = write_plot(profile, plot_path(output))
+    check = check_profile(profile, manifest, pairs=check_pairs) if manifest is not None else None
+    if check:
+        write_check_plot(check, output.with_name(output.stem + "-check.png"))
     if fmt == "json":
-        click.echo(profile.to_json())
+        click.echo(json.dumps({**profile.to_dict(), **({"check": check} if check else {})}, indent=2))
     else:
         table = Table(title=f"{profile.camera} ({profile.cfa})")
         for column in ("ISO", "K (DN/e-)", "read noise (DN)", "row noise (DN)", "Tukey lambda", "black level",
@@ -353,7 +363,20 @@ def noise_profile(cal, output, fmt, camera):
                           f"{i.tukey_lambda:.3f}", " ".join(f"{v:.1f}" for v in i.black_level), str(i.darks),
                           str(i.flat_pairs))
         stdout.print(table)
+        if check:
+            stdout.print(check_table(check))
     stderr.print(f"wrote {output} and {plot}")
+
+
+def check_table(check: dict) -> Table:
+    table = Table(title=f"Synthetic vs real shorts, {check['pairs']} pairs (histogram distance: "
+                        + ", ".join(f"{c} {d:.3f}" for c, d in check["histogram_distance"].items()) + ")")
+    for column in ("channel", "signal (DN)", "real variance", "synthetic variance", "synthetic / real"):
+        table.add_column(column)
+    for r in check["variance"]:
+        table.add_row(r["channel"], f"{r['signal_dn']:.1f}", f"{r['real_variance']:.2f}",
+                      f"{r['synthetic_variance']:.2f}", f"{r['ratio']:.3f}")
+    return table
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import stat
 from pathlib import Path
 
 from .findings import Finding
+from .rawfile import shown
 
 RAW_EXTENSIONS = {".dng", ".arw", ".cr2", ".cr3", ".crw", ".nef", ".nrw", ".raf", ".rw2", ".orf",
                   ".pef", ".srw", ".3fr", ".iiq", ".erf", ".kdc", ".mos", ".raw", ".x3f"}
@@ -28,11 +29,6 @@ def is_camera_name(path: str | os.PathLike) -> bool:
     return bool(CAMERA_NAME.fullmatch(Path(path).stem))
 
 
-def shown(path: str | os.PathLike) -> str:
-    """The path as printable text: bytes that are not UTF-8 appear as \\xNN escapes."""
-    return os.fsencode(path).decode("utf-8", "backslashreplace")
-
-
 def file_problem(path: str | os.PathLike, pair_id: str = "") -> Finding | None:
     """A finding when ``path`` must not be opened as a raw (missing, not a regular file, a name that
     is not UTF-8), else None. Only stat is called: a FIFO or a device is never opened."""
@@ -47,8 +43,8 @@ def file_problem(path: str | os.PathLike, pair_id: str = "") -> Finding | None:
         return Finding(pair_id, shown(path), "unreadable", f"{_kind(mode)}, not a regular file, so it is "
                        "never opened; remove it from the dataset folder")
     if shown(path) != str(path):
-        return Finding(pair_id, shown(path), "unreadable", "the file name is not valid UTF-8, so a manifest "
-                       "cannot record it; rename the file (e.g. `convmv -f latin1 -t utf8`) and scan again")
+        return Finding(pair_id, shown(path), "unreadable", "the path is not valid UTF-8, so a manifest cannot "
+                       "record it; rename the file or folder (e.g. `convmv -f latin1 -t utf8`) and scan again")
     return None
 
 
