@@ -73,6 +73,20 @@ def test_bad_input_is_one_line_on_stderr_and_exit_1(tmp_path):
         assert result.stdout == ""
 
 
+def test_run_help_defaults_come_from_run_config():
+    import re
+
+    from train.config import RunConfig
+
+    text = " ".join(CliRunner().invoke(main, ["run", "-h"]).stdout.split())
+    assert "--epochs INTEGER Passes over the training scenes. [default: 4000]" in text
+    assert "[default: 1e-4]" in text and "[default: 2000:1e-5]" in text
+    assert len(re.findall(r"\[default: ", text)) == 15
+    defaults = RunConfig()
+    for flag in ("patch", "batch", "eval_every", "save_every", "log_every", "seed"):
+        assert re.search(rf"--{flag.replace('_', '-')} INTEGER [^[]*\[default: {getattr(defaults, flag)}\]", text)
+
+
 def test_presets_lists_the_paper_network_with_its_parameter_count():
     result = CliRunner().invoke(main, ["presets"])
     assert result.exit_code == 0 and "7,760,748" in result.stdout and "single-layer" in result.stdout

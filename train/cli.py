@@ -13,7 +13,7 @@ from rich.table import Table
 from curate.clitools import CONTEXT, reports_errors, stderr, stdout
 from curate.errors import SidkitError
 
-from .config import AMP_MODES, DEVICES, load_config, resume_config
+from .config import AMP_MODES, DEVICES, default_text, load_config, resume_config
 
 
 @click.group(context_settings=CONTEXT)
@@ -34,22 +34,23 @@ def main():
 @click.argument("manifest", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
               help="TOML file of settings (keys as in config.toml); flags override it.")
-@click.option("--epochs", type=int, help="Passes over the training scenes.  [default: 4000]")
-@click.option("--lr", type=float, help="Adam learning rate.  [default: 1e-4]")
-@click.option("--lr-steps", help="EPOCH:LR,... where the rate changes.  [default: 2000:1e-5]")
-@click.option("--patch", type=int, help="Crop side in packed pixels.  [default: 512]")
+@click.option("--epochs", type=int, help=f"Passes over the training scenes.  {default_text('epochs')}")
+@click.option("--lr", type=float, help=f"Adam learning rate.  {default_text('lr')}")
+@click.option("--lr-steps", help=f"EPOCH:LR,... where the rate changes.  {default_text('lr_steps')}")
+@click.option("--patch", type=int, help=f"Crop side in packed pixels.  {default_text('patch')}")
 @click.option("--patch-choices", help="Comma-separated crop sides, one drawn per step (replaces --patch).")
-@click.option("--batch", type=int, help="Scenes per step.  [default: 1]")
-@click.option("--arch", help="Network preset (see `train presets`).  [default: sid]")
-@click.option("--ratio-policy", help="Input amplification: exif, cap:N or fixed:N.  [default: cap:300]")
-@click.option("--device", type=click.Choice(DEVICES), help="[default: cuda when available]")
-@click.option("--amp", type=click.Choice(AMP_MODES), help="Mixed precision.  [default: bf16 on cuda]")
+@click.option("--batch", type=int, help=f"Scenes per step.  {default_text('batch')}")
+@click.option("--arch", help=f"Network preset (see `train presets`).  {default_text('arch')}")
+@click.option("--ratio-policy", help=f"Input amplification: exif, cap:N or fixed:N.  {default_text('ratio_policy')}")
+@click.option("--device", type=click.Choice(DEVICES), help=default_text("device"))
+@click.option("--amp", type=click.Choice(AMP_MODES), help=f"Mixed precision.  {default_text('amp')}")
 @click.option("--compile/--no-compile", "compile_", default=None, help="torch.compile the network.")
-@click.option("--out", help="Run folder.  [default: runs/<manifest name>]")
-@click.option("--seed", type=int, help="[default: 0]")
-@click.option("--eval-every", type=int, help="Epochs between evaluations.  [default: 200]")
-@click.option("--save-every", type=int, help="Epochs between checkpoints/last.pt writes.  [default: 50]")
-@click.option("--cache-dir", help="Decoded-raw cache.  [default: <manifest folder>/.sidkit-cache]")
+@click.option("--out", help=f"Run folder.  {default_text('out')}")
+@click.option("--seed", type=int, help=default_text("seed"))
+@click.option("--eval-every", type=int, help=f"Epochs between evaluations.  {default_text('eval_every')}")
+@click.option("--save-every", type=int, help=f"Epochs between checkpoints/last.pt writes.  {default_text('save_every')}")
+@click.option("--log-every", type=int, help=f"Steps between TensorBoard loss points.  {default_text('log_every')}")
+@click.option("--cache-dir", help=f"Decoded-raw cache.  {default_text('cache_dir')}")
 @click.option("--resume", is_flag=True,
               help="Continue from <out>/checkpoints/last.pt with the run's own config.toml; flags given override it.")
 @reports_errors

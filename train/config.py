@@ -147,12 +147,19 @@ def default_text(name: str) -> str:
     if name in MACHINE_DEFAULTS and value in (None, 0):
         value = MACHINE_DEFAULTS[name]
     elif name == "lr_steps":
-        value = ",".join(f"{e}:{v:g}" for e, v in value) or "none"
+        value = ",".join(f"{e}:{_short(v)}" for e, v in value) or "none"
     elif isinstance(value, float):
-        value = f"{value:g}"
+        value = _short(value)
     elif value is None:
         return ""
     return f"[default: {value}]"
+
+
+def _short(value: float) -> str:
+    """The shorter of 0.0001 and 1e-4."""
+    mantissa, exponent = f"{value:e}".split("e")
+    scientific = f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
+    return min(f"{value:g}", scientific, key=len)
 
 
 def parse_lr_steps(text: str | list) -> list[tuple[int, float]]:
