@@ -98,11 +98,12 @@ def pairs_from_folders(dataset: Path, files: list[Path]) -> tuple[list[PairSpec]
             findings.append(Finding("", shown(path), "not-raw",
                                     f"{path.suffix or 'no extension'} is not a raw format; move it out of {role}/"))
             continue
-        if is_camera_name(path):
+        if is_camera_name(path) or not scene_id_from_name(path):
+            why = "is a name the camera wrote, so it" if is_camera_name(path) else "starts with '_', so it"
             findings.append(Finding("", shown(path), "unpaired",
-                                    f"{path.name} is a name the camera wrote, so it names no scene (the folder "
-                                    "convention needs SCENE_..., e.g. 00001_00_0.1s.ARW); rename the files, or "
-                                    "scan the card's own folder (no short/ and long/) to pair them by capture time"))
+                                    f"{path.name} {why} names no scene (the folder convention needs "
+                                    "SCENE_..., e.g. 00001_00_0.1s.ARW); rename the files, or scan the card's "
+                                    "own folder (no short/ and long/) to pair them by capture time"))
             continue
         scene = scene_id_from_name(path)
         if role == "long":
@@ -137,6 +138,9 @@ def find_pairs(dataset: Path, read: "MetadataReader", gap: float = SCENE_GAP_S
                ) -> tuple[str, list[PairSpec], list[Finding], list[Shot] | None]:
     """(convention, pairs, findings, card shots or None): the first convention that applies."""
     if (dataset / LOG_NAME).exists():
+        problem = file_problem(dataset / LOG_NAME)
+        if problem:
+            raise SidkitError(f"{problem.path}: {problem.message}")
         return "log", *pairs_from_log(dataset), None
     files, findings = walk(dataset)
     if any(_role_and_env(f.relative_to(dataset))[0] for f in files if is_raw_name(f)):
@@ -148,6 +152,9 @@ def find_pairs(dataset: Path, read: "MetadataReader", gap: float = SCENE_GAP_S
 
 def read_labels(path: str | os.PathLike) -> dict[str, str]:
     """scene_id,environment CSV -> {scene_id: environment}."""
+    problem = file_problem(path)
+    if problem:
+        raise SidkitError(f"{problem.path}: {problem.message}; --labels takes a CSV with columns scene_id,environment")
     try:
         labels = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:

@@ -241,3 +241,16 @@ def test_show_scenes_of_a_capture_log(sim_dataset):
     assert findings == [] and len(shots) == 12
     assert {(s.scene, s.role) for s in shots} == {(f"sim0{k}", r) for k in range(1, 5) for r in ("long", "short")}
     assert all(s.time is not None and s.body for s in shots)
+
+
+def test_a_fifo_as_log_or_labels_is_a_one_line_error(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "captures.jsonl")
+    with pytest.raises(SidkitError, match="FIFO"):
+        scan_dataset(tmp_path)
+    os.mkfifo(tmp_path / "labels.csv")
+    with pytest.raises(SidkitError, match="FIFO.*--labels"):
+        read_labels(tmp_path / "labels.csv")
+    with pytest.raises(SidkitError, match="does not exist"):
+        read_labels(tmp_path / "absent.csv")
