@@ -157,6 +157,7 @@ def curves_png(runs: list[Run]) -> bytes | None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     titles = []
     for run in runs:
@@ -174,6 +175,7 @@ def curves_png(runs: list[Run]) -> bytes | None:
                 ax.plot(data["epoch"], data[column], marker="o", markersize=3, label=run.name)
         ax.set_title(title)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         if "loss" in title:
             ax.set_yscale("log")
@@ -248,18 +250,21 @@ def _overview(runs: list[Run]) -> str:
     keys = sorted({k for run in runs for k, v in run.config.items() if not isinstance(v, (dict, list))})
     varying = [k for k in keys if len({repr(run.config.get(k)) for run in runs}) > 1 and k not in ("out",)]
     shown = varying or [k for k in ("epochs", "lr", "patch", "arch", "ratio_policy") if k in keys]
-    head = ["run"] + shown + ["epochs done", "last eval PSNR", "best eval PSNR", "eval PSNR (all)", "baseline PSNR"]
+    head = ["run"] + shown + ["epochs done", "last eval PSNR", "best eval PSNR", "eval PSNR", "baseline PSNR",
+                              "eval split"]
     rows = []
     for run in runs:
         psnr_cols = [c for c in run.metrics.columns if c.endswith("_psnr")]
         values = pd.to_numeric(run.metrics[psnr_cols[0]], errors="coerce") if psnr_cols else pd.Series(dtype=float)
         epochs = run.metrics["epoch"].iloc[-1] if "epoch" in run.metrics and len(run.metrics) else ""
         overall = [r for r in run.summary if r["environment"] == "all"]
-        last = overall[-1] if overall else {}
+        tests = [r for r in overall if r["split"] == "test"]
+        last = (tests or overall or [{}])[-1]      # the test split when it was scored
         cells = [html.escape(run.name)] + [html.escape(str(run.config.get(k, ""))) for k in shown] + [
             html.escape(str(epochs)), _fmt(values.iloc[-1] if len(values) else math.nan, 2),
             _fmt(values.max() if len(values) else math.nan, 2),
-            _fmt(last.get("psnr", math.nan), 2), _fmt(last.get("baseline_psnr", math.nan), 2)]
+            _fmt(last.get("psnr", math.nan), 2), _fmt(last.get("baseline_psnr", math.nan), 2),
+            html.escape(str(last.get("split", "")))]
         rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     return (f'<table class="overview"><thead><tr>{"".join(f"<th>{html.escape(h)}</th>" for h in head)}</tr>'
             f'</thead><tbody>{"".join(rows)}</tbody></table>')

@@ -40,6 +40,8 @@ def labelled_sheet(panels: list[Panel], gap: int = 4) -> np.ndarray:
         text = panel_label(label, scores)
         while draw.textlength(text, font=font) > image.shape[1] - 8 and "  " in text:
             text = text.rsplit("  ", 1)[0]          # drop SSIM, then PSNR, when a panel is too narrow
+        while draw.textlength(text, font=font) > image.shape[1] - 8 and len(text) > 1:
+            text = text[:-1]                        # and cut the name itself on a tiny panel
         draw.text((left + 4, (band - size) // 2), text, fill=(240, 240, 240), font=font)
         left += image.shape[1] + gap
     return np.asarray(sheet, dtype=np.float32) / 255.0
