@@ -109,7 +109,8 @@ def write_found(df, output: Path) -> None:
         write_manifest(df, output)
         stderr.print(f"wrote {output}: {len(df)} pairs, {df['scene_id'].nunique()} scenes")
     else:
-        stderr.print(f"no pairs: {output} not written")
+        stderr.print(f"no pairs: {output} not written" + (" (the existing file is left as it was)"
+                                                          if output.exists() else ""))
 
 
 @main.command("import-sid", context_settings=CONTEXT)

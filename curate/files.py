@@ -59,9 +59,15 @@ def _kind(mode: int) -> str:
 
 def walk(folder: Path) -> tuple[list[Path], list[Finding]]:
     """Every regular, visible file under ``folder`` (sorted, recursive), and a finding for each path
-    named like a raw that is not a regular file or whose name is not UTF-8."""
+    named like a raw that is not a regular file or whose name is not UTF-8, and each folder that
+    cannot be listed."""
     files, findings = [], []
-    for root, dirs, names in os.walk(folder):
+
+    def unlisted(exc: OSError) -> None:
+        findings.append(Finding("", shown(exc.filename), "unreadable",
+                                f"cannot list this folder ({exc.strerror}); check its permissions"))
+
+    for root, dirs, names in os.walk(folder, onerror=unlisted):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in dirs:
             if is_raw_name(name):

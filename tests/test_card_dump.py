@@ -295,3 +295,9 @@ def test_sample_raws_as_a_card_never_crash(raw_samples, tmp_path):
     names = {Path(f.path).name for f in findings}
     raws = {p.name for p in raw_samples.iterdir() if is_raw_name(p)}
     assert len(df) == 0 and findings[-1].code == "no-pairs" and raws <= names
+
+
+def test_a_folder_that_cannot_be_listed_is_a_finding(tmp_path):
+    (tmp_path / "IMG_0001.CR3").write_bytes(b"x")
+    files, findings = walk(tmp_path / "IMG_0001.CR3")        # not a folder: os.walk cannot list it
+    assert files == [] and [(f.code, "cannot list this folder" in f.message) for f in findings] == [("unreadable", True)]
