@@ -15,6 +15,7 @@ from typing import Callable
 import pandas as pd
 
 from .errors import SidkitError
+from .files import shown
 from .findings import Finding
 from .scan import PairSpec, build_rows, is_raw_name, scene_id_from_name
 
@@ -31,16 +32,18 @@ def split_from_list_name(name: str) -> str | None:
 def parse_list(list_file: Path, root: Path) -> tuple[list[PairSpec], list[Finding]]:
     """A pair with its split for every line of one list file; malformed lines become findings.
     Files are only named here: build_rows checks each before opening it."""
-    if not list_file.is_file():
-        raise SidkitError(f"{list_file}: no such list file")
+    if not list_file.is_file():                 # is_file: a FIFO is refused here, never opened
+        raise SidkitError(f"{shown(list_file)}: no such list file")
     list_split = split_from_list_name(list_file.name)
     out, findings = [], []
-    for number, line in enumerate(list_file.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+    # bytes that are not UTF-8 stay as they are (surrogateescape), so that such a name is reported as one
+    text = list_file.read_bytes().decode("utf-8", "surrogateescape")
+    for number, line in enumerate(text.splitlines(), 1):
         fields = line.split()
         if not fields:
             continue
         if len(fields) < 2 or not all(is_raw_name(f) for f in fields[:2]):
-            findings.append(Finding("", f"{list_file}:{number}", "unreadable",
+            findings.append(Finding("", f"{shown(list_file)}:{number}", "unreadable",
                                     f"line {number} is not 'SHORT LONG [ISOnnn Fnn]' with two raw file paths"))
             continue
         short, long = (root / f for f in fields[:2])
@@ -73,7 +76,7 @@ def import_sid(list_files, root: str | os.PathLike, manifest_dir: str | os.PathL
     df, more = build_rows(pairs, Path(manifest_dir), progress)
     findings += more
     if not len(df):
-        findings.append(Finding("", ", ".join(map(str, list_files)), "no-pairs",
+        findings.append(Finding("", ", ".join(map(shown, list_files)), "no-pairs",
                                 f"no readable pair in {len(pairs)} listed ({len(findings)} other finding(s)); "
                                 "import-sid looks for SID list lines like ./Sony/short/00001_00_0.1s.ARW "
                                 "./Sony/long/00001_00_10s.ARW ISO200 F8, with paths under --root; for a folder "

@@ -254,3 +254,21 @@ def test_a_fifo_as_log_or_labels_is_a_one_line_error(tmp_path):
         read_labels(tmp_path / "labels.csv")
     with pytest.raises(SidkitError, match="does not exist"):
         read_labels(tmp_path / "absent.csv")
+
+
+def test_import_sid_special_files_and_latin1_names(sim_dataset, tmp_path):
+    import os
+
+    write_sid_tree(sim_dataset, tmp_path)
+    os.mkfifo(tmp_path / "Sony/short/00002_00_0.1s.ARW")                    # never opened
+    latin1 = b"00003_00_0.1s\xe9.ARW"
+    shutil.copy(tmp_path / "Sony/short/00001_00_0.04s.ARW", os.fsdecode(bytes(tmp_path / "Sony/short") + b"/" + latin1))
+    listing = tmp_path / "Sony_train_list.txt"
+    listing.write_bytes(listing.read_bytes() + b"./Sony/short/00002_00_0.1s.ARW ./Sony/long/00001_00_10s.ARW ISO200 F8\n"
+                        + b"./Sony/short/" + latin1 + b" ./Sony/long/00001_00_10s.ARW ISO200 F8\n")
+    df, findings = import_sid([listing], tmp_path, tmp_path)
+    assert len(df) == 2
+    found = sorted((f.code, Path(f.path).name, f.message.split(",")[0]) for f in findings)
+    assert [(code, name) for code, name, _ in found] == [("unreadable", "00002_00_0.1s.ARW"),
+                                                         ("unreadable", "00003_00_0.1s\\xe9.ARW")]
+    assert "FIFO" in found[0][2] and "UTF-8" in found[1][2]
