@@ -1,19 +1,21 @@
 """`capture`: detect cameras, show settings, shoot a pair, run a session at the tripod."""
 from __future__ import annotations
 
+import json
 from fractions import Fraction
 from pathlib import Path
 
 import click
-from rich.table import Table
 
 from curate.clitools import CONTEXT, reports_errors, stderr, stdout
 from curate.errors import SidkitError
 from curate.exposure import RATIO_MAX, RATIO_MIN, format_exposure, parse_shutter, reachable_pairs
 
 from .backend import Camera
-from .pair import PairRequest, plan_pair, plan_table, settings_line, shoot_pair, summary_table
-from .session import quick_check, run_session
+from .pair import (PairRequest, long_exposure, pair_title, plan_dict, plan_pair, plan_table, result_dict,
+                   settings_line, shoot_pair, summary_table)
+from .session import check_lines, quick_check, run_session, session_table
+from .tables import titled_table
 
 
 def open_camera(camera: str, profile: str, sim_size: str) -> Camera:
@@ -63,7 +65,7 @@ shoot_options = [
     click.option("--shorts", type=int, default=3, show_default=True, help="Short exposures per scene."),
     click.option("--iso", type=float, help="ISO for both exposures (default: the camera's, if not Auto)."),
     click.option("--fnumber", type=float, help="Aperture for both exposures (default: the camera's)."),
-    click.option("--format", "image_format", type=click.Choice(["raw", "raw+jpeg"]), default="raw",
+    click.option("--image-format", "image_format", type=click.Choice(["raw", "raw+jpeg"]), default="raw",
                  show_default=True, help="Image format to set on the camera."),
     click.option("--target", type=click.Choice(["ram", "card"]), default="ram", show_default=True,
                  help="Capture target, set on every run (libgphoto2 remembers the last one)."),
@@ -72,6 +74,14 @@ shoot_options = [
     click.option("--dataset", type=click.Path(file_okay=False, path_type=Path), required=True,
                  help="Dataset folder: files go to DATASET/<scene>/, the log to DATASET/captures.jsonl."),
 ]
+
+
+FORMAT = click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
+                      help="table for people; json prints one JSON document on stdout for scripts.")
+
+
+def print_json(data) -> None:
+    click.echo(json.dumps(data, indent=2))
 
 
 def add_options(options):
@@ -97,43 +107,53 @@ def main():
 
 
 @main.command()
+@FORMAT
 @reports_errors
-def detect():
+def detect(fmt):
     """List the cameras libgphoto2 sees (model and port) and the simulated profiles.
 
     \b
     capture detect
+    capture detect --format json
     """
     from . import sensor
     from .gphoto import detect as detect_cameras
 
-    table = Table(title="Cameras")
-    table.add_column("model")
-    table.add_column("port (--camera)")
-    for model, port in detect_cameras():
-        table.add_row(model, port)
-    for name in sensor.PROFILES:
-        table.add_row(f"simulated {name}", f"sim --profile {name}")
+    cameras = [{"model": model, "camera": port, "profile": None} for model, port in detect_cameras()]
+    cameras += [{"model": f"simulated {name}", "camera": "sim", "profile": name} for name in sensor.PROFILES]
+    if fmt == "json":
+        return print_json(cameras)
+    table = titled_table("Cameras", "model", "port (--camera)")
+    for c in cameras:
+        table.add_row(c["model"], c["camera"] + (f" --profile {c['profile']}" if c["profile"] else ""))
     stdout.print(table)
 
 
 @main.command()
 @add_options(camera_options)
-@click.option("--long", "long_", default="10", show_default=True, help="Long exposure to list reachable ratios for.")
+@click.option("--long", "long_", help="Long exposure to list reachable ratios for  [default: the body's speed nearest 10 s].")
+@FORMAT
 @reports_errors
-def settings(camera, profile, sim_size, long_):
+def settings(camera, profile, sim_size, long_, fmt):
     """Shutter list, ISO, aperture, image format, capture target, and the ratios reachable at --long.
 
     \b
     capture settings --long 10
     capture settings --camera sim --profile sim-phone10
+    capture settings --camera sim --format json
     """
-    long_s = exposure_option(long_)
     with open_camera(camera, profile, sim_size) as cam:
         current = cam.read_settings()
-    table = Table(title=current.camera)
-    table.add_column("setting")
-    table.add_column("current")
+    long_s = long_exposure(current.shutter.choices, exposure_option(long_))
+    pairs = reachable_pairs(current.shutter.choices, long_s, bulb=current.bulb)
+    if fmt == "json":
+        return print_json({
+            "camera": current.camera, "bulb": current.bulb, "long_s": float(long_s),
+            "settings": {name: None if (c := current.get(name)) is None else {"current": c.current, "choices": c.choices}
+                         for name in ("shutter", "iso", "fnumber", "image_format", "capture_target")},
+            "pairs": [{"long": p.long_label, "short": p.short_label, "nominal_ratio": round(p.nominal_ratio, 4),
+                       "true_ratio": round(p.true_ratio, 4)} for p in pairs]})
+    table = titled_table(current.camera, "setting", "current")
     table.add_column("choices", overflow="fold")
     for name in ("shutter", "iso", "fnumber", "image_format", "capture_target"):
         choice = current.get(name)
@@ -143,10 +163,8 @@ def settings(camera, profile, sim_size, long_):
             table.add_row(name, str(choice.current), ", ".join(choice.choices))
     table.add_row("bulb", "offered" if current.bulb else "no", "")
     stdout.print(table)
-    pairs = reachable_pairs(current.shutter.choices, long_s, bulb=current.bulb)
-    ratios = Table(title=f"Ratios {RATIO_MIN}-{RATIO_MAX} reachable at {format_exposure(long_s)} s")
-    for column in ("short", "nominal ratio", "true ratio"):
-        ratios.add_column(column)
+    ratios = titled_table(f"Ratios {RATIO_MIN}-{RATIO_MAX} reachable at {format_exposure(long_s)} s",
+                          "short", "nominal ratio", "true ratio")
     for p in pairs:
         ratios.add_row(p.short_label, f"{p.nominal_ratio:g}", f"{p.true_ratio:.4g}")
     stdout.print(ratios if pairs else f"no short on this camera's list gives {RATIO_MIN}-{RATIO_MAX}x "
@@ -161,9 +179,10 @@ def settings(camera, profile, sim_size, long_):
 @add_options(camera_options)
 @click.option("--dry-run", is_flag=True, help="Print the plan; set nothing, shoot nothing.")
 @click.option("--check/--no-check", default=True, show_default=True, help="Quick pixel check after the pair.")
+@FORMAT
 @reports_errors
 def pair(scene, environment, notes, ratio, long_, short, shorts, iso, fnumber, image_format, target,
-         repeat_long, allow_any_ratio, dataset, camera, profile, sim_size, dry_run, check):
+         repeat_long, allow_any_ratio, dataset, camera, profile, sim_size, dry_run, check, fmt):
     """Shoot one scene: the long reference, then --shorts short exposures at --ratio.
 
     The pair is chosen from the camera's own shutter list; a ratio outside 100-300 is refused with
@@ -172,23 +191,28 @@ def pair(scene, environment, notes, ratio, long_, short, shorts, iso, fnumber, i
     \b
     capture pair --ratio 250 --long 10 --scene kitchen --environment indoor --dataset datasets/canon90d
     capture pair --ratio 100 --short 1/10 --iso 800 --scene porch --environment outdoor --dataset d --dry-run
-    capture pair --camera sim --scene demo --environment indoor --dataset datasets/sim
+    capture pair --camera sim --scene demo --environment indoor --dataset datasets/sim --format json
     """
     request = request_from(scene, environment, notes, ratio, long_, short, shorts, iso, fnumber, image_format,
                            target, repeat_long, allow_any_ratio)
     with open_camera(camera, profile, sim_size) as cam:
         plan = plan_pair(cam, request, dataset)
-        stdout.print(plan_table(plan))
-        stdout.print(settings_line(plan), highlight=False)
         if dry_run:
-            return
-        result = shoot_pair(cam, plan, dataset, on_shot=lambda r: stderr.print(
-            f"{r.shot.role} {r.shot.label}: {', '.join(p.name for p in r.files)} ({r.seconds:.1f} s)",
-            highlight=False))
-    stdout.print(summary_table(result))
+            if fmt == "json":
+                return print_json(plan_dict(plan))
+            stdout.print(plan_table(plan))
+            return stdout.print(settings_line(plan), highlight=False)
+        with stderr.status(f"shooting {pair_title(plan)}") as status:
+            result = shoot_pair(cam, plan, dataset, on_shot=lambda r: status.update(
+                f"shooting {plan.request.scene}: {r.shot.role} {r.shot.label} saved as {r.files[0].name}"))
     if check:
-        for line in quick_check(result, dataset):
-            stdout.print(line, highlight=False)
+        result.checks = quick_check(result)
+    if fmt == "json":
+        return print_json(result_dict(result))
+    stdout.print(settings_line(plan), highlight=False)
+    stdout.print(summary_table(result))
+    for line in check_lines(result.checks) if check else []:
+        stdout.print(line, highlight=False)
 
 
 @main.command()
@@ -197,15 +221,17 @@ def pair(scene, environment, notes, ratio, long_, short, shorts, iso, fnumber, i
               help="Default answer to the environment question.")
 @add_options(shoot_options)
 @add_options(camera_options)
+@FORMAT
 @reports_errors
 def session(prefix, environment, ratio, long_, short, shorts, iso, fnumber, image_format, target, repeat_long,
-            allow_any_ratio, dataset, camera, profile, sim_size):
+            allow_any_ratio, dataset, camera, profile, sim_size, fmt):
     """Scene after scene: asks for the scene name, environment and notes, shoots, checks, goes on.
 
     Numbering resumes from the capture log after a crash; no file is ever overwritten. Type q to stop.
 
     \b
     capture session --dataset datasets/canon90d --ratio 250 --long 10 --iso 800
+    capture session --dataset datasets/sim --camera sim --format json > session.json
     """
     template = request_from("", environment, "", ratio, long_, short, shorts, iso, fnumber, image_format, target,
                             repeat_long, allow_any_ratio)
@@ -213,6 +239,10 @@ def session(prefix, environment, ratio, long_, short, shorts, iso, fnumber, imag
         results = run_session(cam, template, dataset, ask=lambda q, d: click.prompt(q, default=d, show_default=True,
                                                                                       err=True),
                               show=lambda m: stderr.print(m, highlight=False), prefix=prefix)
+    if fmt == "json":
+        return print_json([result_dict(r) for r in results])
+    if results:
+        stdout.print(session_table(results))
     stdout.print(f"{len(results)} scenes shot into {dataset}", highlight=False)
 
 
@@ -229,17 +259,21 @@ def session(prefix, environment, ratio, long_, short, shorts, iso, fnumber, imag
               help="Plant a ratio-20 scene, a moved camera and a changed light (planted_defects.json).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--allow-any-ratio", is_flag=True, help="Accept a --ratio outside 100-300 (a badly captured dataset).")
+@FORMAT
 @reports_errors
-def simulate(dataset, scenes, profiles, shorts, long_, ratio, size_, defects, seed, allow_any_ratio):
+def simulate(dataset, scenes, profiles, shorts, long_, ratio, size_, defects, seed, allow_any_ratio, fmt):
     """Shoot a whole simulated dataset (DNG pairs + captures.jsonl) for demos, tests and dry runs.
+
+    Every scene is shot by the simulated camera through the same code as `capture pair --camera sim`.
 
     \b
     capture simulate datasets/sim --scenes 8
     capture simulate datasets/sim-ratio10 --ratio 10 --allow-any-ratio --no-defects
+    capture simulate datasets/sim --scenes 4 --size 128x96 --format json
     """
     from curate.clitools import progress_bar
 
-    from .simulate import simulate_dataset
+    from .simulate import dataset_summary, scenes_table, simulate_dataset
 
     width, height = parse_size(size_, "--size")
     names = tuple(p.strip() for p in profiles.split(",") if p.strip())

@@ -4,6 +4,7 @@ every file downloaded under a human name, one capture-log record per shot, a sum
 """
 from __future__ import annotations
 
+import math
 import re
 import time
 from dataclasses import dataclass, field, replace
@@ -17,6 +18,7 @@ from curate.exposure import ExposurePair, choose_pair, file_label, format_exposu
 from curate.rawmeta import sha256_file
 
 from .backend import Camera, CameraSettings, bulb_label, choice_for_number, format_choice
+from .tables import titled_table
 
 BULB_ABOVE_S = 30                        # longer exposures use bulb where the camera offers it
 SCENE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*$")
@@ -76,7 +78,7 @@ class PairResult:
     plan: PairPlan
     shots: list[ShotResult]
     seconds: float
-    checks: list[str] = field(default_factory=list)  # the quick check's lines, once run
+    checks: list[dict] | None = None     # the quick check's entries (capture.session.quick_check), once run
 
 
 def check_scene_name(scene: str) -> str:
@@ -120,6 +122,16 @@ def on_ladder(labels: list[str], seconds: Fraction | None, tolerance: float = 0.
     ladder = parse_ladder(labels).values()
     near = [s for s in ladder if abs(float(s / seconds) - 1) <= tolerance]
     return min(near, key=lambda s: abs(float(s / seconds) - 1)) if near else seconds
+
+
+def long_exposure(labels: list[str], requested: Fraction | None = None) -> Fraction:
+    """The body's own value for a requested long exposure, or with none its timed speed nearest 10 s."""
+    if requested is not None:
+        return on_ladder(labels, requested)
+    ladder = parse_ladder(labels).values()
+    if not ladder:
+        raise SidkitError("the camera reports no timed shutter speeds; set the mode dial to M (manual)")
+    return min([s for s in ladder if s <= 30] or ladder, key=lambda s: abs(math.log(float(s) / 10)))
 
 
 def settings_to_apply(current: CameraSettings, request: PairRequest) -> tuple[dict[str, str], list[str]]:
@@ -239,18 +251,18 @@ def _as_number(value) -> float | None:
 
 
 # --- what the user sees ----------------------------------------------------------------------------
-def plan_table(plan: PairPlan):
-    """The plan as a rich Table (what --dry-run prints)."""
-    from rich.table import Table
-
+def pair_title(plan: PairPlan) -> str:
+    """'kitchen (indoor) on Canon EOS R5 0123: 10.3 / 1/25 = 257.5x (true 256x)'."""
     pair = plan.pair
-    table = Table(title=f"{plan.request.scene} ({plan.request.environment}) on {plan.camera}: "
-                        f"{pair.long_label} / {pair.short_label} = {pair.nominal_ratio:g}x "
-                        f"(true {pair.true_ratio:.4g}x)")
-    for column in ("#", "role", "shutter", "seconds", "file stem"):
-        table.add_column(column)
+    return (f"{plan.request.scene} ({plan.request.environment}) on {plan.camera}: {pair.long_label} / "
+            f"{pair.short_label} = {pair.nominal_ratio:g}x (true {pair.true_ratio:.4g}x)")
+
+
+def plan_table(plan: PairPlan):
+    """The plan as a rich Table (what --dry-run prints): every shot and its file stem."""
+    table = titled_table(pair_title(plan), "#", "role", "shutter", "seconds", "file stem")
     for index, shot in enumerate(plan.shots):
-        table.add_row(str(index), shot.role, "bulb" if shot.bulb else shot.label,
+        table.add_row(str(index), shot.role, _shutter_text(shot),
                       format_exposure(shot.seconds), shot.stem)
     return table
 
@@ -261,15 +273,36 @@ def settings_line(plan: PairPlan) -> str:
 
 
 def summary_table(result: PairResult):
-    """Achieved ratio, files and seconds per shot."""
-    from rich.table import Table
-
-    pair = result.plan.pair
-    table = Table(title=f"{result.plan.request.scene}: ratio {pair.nominal_ratio:g}x nominal, "
-                        f"{pair.true_ratio:.4g}x true, {result.seconds:.1f} s")
-    for column in ("role", "shutter", "files", "seconds"):
-        table.add_column(column)
-    for shot in result.shots:
-        table.add_row(shot.shot.role, "bulb " + format_exposure(shot.shot.seconds) if shot.shot.bulb
-                      else shot.shot.label, " ".join(p.name for p in shot.files), f"{shot.seconds:.1f}")
+    """What was shot, each shot once: role, shutter, files and the seconds it took."""
+    table = titled_table(f"{pair_title(result.plan)}, {result.seconds:.1f} s", "#", "role", "shutter", "files",
+                         "seconds")
+    for index, shot in enumerate(result.shots):
+        table.add_row(str(index), shot.shot.role, _shutter_text(shot.shot), " ".join(p.name for p in shot.files),
+                      f"{shot.seconds:.1f}")
     return table
+
+
+def plan_dict(plan: PairPlan) -> dict:
+    """The plan as plain data (`capture pair --dry-run --format json`)."""
+    pair, request = plan.pair, plan.request
+    return {"scene": request.scene, "environment": request.environment, "camera": plan.camera,
+            "long_label": pair.long_label, "short_label": pair.short_label, "bulb_long": pair.bulb_long,
+            "nominal_ratio": round(pair.nominal_ratio, 4), "true_ratio": round(pair.true_ratio, 4),
+            "settings": dict(plan.settings), "notes": list(plan.notes),
+            "shots": [{"role": s.role, "shutter": _shutter_text(s), "seconds": float(s.seconds), "bulb": s.bulb,
+                       "stem": s.stem} for s in plan.shots]}
+
+
+def result_dict(result: PairResult) -> dict:
+    """What was shot as plain data (`capture pair --format json`): files relative to the dataset."""
+    out = plan_dict(result.plan)
+    out["shots"] = [{"role": s.shot.role, "shutter": _shutter_text(s.shot), "seconds": float(s.shot.seconds),
+                     "bulb": s.shot.bulb, "files": [f"{Path(s.shot.stem).parent.as_posix()}/{f.name}" for f in s.files],
+                     "captured_at": s.captured_at, "took_s": round(s.seconds, 3)} for s in result.shots]
+    out["seconds"] = round(result.seconds, 3)
+    out["checks"] = result.checks
+    return out
+
+
+def _shutter_text(shot: Shot) -> str:
+    return f"bulb {format_exposure(shot.seconds)}" if shot.bulb else shot.label

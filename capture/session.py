@@ -15,9 +15,12 @@ from rich.markup import escape
 
 from curate.capturelog import read_log
 from curate.errors import SidkitError
+from curate.pixelchecks import check_pair_pixels
+from curate.rawmeta import read_metadata
 
 from .backend import RAW_WORDS, Camera
 from .pair import ENVIRONMENTS, PairRequest, PairResult, check_scene_name, plan_pair, shoot_pair
+from .tables import titled_table
 
 
 def next_scene_name(dataset: Path, prefix: str = "scene") -> str:
@@ -27,36 +30,44 @@ def next_scene_name(dataset: Path, prefix: str = "scene") -> str:
     return f"{prefix}-{max(numbers, default=0) + 1:03d}"
 
 
-def quick_check(result: PairResult, dataset: Path) -> list[str]:
-    """Short-too-dark and long-clipped (and the other pixel findings) of each short against the long.
+def quick_check(result: PairResult) -> list[dict]:
+    """Curate's pixel checks of each short against the long (too dark, clipped, moved, changed light).
 
-    Uses curate's pixel checks; files that are not raw (a JPEG-only camera) are skipped.
+    One entry per finding, ``{"file", "code", "severity", "message"}``, plus per short the measured
+    brightness ratio (code ``measured-ratio``, severity ``info``, with ``measured_ratio``); files that
+    are not raw (a JPEG-only camera) give one ``skipped`` entry. An empty list: nothing to check.
     """
-    try:
-        from curate.pixelchecks import check_pair_pixels
-        from curate.rawmeta import read_metadata
-    except ImportError:
-        return ["quick check unavailable: this sidkit has no curate.pixelchecks"]
     longs = [s for s in result.shots if s.shot.role == "long"]
     shorts = [s for s in result.shots if s.shot.role == "short"]
     if not longs:
         return []
     long_file = longs[0].files[0]
     if not RAW_WORDS.search(long_file.suffix.lstrip(".")):
-        return [f"quick check skipped: {long_file.name} is not a raw file"]
+        return [{"file": long_file.name, "code": "skipped", "severity": "info",
+                 "message": "quick check skipped: not a raw file"}]
     meta = read_metadata(long_file)
-    messages = []
+    checks = []
     for short in shorts:
         findings, measured = check_pair_pixels(
             short.files[0], long_file, exif_ratio=result.plan.pair.nominal_ratio,
             black_level=meta.black_level, white_level=meta.white_level, cfa=meta.cfa,
             pair_id=short.files[0].stem)
-        ratio = measured.get("measured_ratio") if measured else None
-        messages += [line for f in findings
-                     if (line := f"{f.severity} {f.code}: {Path(f.path).name}: {f.message}") not in messages]
-        if ratio:
-            messages.append(f"{short.files[0].name}: measured brightness ratio {ratio:.4g}")
-    return messages or ["quick check: no findings"]
+        for f in findings:
+            entry = {"file": Path(f.path).name, "code": f.code, "severity": f.severity, "message": f.message}
+            if entry not in checks:
+                checks.append(entry)
+        if ratio := (measured or {}).get("measured_ratio"):
+            checks.append({"file": short.files[0].name, "code": "measured-ratio", "severity": "info",
+                           "message": f"measured brightness ratio {ratio:.4g}", "measured_ratio": round(ratio, 4)})
+    return checks
+
+
+def check_lines(checks: list[dict]) -> list[str]:
+    """The quick check as text, one line per entry."""
+    if not checks:
+        return ["quick check: no findings"]
+    return [f"{c['file']}: {c['message']}" if c["severity"] == "info"
+            else f"{c['severity']} {c['code']}: {c['file']}: {c['message']}" for c in checks]
 
 
 def run_session(camera: Camera, template: PairRequest, dataset: Path, ask: Callable[[str, str], str],
@@ -93,7 +104,21 @@ def run_session(camera: Camera, template: PairRequest, dataset: Path, ask: Calla
         show(f"{scene}: {pair.long_label} / {pair.short_label} = {pair.nominal_ratio:g}x "
              f"(true {pair.true_ratio:.4g}x), {sum(len(s.files) for s in result.shots)} files, "
              f"{result.seconds:.1f} s")
-        for line in quick_check(result, dataset):
+        result.checks = quick_check(result)
+        for line in check_lines(result.checks):
             show(f"  {line}")
         results.append(result)
     return results
+
+
+def session_table(results: list[PairResult]):
+    """One row per scene shot: pair, ratio, files, the quick check's errors and warnings, seconds."""
+    table = titled_table(f"{len(results)} scenes", "scene", "environment", "long / short", "ratio (true)", "files",
+                         "errors", "warnings", "seconds")
+    for r in results:
+        pair, checks = r.plan.pair, r.checks or []
+        table.add_row(r.plan.request.scene, r.plan.request.environment, f"{pair.long_label} / {pair.short_label}",
+                      f"{pair.nominal_ratio:g} ({pair.true_ratio:.4g})", str(sum(len(s.files) for s in r.shots)),
+                      str(sum(c["severity"] == "error" for c in checks)),
+                      str(sum(c["severity"] == "warning" for c in checks)), f"{r.seconds:.1f}")
+    return table

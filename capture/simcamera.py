@@ -128,7 +128,7 @@ class SimCamera(Camera):
                                seed=self.seed * 100003 + scene_seed % 100003 + self.shot_count)
         when = self.now()
         self.clock += timedelta(seconds=open_s + self.readout_s)
-        self._details = {"profile": self.profile_name, "exposed_s": round(open_s, 6), "light": light,
+        self._details = {"profile": self.profile_name, "exposed_s": open_s, "light": light,
                          "shift": list(disturbance.shift)}
 
         def write(tmp: Path) -> None:

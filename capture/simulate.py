@@ -27,6 +27,7 @@ from curate.errors import SidkitError
 from .pair import PairRequest, plan_pair, shoot_pair
 from .sensor import get_profile, scene_rng
 from .simcamera import SimCamera
+from .tables import titled_table
 
 DEFECTS_NAME = "planted_defects.json"
 DEFECT_RATIO = 20            # the bad scene's ratio (ratio-out-of-range)
@@ -143,3 +144,33 @@ def write_folder_layout(dataset: str | os.PathLike, out: str | os.PathLike) -> P
     with atomic_write(out / DEFECTS_NAME, "w", encoding="utf-8") as handle:
         json.dump([{**d, "short_path": renamed[d["short_path"]]} for d in planted], handle, indent=2)
     return out
+
+
+def dataset_summary(dataset: str | os.PathLike) -> dict:
+    """A simulated dataset in plain data: one entry per scene (from the log) and the planted defects."""
+    dataset = Path(dataset)
+    scenes: dict[str, dict] = {}
+    for rec in read_log(dataset):
+        extra = rec.extra or {}
+        scene = scenes.setdefault(rec.scene_id, {
+            "scene_id": rec.scene_id, "environment": rec.environment, "camera": rec.camera, "iso": rec.iso,
+            "fnumber": rec.fnumber, "long_label": extra.get("long_label"), "short_label": extra.get("short_label"),
+            "nominal_ratio": extra.get("nominal_ratio"), "true_ratio": extra.get("true_ratio"), "files": []})
+        scene["files"].append(rec.path)
+    defects_path = dataset / DEFECTS_NAME
+    planted = json.loads(defects_path.read_text(encoding="utf-8")) if defects_path.exists() else []
+    return {"dataset": str(dataset), "scenes": list(scenes.values()), "planted_defects": planted}
+
+
+def scenes_table(summary: dict):
+    """`dataset_summary` as a rich Table: one row per scene, its planted defects named."""
+    defects: dict[str, set] = {}
+    for d in summary["planted_defects"]:
+        defects.setdefault(d["scene_id"], set()).add(d["defect"])
+    table = titled_table(f"{summary['dataset']}: {len(summary['scenes'])} scenes", "scene", "environment", "camera",
+                         "ISO", "long / short", "ratio (true)", "files", "planted")
+    for s in summary["scenes"]:
+        table.add_row(s["scene_id"], s["environment"], s["camera"], f"{s['iso']:g}",
+                      f"{s['long_label']} / {s['short_label']}", f"{s['nominal_ratio']:g} ({s['true_ratio']:.4g})",
+                      str(len(s["files"])), ", ".join(sorted(defects.get(s["scene_id"], ()))))
+    return table

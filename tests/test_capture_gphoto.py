@@ -52,13 +52,19 @@ def test_detect_lists_the_virtual_camera(vcam):
 
 
 def test_settings_show_ladder_and_reachable_ratios(vcam):
-    out = run(vcam, "settings", "--long", "1")
+    out = run(vcam, "settings", "--long", "1", "--format", "json")
     assert out.returncode == 0, out.stderr
-    assert "GP VC 0.1" in out.stdout and "1.0000s, 0.1000s, 0.0500s" in out.stdout
-    assert "(not offered)" in out.stdout          # no iso, no image format
-    rows = [line.split("│")[1:4] for line in out.stdout.splitlines() if "0.0" in line and "│" in line]
-    ratios = {r[0].strip(): (r[1].strip(), r[2].strip()) for r in rows if r[0].strip().endswith("s")}
-    assert ratios == {"0.0100s": ("100", "101.6"), "0.0050s": ("200", "203.2")}
+    settings = json.loads(out.stdout)
+    assert settings["camera"] == "GP VC 0.1" and settings["settings"]["shutter"]["choices"][:3] == [
+        "1.0000s", "0.1000s", "0.0500s"]
+    assert settings["settings"]["iso"] is None and settings["settings"]["image_format"] is None
+    assert [(p["short"], p["nominal_ratio"], p["true_ratio"]) for p in settings["pairs"]] == [
+        ("0.0100s", 100, 101.5937), ("0.0050s", 200, 203.1873)]
+    # with no --long, the body's speed nearest 10 s (its longest, 1 s), not an error for a 10 s it lacks
+    table = run(vcam, "settings")
+    assert table.returncode == 0, table.stderr
+    assert "GP VC 0.1" in table.stdout and "(not offered)" in table.stdout
+    assert "Ratios 100-300 reachable at 1 s" in table.stdout and "0.0050s" in table.stdout
 
 
 def test_dry_run_plans_from_the_ladder_and_touches_nothing(vcam, tmp_path):

@@ -6,7 +6,7 @@ import pytest
 from fakecamera import FakeCamera
 
 from capture.backend import choice_for_number, format_choice, save_new
-from capture.pair import PairRequest, Shot, name_shots, plan_pair, shoot_pair
+from capture.pair import PairRequest, Shot, long_exposure, name_shots, plan_pair, shoot_pair
 from curate.capturelog import read_log
 from curate.errors import SidkitError
 
@@ -53,6 +53,19 @@ def test_ratio_chosen_from_real_ladders(labels, long, short_label, nominal, long
     assert p.pair.nominal_ratio == pytest.approx(nominal)
     assert p.pair.true_ratio == pytest.approx(256)
     assert not p.pair.bulb_long
+
+
+@pytest.mark.parametrize("labels, requested, expected", [
+    (CANON_R5, None, Fraction(103, 10)),          # nearest 10 s on the body: its '10.3'
+    (CANON_R5, Fraction(10), Fraction(103, 10)),  # 10 typed, within 5% of '10.3'
+    (NIKON_D7000, None, Fraction(10)),
+    (FUJI_XT2, Fraction(120), Fraction(120)),
+    (["1/30", "1/60", "1/125"], None, Fraction(1, 30)),   # a body with nothing near 10 s: its longest
+])
+def test_long_exposure_is_one_the_body_offers(labels, requested, expected):
+    assert long_exposure(labels, requested) == expected
+    with pytest.raises(SidkitError, match="no timed shutter speeds"):
+        long_exposure(["Bulb"])
 
 
 def test_short_given_picks_the_long(tmp_path):

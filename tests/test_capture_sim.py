@@ -1,11 +1,14 @@
 """The simulated sensor end to end: `capture pair --camera sim` writes DNGs + log that curate reads back."""
-import re
+import json
+from fractions import Fraction
 
+import numpy as np
 import pytest
+import rawpy
 from click.testing import CliRunner
 
 from capture.cli import main
-from capture.pair import PairRequest
+from capture.pair import PairRequest, plan_pair, shoot_pair
 from capture.session import next_scene_name, run_session
 from capture.simcamera import SimCamera
 from curate.capturelog import read_log
@@ -15,15 +18,27 @@ from curate.scan import scan_dataset
 SMALL = ["--camera", "sim", "--sim-size", "128x96"]
 
 
+def _signal(path) -> np.ndarray:
+    """Black-subtracted mosaic of a DNG, read back through rawpy."""
+    with rawpy.imread(str(path)) as raw:
+        black = np.array(raw.black_level_per_channel)[raw.raw_colors_visible]
+        return raw.raw_image_visible.astype(float) - black
+
+
 def invoke(*args):
     return CliRunner().invoke(main, list(args), catch_exceptions=False)
 
 
 def test_sim_pair_writes_dngs_whose_exif_matches(tmp_path):
-    result = invoke("pair", "--scene", "lamp-1", "--environment", "indoor", "--dataset", str(tmp_path),
-                    "--long", "10", "--shorts", "2", "--iso", "400", "--fnumber", "8", *SMALL)
+    result = CliRunner().invoke(main, [
+        "pair", "--scene", "lamp-1", "--environment", "indoor", "--dataset", str(tmp_path), "--long", "10",
+        "--shorts", "2", "--iso", "400", "--fnumber", "8", "--format", "json", *SMALL], catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    assert "250x nominal, 256x true" in result.output
+    out = json.loads(result.stdout)
+    assert (out["long_label"], out["short_label"], out["nominal_ratio"], out["true_ratio"]) == ("10", "1/25", 250, 256)
+    assert [(s["role"], s["shutter"], s["files"]) for s in out["shots"]] == [
+        ("long", "10", ["lamp-1/lamp-1_long_10s.dng"]), ("short", "1/25", ["lamp-1/lamp-1_short_1-25s_00.dng"]),
+        ("short", "1/25", ["lamp-1/lamp-1_short_1-25s_01.dng"])]
     files = sorted(p.name for p in (tmp_path / "lamp-1").iterdir())
     assert files == ["lamp-1_long_10s.dng", "lamp-1_short_1-25s_00.dng", "lamp-1_short_1-25s_01.dng"]
     short = read_metadata(tmp_path / "lamp-1" / files[1])
@@ -31,8 +46,11 @@ def test_sim_pair_writes_dngs_whose_exif_matches(tmp_path):
     assert (float(short.exposure_s), short.iso, short.fnumber) == (0.04, 400, 8)
     assert (float(long.exposure_s), long.camera, long.cfa, long.width) == (10, "Sidkit SIM-DSLR14", "RGGB", 128)
     # the quick check measured the brightness ratio from the pixels
-    measured = [float(m) for m in re.findall(r"measured brightness ratio ([\d.]+)", result.output)]
-    assert len(measured) == 2 and all(225 < m < 275 for m in measured)
+    measured = [c["measured_ratio"] for c in out["checks"] if c["code"] == "measured-ratio"]
+    assert len(measured) == 2 and all(235 < m < 275 for m in measured), measured
+    # ISO 400 in light that fills the well at ISO 100 clips the long: the check says so, once
+    assert [(c["code"], c["file"]) for c in out["checks"] if c["severity"] != "info"] == [
+        ("clipped", "lamp-1_long_10s.dng")]
     df, findings = scan_dataset(tmp_path)
     assert findings == []
     assert list(df["ratio"]) == [250.0, 250.0] and set(df["scene_id"]) == {"lamp-1"}
@@ -57,10 +75,43 @@ def test_sim_refuses_bad_ratio_and_names(tmp_path):
 
 
 def test_sim_settings_lists_profile(tmp_path):
-    result = invoke("settings", "--camera", "sim", "--profile", "sim-phone10", "--long", "5")
+    result = invoke("settings", "--camera", "sim", "--profile", "sim-phone10", "--long", "5", "--format", "json")
     assert result.exit_code == 0, result.output
-    assert "Sidkit SIM-PHONE10 PH10-0001" in result.output and "1/8000" in result.output
-    assert re.search(r"1/50\s*│\s*250\s*│\s*256", result.output)
+    out = json.loads(result.output)
+    assert out["camera"] == "Sidkit SIM-PHONE10 PH10-0001" and "1/8000" in out["settings"]["shutter"]["choices"]
+    assert out["settings"]["iso"]["choices"][-1] == "3200" and out["long_s"] == 5
+    assert {"long": "5", "short": "1/50", "nominal_ratio": 250, "true_ratio": 256} in out["pairs"]
+    assert all(100 <= p["nominal_ratio"] <= 300 for p in out["pairs"])
+    table = invoke("settings", "--camera", "sim", "--profile", "sim-phone10", "--long", "5")
+    assert table.exit_code == 0 and "Sidkit SIM-PHONE10 PH10-0001" in table.output and "1/50" in table.output
+
+
+def test_pair_output_lists_each_shot_once(tmp_path):
+    result = invoke("pair", "--scene", "lamp-1", "--environment", "indoor", "--dataset", str(tmp_path),
+                    "--long", "10", "--shorts", "2", "--repeat-long", *SMALL)
+    assert result.exit_code == 0, result.output
+    names = ["lamp-1_long_10s.dng", "lamp-1_short_1-25s_00.dng", "lamp-1_short_1-25s_01.dng", "lamp-1_long_10s_01.dng"]
+    assert sorted(p.name for p in (tmp_path / "lamp-1").iterdir()) == sorted(names)
+    # each file once in the shot table, the shorts once more in the quick check's measured ratios
+    assert [result.output.count(n) for n in names] == [1, 2, 2, 1]
+    assert result.output.count("lamp-1 (indoor) on Sidkit SIM-DSLR14 SD14-0001: 10 / 1/25 = 250x (true 256x)") == 1
+
+
+def test_sim_exposes_the_true_time_and_logs_the_label(tmp_path):
+    """One exposure semantics: the sensor sees the label's power-of-two time, EXIF and the log the label."""
+    camera = SimCamera("sim-dslr14", width=128, height=96)
+    plan = plan_pair(camera, PairRequest(scene="s", environment="indoor", long=Fraction(10), shorts=1), tmp_path)
+    result = shoot_pair(camera, plan, tmp_path)
+    long, short = (_signal(s.files[0]).mean() for s in result.shots)
+    assert long / short == pytest.approx(256, rel=0.012)        # 250 would be the nominal labels' ratio
+    assert [s.details["exposed_s"] for s in result.shots] == [pytest.approx(2 ** (10 / 3)),
+                                                               pytest.approx(2 ** (-14 / 3))]
+    records = read_log(tmp_path)
+    assert [(r.requested_exposure_s, r.camera_exposure, r.extra["exposed_s"]) for r in records] == [
+        (10, "10", pytest.approx(2 ** (10 / 3))), (0.04, "1/25", pytest.approx(2 ** (-14 / 3)))]
+    assert [float(read_metadata(tmp_path / r.path).exposure_s) for r in records] == [10, 0.04]
+    # the body's clock: the short starts after the long's 10.08 s and the readout
+    assert records[0].captured_at < records[1].captured_at
 
 
 def test_session_resumes_numbering_from_the_log(tmp_path):
