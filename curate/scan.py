@@ -184,8 +184,12 @@ class MetadataReader:
             findings.append(problem)
         else:
             try:
-                meta = rawmeta.read_metadata(path)
-                meta.sha256 = rawmeta.sha256_file(path)
+                read = rawmeta.read_metadata(path)
+                if not read.exposure_s > 0:
+                    raise rawmeta.UnreadableRaw(f"{shown(path)}: exposure time {read.exposure_s} is not positive; "
+                                                f"{NOT_RAW_FIX}")
+                read.sha256 = rawmeta.sha256_file(path)
+                meta = read
             except rawmeta.UnreadableRaw as exc:
                 findings.append(Finding(pair_id, shown(path), "unreadable", one_line(str(exc))))
             except Exception as exc:       # a reader's bug must not stop the scan of every other file

@@ -272,3 +272,20 @@ def test_import_sid_special_files_and_latin1_names(sim_dataset, tmp_path):
     assert [(code, name) for code, name, _ in found] == [("unreadable", "00002_00_0.1s.ARW"),
                                                          ("unreadable", "00003_00_0.1s\\xe9.ARW")]
     assert "FIFO" in found[0][2] and "UTF-8" in found[1][2]
+
+
+def test_a_file_with_an_impossible_exposure_is_unreadable(sim_dataset, tmp_path, monkeypatch):
+    from curate import rawmeta
+
+    real = rawmeta.read_metadata
+
+    def zero_exposure(path, **kwargs):
+        meta = real(path, **kwargs)
+        if Path(path).name == "sim01_long_10s.dng":
+            meta.exposure_s = 0
+        return meta
+
+    monkeypatch.setattr(rawmeta, "read_metadata", zero_exposure)
+    df, findings = scan_dataset(sim_dataset, tmp_path)
+    assert [(f.code, Path(f.path).name) for f in findings] == [("unreadable", "sim01_long_10s.dng")]
+    assert "not positive" in findings[0].message and len(df) == 6
