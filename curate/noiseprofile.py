@@ -82,12 +82,23 @@ class NoiseProfile:
         return min(ks), max(ks)
 
     def sigmas(self, k: float) -> dict:
-        """Read noise, row noise (DN) and Tukey lambda at system gain ``k`` from the fits."""
+        """Read noise, row noise (DN) and Tukey lambda at system gain ``k``: interpolated in log-log
+        between the measured ISOs, ELD's log-linear fit beyond them."""
         f = self.fit
         log_k = math.log(k)
-        return {"read_noise_dn": math.exp(f["read_slope"] * log_k + f["read_intercept"]),
-                "row_noise_dn": math.exp(f["row_slope"] * log_k + f["row_intercept"]),
-                "tukey_lambda": f["tukey_lambda"]}
+        table = self.log_table()
+        if table[0][0] <= log_k <= table[0][-1]:
+            read, row = (math.exp(float(np.interp(log_k, table[0], t))) for t in table[1:])
+        else:
+            read = math.exp(f["read_slope"] * log_k + f["read_intercept"])
+            row = math.exp(f["row_slope"] * log_k + f["row_intercept"])
+        return {"read_noise_dn": read, "row_noise_dn": row, "tukey_lambda": f["tukey_lambda"]}
+
+    def log_table(self) -> tuple[list[float], list[float], list[float]]:
+        """log K, log read noise, log row noise of the measured ISOs, in order of K."""
+        isos = sorted(self.isos, key=lambda i: i.k_dn_per_e)
+        return ([math.log(i.k_dn_per_e) for i in isos], [math.log(max(i.read_noise_dn, 1e-6)) for i in isos],
+                [math.log(max(i.row_noise_dn, 1e-6)) for i in isos])
 
     def k_at_iso(self, iso: float) -> float:
         return math.exp(self.fit["k_slope"] * math.log(iso) + self.fit["k_intercept"])
@@ -440,6 +451,88 @@ def write_plot(profile: NoiseProfile, path: Path) -> Path:
     ax.set(xscale="log", yscale="log", xlabel="mean signal above black (DN)", ylabel="variance (DN²)",
            title=f"Photon transfer: {profile.camera}")
     ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_write(path, "wb") as handle:
+        fig.savefig(handle, format="png")
+    plt.close(fig)
+    return Path(path)
+
+
+# --- realism check: synthetic shorts against a manifest's real shorts ----------------------------
+def synthesise_counts(long_dn: np.ndarray, k: float, read: float, row: float, lam: float,
+                      rng: np.random.Generator) -> np.ndarray:
+    """Short signal in DN above black (planes (4, h, w)) for expected DN ``long_dn``: the model of
+    train.synthetic in numpy (Poisson through K, Tukey-lambda read noise, row offsets, rounding)."""
+    from scipy import stats
+
+    shot = rng.poisson(np.maximum(long_dn, 0) / k) * k
+    draws = stats.tukeylambda.rvs(lam, size=long_dn.shape, random_state=rng)
+    read_noise = draws * read / math.sqrt(stats.tukeylambda.var(lam))
+    rows = rng.standard_normal((2, long_dn.shape[1], 1))[[0, 0, 1, 1]] * row
+    return np.rint(shot + read_noise + rows)
+
+
+def check_profile(profile: NoiseProfile, manifest, pairs: int = 8, bins: int = 8, seed: int = 0) -> dict:
+    """Noise variance against signal per channel for real shorts and synthetic ones made from their
+    longs (same ISO through the profile's fits, ratio measured from the pixels), and the distance
+    between the residual histograms (Wasserstein, in units of the real residual's spread)."""
+    from scipy import stats
+
+    from .manifest import black_levels, resolve
+
+    rows = manifest[manifest["camera"].map(lambda c: profile.camera.startswith(str(c)))]
+    if rows.empty:
+        raise SidkitError(f"{manifest.attrs.get('path', 'the manifest')}: no pairs of {profile.camera}; "
+                          "check the profile against a manifest of the same body")
+    rows = rows.sample(min(pairs, len(rows)), random_state=seed).sort_values("pair_id")
+    rng = np.random.default_rng(seed)
+    real_res, synth_res = defaultdict(list), defaultdict(list)     # channel -> [(expected, residual)]
+    for row in rows.itertuples(index=False):
+        black = black_tile(black_levels(row.black_level), row.cfa)[:, None, None]
+        white = float(row.white_level)
+        short = np.stack(planes(read_mosaic(resolve(manifest, row.short_path)).astype(np.float64), row.cfa)) - black
+        long = np.stack(planes(read_mosaic(resolve(manifest, row.long_path)).astype(np.float64), row.cfa)) - black
+        usable = (long < 0.9 * (white - black)) & (long > 0)
+        ratio = float(long[usable].sum() / max(short[usable].sum(), 1e-9))    # measured, not EXIF
+        expected = long / ratio
+        k = profile.k_at_iso(float(row.short_iso))
+        s = profile.sigmas(k)
+        synthetic = synthesise_counts(expected, k, s["read_noise_dn"], s["row_noise_dn"], s["tukey_lambda"], rng)
+        for c in range(4):
+            m = usable[c]
+            real_res[c].append(np.stack([expected[c][m], short[c][m] - expected[c][m]]))
+            synth_res[c].append(np.stack([expected[c][m], synthetic[c][m] - expected[c][m]]))
+    table, distances = [], {}
+    for c, name in enumerate(CHANNELS):
+        real, synth = np.concatenate(real_res[c], axis=1), np.concatenate(synth_res[c], axis=1)
+        edges = np.quantile(real[0], np.linspace(0, 1, bins + 1))
+        for lo, hi in zip(edges[:-1], edges[1:]):
+            r, s = real[1][(real[0] >= lo) & (real[0] <= hi)], synth[1][(synth[0] >= lo) & (synth[0] <= hi)]
+            if len(r) > 50 and len(s) > 50:
+                table.append({"channel": name, "signal_dn": float((lo + hi) / 2), "real_variance": float(r.var()),
+                              "synthetic_variance": float(s.var()), "ratio": float(s.var() / max(r.var(), 1e-12))})
+        distances[name] = float(stats.wasserstein_distance(real[1], synth[1]) / max(real[1].std(), 1e-12))
+    return {"pairs": len(rows), "camera": profile.camera, "variance": table, "histogram_distance": distances}
+
+
+def write_check_plot(check: dict, path: Path) -> Path:
+    """Real and synthetic noise variance against signal, per channel (log axes)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .atomic import atomic_write
+
+    fig, ax = plt.subplots(figsize=(7, 5), dpi=100)
+    for colour, name in zip(("tab:red", "tab:green", "tab:blue", "tab:olive"), CHANNELS):
+        rows = [r for r in check["variance"] if r["channel"] == name]
+        x = [r["signal_dn"] for r in rows]
+        ax.plot(x, [r["real_variance"] for r in rows], "o", color=colour, label=f"{name} real")
+        ax.plot(x, [r["synthetic_variance"] for r in rows], "-", color=colour, label=f"{name} synthetic")
+    ax.set(xscale="log", yscale="log", xlabel="expected short signal (DN above black)", ylabel="variance (DN²)",
+           title=f"Synthetic vs real shorts: {check['camera']} ({check['pairs']} pairs)")
+    ax.legend(fontsize=8, ncol=2)
     fig.tight_layout()
     with atomic_write(path, "wb") as handle:
         fig.savefig(handle, format="png")

@@ -168,3 +168,25 @@ def test_virtual_camera_prompts_for_the_lens_cap_and_finds_light(vcam, tmp_path)
     assert "Put the lens cap on" in proc.stderr and "not dark" in proc.stderr
     logged = read_log(tmp_path / "cal")
     assert [r.role for r in logged] == ["dark"] and logged[0].camera == "GP VC 0.1"
+
+
+@pytest.mark.slow
+def test_check_compares_synthetic_and_real_shorts(sim_calibration, tmp_path):
+    """The realism check on the simulated camera's own pairs: noise variance per signal level agrees."""
+    from capture.simulate import simulate_dataset
+    from curate.manifest import read_manifest, write_manifest
+    from curate.scan import scan_dataset
+
+    dataset = simulate_dataset(tmp_path / "ds", scenes=2, profiles=("sim-dslr14",), size=(256, 192), defects=False)
+    df, _ = scan_dataset(dataset, tmp_path)
+    write_manifest(df, tmp_path / "m.csv")
+    out = CliRunner().invoke(curate_main, ["noise-profile", str(sim_calibration[0]), "-o", str(tmp_path / "p.json"),
+                                           "--check", str(tmp_path / "m.csv"), "--format", "json"])
+    assert out.exit_code == 0, out.output
+    check = json.loads(out.stdout[out.stdout.index("{"):])["check"]
+    assert check["pairs"] == len(read_manifest(tmp_path / "m.csv").query("camera.str.contains('DSLR14')"))
+    assert len(check["variance"]) >= 8
+    for row in check["variance"]:
+        assert 0.8 < row["ratio"] < 1.25, row
+    assert max(check["histogram_distance"].values()) < 0.1
+    assert (tmp_path / "p-check.png").stat().st_size > 10_000 and read_profile(tmp_path / "p.json").isos

@@ -63,6 +63,7 @@ class NoiseModel:
     row_intercept: float
     tukey_lambda: float
     camera: str = ""
+    table: tuple = ()          # (log K, log read, log row) of the measured ISOs: interpolated between them
 
     @classmethod
     def from_profile(cls, profile: NoiseProfile | str) -> NoiseModel:
@@ -71,13 +72,26 @@ class NoiseModel:
         f = profile.fit
         k_min, k_max = profile.k_range()
         return cls(k_min, k_max, f["read_slope"], f["read_intercept"], f["row_slope"], f["row_intercept"],
-                   float(f["tukey_lambda"]), profile.camera)
+                   float(f["tukey_lambda"]), profile.camera, profile.log_table())
 
     def read_sigma(self, k: torch.Tensor) -> torch.Tensor:
-        return torch.exp(self.read_slope * torch.log(k) + self.read_intercept)
+        return self._sigma(k, self.read_slope, self.read_intercept, 1)
 
     def row_sigma(self, k: torch.Tensor) -> torch.Tensor:
-        return torch.exp(self.row_slope * torch.log(k) + self.row_intercept)
+        return self._sigma(k, self.row_slope, self.row_intercept, 2)
+
+    def _sigma(self, k: torch.Tensor, slope: float, intercept: float, column: int) -> torch.Tensor:
+        """Log-log interpolation between the measured ISOs; the log-linear fit outside them."""
+        log_k = torch.log(torch.as_tensor(k))
+        line = slope * log_k + intercept
+        if len(self.table) != 3 or len(self.table[0]) < 2:
+            return torch.exp(line)
+        xs = torch.tensor(self.table[0], dtype=log_k.dtype, device=log_k.device)
+        ys = torch.tensor(self.table[column], dtype=log_k.dtype, device=log_k.device)
+        i = torch.searchsorted(xs, log_k.contiguous()).clamp(1, len(xs) - 1)
+        t = (log_k - xs[i - 1]) / (xs[i] - xs[i - 1])
+        inside = (log_k >= xs[0]) & (log_k <= xs[-1])
+        return torch.exp(torch.where(inside, ys[i - 1] + t * (ys[i] - ys[i - 1]), line))
 
 
 def synthesise(long: torch.Tensor, black: torch.Tensor, white: torch.Tensor | float, ratio: torch.Tensor,
