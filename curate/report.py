@@ -50,10 +50,11 @@ def render_small(path: str | os.PathLike, black: list[float], white: float, gain
     with rawpy.imread(str(path)) as raw:
         if gain != 1.0:
             counts = raw.raw_image_visible
-            h, w = counts.shape
-            if len(black) == 4 and raw.raw_pattern.shape == (2, 2):
+            h, w = counts.shape[:2]
+            mosaic = counts.ndim == 2 and raw.raw_pattern is not None and raw.raw_pattern.shape == (2, 2)
+            if len(black) == 4 and mosaic:
                 level = np.tile(np.asarray(black, np.float32).reshape(2, 2), (h // 2 + 1, w // 2 + 1))[:h, :w]
-            else:
+            else:       # X-Trans, or a demosaiced (linear) raw: one level for all
                 level = np.float32(np.mean(black))
             scaled = level + np.maximum(counts.astype(np.float32) - level, 0) * np.float32(gain)
             counts[...] = np.clip(scaled, 0, white).astype(np.uint16)

@@ -174,6 +174,24 @@ def test_a_bad_file_is_a_badge_not_a_traceback(dataset_manifest, sim_dataset, tm
     assert "Traceback" not in result.output
 
 
+def test_real_camera_raws_render_or_say_why(raw_samples, tmp_path):
+    """Every sample raw (many truncated on purpose, two demosaiced 'Stack' raws) is a picture or a reason."""
+    from test_manifest import make_rows
+
+    files = sorted(p for p in raw_samples.iterdir() if p.suffix.lower() not in (".md", ".txt"))
+    df = make_rows(n_scenes=len(files), shorts=1)
+    df["short_path"] = df["long_path"] = [str(p) for p in files]
+    df["short_sha256"] = df["long_sha256"] = ""
+    write_manifest(df, tmp_path / "m.csv")
+    done = dataset_report(tmp_path / "m.csv", tmp_path / "r.html", [])
+    text = (tmp_path / "r.html").read_text()
+    assert done["thumbnails"] + done["missing_thumbnails"] == 2 * len(files)
+    assert done["thumbnails"] >= 4 and done["missing_thumbnails"] >= 4
+    assert text.count('class="noimg">unreadable: ') == done["missing_thumbnails"]
+    for name in ("DNG.dng", "Panasonic.rw2", "IMG_1361.dng"):      # Bayer DNG, RW2 and a linear DNG
+        assert f'alt="long exposure of {df[df["long_path"].str.endswith(name)].iloc[0].pair_id}"' in text
+
+
 def test_findings_file_errors_are_one_line(dataset_manifest, tmp_path):
     bad = tmp_path / "f.json"
     bad.write_text("{not json")
