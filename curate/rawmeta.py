@@ -99,10 +99,11 @@ def inspect_file(path: str | os.PathLike, *, with_pixels: bool = True) -> tuple[
         meta = read_metadata(path, with_pixels=with_pixels)
     except UnreadableRaw as exc:
         return None, [Finding("", name, "unreadable", str(exc).removeprefix(f"{name}: "))]
+    found = [Finding("", name, "metadata-disagreement", text) for text in meta.disagreements]
     if meta.pixel_problem:
-        return meta, [Finding("", name, "no-pixel-data", f"{meta.pixel_problem}: a truncated or stripped copy; "
-                              "copy the original file from the camera again")]
-    return meta, []
+        found.append(Finding("", name, "no-pixel-data", f"{meta.pixel_problem}: a truncated or stripped copy; "
+                             "copy the original file from the camera again"))
+    return meta, found
 
 
 def _read_metadata(path: Path) -> RawMeta:
@@ -119,6 +120,8 @@ def _read_metadata(path: Path) -> RawMeta:
                             f"{libraw.error}); {NOT_RAW_FIX}")
     meta = _assemble(path, tags, exif_source, ciff, dng, libraw, tiff)
     meta.pixel_problem = shortfall or _level_problem(meta)
+    if tiff is not None:                   # damaged entries: worth a metadata-disagreement warning
+        meta.disagreements += [f"header: {text}" for text in tiff.problems]
     return meta
 
 

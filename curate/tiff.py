@@ -58,8 +58,10 @@ PLANAR_SEPARATE = 2
 class TiffDirectories:
     """The entries of a TIFF's IFD0 chain and SubIFDs, as {tag: tuple of values} per directory.
 
-    Offsets beyond the file, loops and absurd counts are cut off; a header too damaged to hold one
-    directory, or one declaring absurd dimensions, raises UnreadableRaw.
+    Offsets beyond the file, loops and absurd counts are cut off and listed in `problems` (one line
+    each: no camera writes them, so they are worth a finding); the EXIF directory is checked the
+    same way. A header too damaged to hold one directory, or one declaring absurd dimensions,
+    raises UnreadableRaw.
     """
 
     _SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4}
@@ -72,8 +74,10 @@ class TiffDirectories:
             self._truncated(f"only {self.size} bytes, shorter than a TIFF header")
         first = self._u32(4)
         self.ifds: list[dict] = []
+        self.problems: list[str] = []
         self.exif_beyond_end: str | None = None
-        self._walk(first, depth=0, seen=set())
+        seen: set = set()
+        self._walk(first, depth=0, seen=seen)
         if not self.ifds:
             self._truncated(f"its first TIFF directory (offset {first}) lies beyond the end of the file "
                             f"({self.size} bytes)")
@@ -81,6 +85,8 @@ class TiffDirectories:
         if isinstance(exif_offset, int) and exif_offset + 2 > self.size:
             self.exif_beyond_end = (f"truncated: its EXIF directory (offset {exif_offset}) lies beyond "
                                     f"the end of the file ({self.size} bytes)")
+        elif isinstance(exif_offset, int) and exif_offset not in seen:
+            self._directory(exif_offset)    # checked for damaged entries only
         for ifd in self.ifds:
             width, height = first_int(ifd, Tag.IMAGE_WIDTH, 0), first_int(ifd, Tag.IMAGE_LENGTH, 0)
             check_sizes(path, width, height)
@@ -102,12 +108,7 @@ class TiffDirectories:
                     where = "runs past the end of the file" if end + 4 > self.size else f"declares {count} entries"
                     self._truncated(f"its TIFF directory at offset {offset} {where} ({self.size} bytes)")
                 return
-            ifd = {}
-            for entry in range(offset + 2, end, 12):
-                tag, kind, n = struct.unpack_from(self.order + "HHI", self.buf, entry)
-                value = self._value(kind, n, entry + 8)
-                if value is not None:
-                    ifd[tag] = value
+            ifd = self._directory(offset)
             self.ifds.append(ifd)
             if depth < 3:
                 for sub in ifd.get(Tag.SUB_IFDS, ())[:MAX_IFDS]:
@@ -115,13 +116,33 @@ class TiffDirectories:
                         self._walk(sub, depth + 1, seen)
             offset = self._u32(end)
 
-    def _value(self, kind: int, n: int, field_at: int):
+    def _directory(self, offset: int) -> dict:
+        """{tag: values} of the directory at ``offset`` (its entry count already checked)."""
+        count = struct.unpack_from(self.order + "H", self.buf, offset)[0]
+        ifd = {}
+        for entry in range(offset + 2, min(offset + 2 + 12 * min(count, MAX_ENTRIES), self.size - 11), 12):
+            tag, kind, n = struct.unpack_from(self.order + "HHI", self.buf, entry)
+            value = self._value(tag, kind, n, entry + 8)
+            if value is not None:
+                ifd[tag] = value
+        return ifd
+
+    def _problem(self, tag: int, text: str) -> None:
+        if len(self.problems) < 8:
+            name = Tag(tag).name if tag in Tag._value2member_map_ else f"{tag}"
+            self.problems.append(f"TIFF entry {name}: {text}")
+
+    def _value(self, tag: int, kind: int, n: int, field_at: int):
         """The values of one entry as a tuple (Fractions for rationals, str for ASCII); None if unreadable."""
         size = self._SIZES.get(kind)
-        if size is None or n == 0 or n > MAX_VALUES:
+        if size is None:
+            return None
+        if n == 0 or n > MAX_VALUES:
+            self._problem(tag, f"declares {n} values")
             return None
         start = field_at if size * n <= 4 else self._u32(field_at)
         if start + size * n > self.size:
+            self._problem(tag, f"its {n} values at offset {start} lie past the end of the file ({self.size} bytes)")
             return None
         if kind == 2:
             return (bytes(self.buf[start:start + n]).split(b"\0")[0].decode("latin-1").strip(),)
@@ -160,13 +181,25 @@ class TiffDirectories:
         info["height"] = bottom - top if bottom > top else None
         samples = max(1, first_int(raw, Tag.SAMPLES_PER_PIXEL, 1))
         bits = first_int(raw, Tag.BITS_PER_SAMPLE, 16)
-        white = raw.get(Tag.WHITE_LEVEL, ((1 << bits) - 1 if 0 < bits <= 32 else None,))[0]
+        ceiling = (1 << bits) - 1 if 0 < bits <= 32 else None
+        white = raw.get(Tag.WHITE_LEVEL, (ceiling,))[0]
         info["white_level"] = int(white) if isinstance(white, (int, Fraction)) else None
+        if info["white_level"] is not None and info["white_level"] > max(ceiling or 0, 65535):
+            self.problems.append(f"DNG WhiteLevel {info['white_level']} is beyond any raw's range; not used")
+            info["white_level"] = None
         info["black_level"] = dng_black(raw, samples)
+        if info["black_level"] is None:
+            self.problems.append("DNG BlackLevel or BlackLevelRepeatDim unusable "
+                                 f"({raw.get(Tag.BLACK_LEVEL_REPEAT_DIM)}); not used")
         if first_int(raw, Tag.PHOTOMETRIC, 0) == PHOTOMETRIC_LINEAR_RAW:
             info["cfa"] = ""
         elif Tag.CFA_PATTERN in raw:
             info["cfa"] = dng_cfa(raw)
+            if info["cfa"] is None:
+                self.problems.append(f"DNG CFAPattern {raw[Tag.CFA_PATTERN]} with CFARepeatPatternDim "
+                                     f"{raw.get(Tag.CFA_REPEAT_PATTERN_DIM)} names no colour pattern; not used")
+        elif first_int(raw, Tag.PHOTOMETRIC, 0) == PHOTOMETRIC_CFA:
+            self.problems.append("DNG CFAPattern missing or unreadable")
         return info
 
 

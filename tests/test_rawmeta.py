@@ -70,7 +70,9 @@ def test_sample_matches_sources_table(raw_samples, name):
         assert meta.black_level is None and meta.white_level is None
     else:
         assert (meta.black_level, meta.white_level, meta.cfa) == levels
-    assert meta.disagreements == []
+    # the a7 III sample is cut to 8 KiB: its EXIF entries that point past the end are named
+    cut_entries = [d for d in meta.disagreements if "lie past the end of the file (8255 bytes)" in d]
+    assert meta.disagreements == cut_entries and bool(cut_entries) == (name == "sony_alpha_a7iii_raw_image.ARW")
     assert meta.has_pixels is None
 
 
