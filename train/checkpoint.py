@@ -17,7 +17,7 @@ import torch
 from curate.atomic import atomic_write
 from curate.errors import SidkitError
 
-FORMAT_VERSION = 1
+from .checkpoint_checks import FORMAT_VERSION, BadCheckpoint, check_payload
 
 
 def rng_state(generator: torch.Generator | None = None) -> dict[str, Any]:
@@ -67,13 +67,46 @@ def save_checkpoint(path: str | os.PathLike, *, model: torch.nn.Module, optimize
         "config": config,
         "progress": progress or {},
     }
-    with atomic_write(path, "wb") as handle:
-        torch.save(payload, handle)
+    writer = _WriteErrors()
+    try:
+        with atomic_write(path, "wb") as handle:
+            torch.save(payload, writer.wrap(handle))
+    except (OSError, RuntimeError) as exc:   # torch reports a failed write (ENOSPC) as RuntimeError
+        exc = writer.error or exc
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).splitlines()[0][:120]
+        kept = "the previous file is intact" if Path(path).exists() else "nothing was written"
+        raise SidkitError(f"{path}: could not write the checkpoint ({reason}); {kept}; free disk space "
+                          "or choose another --out, then resume") from None
     return Path(path)
 
 
+class _WriteErrors:
+    """A file wrapper that keeps the first OSError of a write, which torch.save hides in a
+    RuntimeError ('unexpected pos ...')."""
+
+    def __init__(self):
+        self.error: OSError | None = None
+
+    def wrap(self, handle):
+        outer = self
+
+        class Recording:
+            def write(self, data):
+                try:
+                    return handle.write(data)
+                except OSError as exc:
+                    outer.error = outer.error or exc
+                    raise
+
+            def flush(self):
+                handle.flush()
+
+        return Recording()
+
+
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """The checkpoint's dict, read with weights_only=True; SidkitError when it is not one of ours."""
+    """The checkpoint's dict, read with weights_only=True and checked (checkpoint_checks) before any
+    use; SidkitError naming the file and the first thing wrong when it is not a usable checkpoint."""
     path = Path(path)
     if not path.is_file():
         raise SidkitError(f"{path}: no such checkpoint; train one with `train run MANIFEST`")
@@ -82,11 +115,12 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     except Exception as exc:  # torch raises many kinds for a bad file
         raise SidkitError(f"{path}: not a readable checkpoint ({type(exc).__name__}); "
                           "point at runs/NAME/checkpoints/best.pt or last.pt") from None
-    if not isinstance(payload, dict) or "format" not in payload:
-        raise SidkitError(f"{path}: not a sidkit checkpoint; point at runs/NAME/checkpoints/best.pt")
-    if payload["format"] > FORMAT_VERSION:
-        raise SidkitError(f"{path}: checkpoint format {payload['format']} is newer than this sidkit "
-                          f"reads ({FORMAT_VERSION}); upgrade sidkit")
+    try:
+        check_payload(payload)
+    except BadCheckpoint as exc:
+        fix = "" if "upgrade sidkit" in str(exc) else \
+            "; point at runs/NAME/checkpoints/best.pt or last.pt as `train run` wrote it"
+        raise SidkitError(f"{path}: not a usable checkpoint: {exc}{fix}") from None
     return payload
 
 
@@ -95,7 +129,14 @@ def model_from_checkpoint(path_or_payload: str | os.PathLike | dict,
     """The network rebuilt from the checkpoint alone, in eval mode, and the checkpoint's dict."""
     from .model import UNetSpec, build_model
 
-    payload = path_or_payload if isinstance(path_or_payload, dict) else load_checkpoint(path_or_payload)
+    if isinstance(path_or_payload, dict):
+        payload = path_or_payload
+        try:
+            check_payload(payload)
+        except BadCheckpoint as exc:
+            raise SidkitError(f"checkpoint: not usable: {exc}") from None
+    else:
+        payload = load_checkpoint(path_or_payload)
     model = build_model(UNetSpec.from_dict(payload["spec"]))
     model.load_state_dict(payload["model"])
     return model.to(device).eval(), payload

@@ -1,0 +1,269 @@
+"""What a checkpoint must hold before eval, predict or `--resume` use it, checked without building
+anything: format version, keys and their types, the network spec within sane bounds (parameter
+count computed from the spec alone), weight and optimiser shapes, RNG states that restore.
+
+Each failure is a one-line SidkitError naming the file; ``check_payload`` is what load_checkpoint runs.
+"""
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import fields
+from typing import Any
+
+import numpy as np
+import torch
+
+from curate.errors import SidkitError
+
+FORMAT_VERSION = 1
+MAX_WIDTH = 4096               # channels of one level (the paper's widest is 512)
+MAX_LEVELS = 8                 # poolings (the paper's U-Net has 4)
+MAX_CONVS = 16                 # convs in one block (the paper's have 2)
+MAX_IO_CHANNELS = 64           # network input channels (4 Bayer, 9 X-Trans) and output
+MAX_UPSCALE = 8
+MAX_PARAMETERS = 200_000_000   # 25x the paper's 7.76 M
+CFA_CHANNELS = {"bayer": (4, 2), "xtrans": (9, 3)}   # cfa_kind -> (input channels, upscale)
+KEYS = {"format": int, "model": dict, "optimizer": dict, "schedule": dict, "rng": dict, "epoch": int,
+        "step": int, "best": (float, type(None)), "spec": dict, "data": dict, "config": dict, "progress": dict}
+
+
+class BadCheckpoint(Exception):
+    """One reason a payload is not a usable checkpoint (caught and named by ``check_payload``)."""
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _ints(name: str, value, low: int, high: int) -> list[int]:
+    if not isinstance(value, (list, tuple)) or not all(_is_int(v) for v in value):
+        raise BadCheckpoint(f"spec {name} must be a list of whole numbers, not {_brief(value)}")
+    if any(not low <= v <= high for v in value):
+        raise BadCheckpoint(f"spec {name} {list(value)} outside {low}-{high}")
+    return list(value)
+
+
+def _int(name: str, value, low: int, high: int) -> int:
+    if not _is_int(value) or not low <= value <= high:
+        raise BadCheckpoint(f"spec {name} must be a whole number from {low} to {high}, not {_brief(value)}")
+    return value
+
+
+def _brief(value) -> str:
+    text = repr(value) if not isinstance(value, torch.Tensor) else f"a tensor of shape {list(value.shape)}"
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def check_spec(spec: dict):
+    """The UNetSpec that ``spec`` describes, after checking types and bounds and that its parameter
+    count (from the spec alone, nothing allocated) is at most MAX_PARAMETERS."""
+    from .model import UNetSpec
+
+    names = [f.name for f in fields(UNetSpec)]
+    unknown = sorted(set(map(str, spec)) - set(names))
+    missing = [n for n in names if n not in spec]
+    if unknown or missing:
+        raise BadCheckpoint(f"spec has unknown key {unknown[0]!r}" if unknown else f"spec lacks {missing[0]!r}")
+    widths = _ints("widths", spec["widths"], 1, MAX_WIDTH)
+    if not 1 <= len(widths) <= MAX_LEVELS + 1:
+        raise BadCheckpoint(f"spec widths has {len(widths)} levels; 1 to {MAX_LEVELS + 1} are sane")
+    for name in ("encoder_convs", "decoder_convs"):
+        if len(_ints(name, spec[name], 0, MAX_CONVS)) != len(widths) - 1:
+            raise BadCheckpoint(f"spec {name} needs one count per level ({len(widths) - 1}), "
+                                f"got {len(spec[name])}")
+    _int("bottleneck_convs", spec["bottleneck_convs"], 0, MAX_CONVS)
+    _int("in_channels", spec["in_channels"], 1, MAX_IO_CHANNELS)
+    _int("out_channels", spec["out_channels"], 1, MAX_IO_CHANNELS)
+    _int("upscale", spec["upscale"], 1, MAX_UPSCALE)
+    if not _is_number(spec["slope"]) or not math.isfinite(spec["slope"]):
+        raise BadCheckpoint(f"spec slope must be a finite number, not {_brief(spec['slope'])}")
+    result = UNetSpec.from_dict(spec)
+    count = parameter_count(result)
+    if count > MAX_PARAMETERS:
+        raise BadCheckpoint(f"spec declares {count:,} parameters (widths up to {max(widths)}), over the "
+                            f"{MAX_PARAMETERS:,} this sidkit builds")
+    return result
+
+
+def parameter_count(spec) -> int:
+    """The UNet's parameter count from its spec by arithmetic (train/model.py's layer rules)."""
+    def convs(count: int, ch: int, width: int) -> tuple[int, int]:
+        total = 0
+        for _ in range(count):
+            total += 9 * ch * width + width
+            ch = width
+        return total, ch
+
+    total, ch, skips = 0, spec.in_channels, []
+    for count, width in zip(spec.encoder_convs, spec.widths):
+        n, ch = convs(count, ch, width)
+        total += n
+        skips.append(ch)
+    n, ch = convs(spec.bottleneck_convs, ch, spec.widths[-1])
+    total += n
+    for i in reversed(range(spec.levels)):
+        width = spec.widths[i]
+        total += 4 * ch * width + width                      # 2x2 transposed conv
+        n, ch = convs(spec.decoder_convs[i], width + skips[i], width)
+        total += n
+    out = spec.out_channels * spec.upscale ** 2
+    return total + ch * out + out                             # 1x1 head
+
+
+def expected_shapes(spec) -> tuple[dict[str, tuple[int, ...]], list[tuple[int, ...]]]:
+    """The network ``spec`` builds, on the meta device (no memory): state_dict key -> shape, and
+    the shapes of its parameters in optimiser order."""
+    from .model import build_model
+
+    with torch.device("meta"):
+        model = build_model(spec)
+    return ({k: tuple(v.shape) for k, v in model.state_dict().items()},
+            [tuple(p.shape) for p in model.parameters()])
+
+
+def check_data(data: dict, spec) -> None:
+    """The data config eval and predict read: CFA kind, channels and ratio policy, matching the spec."""
+    from .rawpack import amplification
+
+    for key in ("cfa_kind", "channels", "upscale", "ratio_policy"):
+        if key not in data:
+            raise BadCheckpoint(f"data lacks {key!r}")
+    if data["cfa_kind"] not in CFA_CHANNELS:
+        raise BadCheckpoint(f"data cfa_kind {_brief(data['cfa_kind'])} is not bayer or xtrans")
+    channels, upscale = CFA_CHANNELS[data["cfa_kind"]]
+    if data["channels"] != channels or data["upscale"] != upscale or isinstance(data["channels"], bool):
+        raise BadCheckpoint(f"data says {data['cfa_kind']} with {_brief(data['channels'])} channels and upscale "
+                            f"{_brief(data['upscale'])}; {data['cfa_kind']} is {channels} and {upscale}")
+    if (spec.in_channels, spec.upscale, spec.out_channels) != (channels, upscale, 3):
+        raise BadCheckpoint(f"spec takes {spec.in_channels} channels, upscales {spec.upscale}x to "
+                            f"{spec.out_channels}, but {data['cfa_kind']} raws need {channels}, {upscale}x to 3 (RGB)")
+    if not isinstance(data["ratio_policy"], str):
+        raise BadCheckpoint(f"data ratio_policy {_brief(data['ratio_policy'])} is not text")
+    try:
+        amplification(100.0, data["ratio_policy"])
+    except SidkitError:
+        raise BadCheckpoint(f"data ratio_policy {_brief(data['ratio_policy'])} is not exif, cap:N or fixed:N") from None
+
+
+def check_weights(weights: dict, shapes: dict[str, tuple[int, ...]]) -> None:
+    """The state_dict has exactly the network's keys, each a finite float tensor of its shape."""
+    missing = [k for k in shapes if k not in weights]
+    unknown = [k for k in weights if k not in shapes]
+    if missing or unknown:
+        what = f"lack {missing[0]!r} of" if missing else f"have {str(unknown[0])[:40]!r}, not in"
+        raise BadCheckpoint(f"weights {what} the network the spec describes "
+                            f"({len(missing)} missing, {len(unknown)} unexpected)")
+    for key, shape in shapes.items():
+        tensor = weights[key]
+        if not isinstance(tensor, torch.Tensor) or not tensor.is_floating_point():
+            raise BadCheckpoint(f"weight {key!r} is {_brief(tensor)}, not a float tensor")
+        if tuple(tensor.shape) != shape:
+            raise BadCheckpoint(f"weight {key!r} has shape {list(tensor.shape)}, the spec's network "
+                                f"needs {list(shape)}")
+        if not bool(torch.isfinite(tensor).all()):
+            raise BadCheckpoint(f"weight {key!r} holds NaN or inf (a diverged run?)")
+
+
+def check_optimizer(state: dict, shapes: list[tuple[int, ...]]) -> None:
+    """Adam's state_dict: one parameter group over every weight, moments of each weight's shape."""
+    groups, per_param = state.get("param_groups"), state.get("state")
+    if not isinstance(groups, list) or len(groups) != 1 or not isinstance(groups[0], dict):
+        raise BadCheckpoint("optimizer param_groups must be a list of one group (sidkit trains with one)")
+    group = groups[0]
+    params = group.get("params")
+    if not isinstance(params, list) or not all(_is_int(p) for p in params) or \
+            sorted(params) != list(range(len(shapes))):
+        raise BadCheckpoint(f"optimizer group holds {_brief(params)}, not the network's {len(shapes)} parameters")
+    for key in ("lr", "eps", "weight_decay"):
+        if key in group and not (_is_number(group[key]) and math.isfinite(group[key]) and group[key] >= 0):
+            raise BadCheckpoint(f"optimizer {key} {_brief(group[key])} is not a finite number >= 0")
+    betas = group.get("betas", (0.9, 0.999))
+    if not isinstance(betas, (list, tuple)) or len(betas) != 2 or \
+            not all(_is_number(b) and 0 <= b < 1 for b in betas):
+        raise BadCheckpoint(f"optimizer betas {_brief(betas)} are not two numbers in [0, 1)")
+    if not isinstance(per_param, dict):
+        raise BadCheckpoint(f"optimizer state is {_brief(per_param)}, not a dict")
+    for index, moments in per_param.items():
+        if not _is_int(index) or not 0 <= index < len(shapes) or not isinstance(moments, dict):
+            raise BadCheckpoint(f"optimizer state entry {_brief(index)} is not one of the network's parameters")
+        for name in ("exp_avg", "exp_avg_sq", "step"):
+            if name not in moments:
+                raise BadCheckpoint(f"optimizer state of parameter {index} lacks {name!r}")
+        for name in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"):
+            value = moments.get(name)
+            if name in moments and (not isinstance(value, torch.Tensor) or tuple(value.shape) != shapes[index]):
+                raise BadCheckpoint(f"optimizer {name} of parameter {index} is {_brief(value)}, "
+                                    f"the weight is {list(shapes[index])}")
+        step = moments["step"]
+        if not (_is_number(step) or (isinstance(step, torch.Tensor) and step.numel() == 1)):
+            raise BadCheckpoint(f"optimizer step of parameter {index} is {_brief(step)}, not a number")
+
+
+def check_rng(rng: dict) -> None:
+    """Every saved random state restores, tried on throwaway generators (the global ones untouched)."""
+    for key in ("python", "numpy", "torch", "cuda"):
+        if key not in rng:
+            raise BadCheckpoint(f"rng lacks {key!r}")
+    try:
+        version, internal, gauss = rng["python"]
+        random.Random().setstate((version, tuple(internal), gauss))
+        kind, keys, pos, has_gauss, cached = rng["numpy"]
+        np.random.RandomState().set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+        torch.Generator().set_state(rng["torch"])
+    except Exception as exc:   # ValueError, TypeError, RuntimeError, OverflowError: all one answer
+        raise BadCheckpoint(f"rng states do not restore ({type(exc).__name__})") from None
+    if not isinstance(rng["cuda"], list) or not all(isinstance(t, torch.Tensor) and t.dtype == torch.uint8
+                                                     for t in rng["cuda"]):
+        raise BadCheckpoint("rng cuda must be a list of byte tensors")
+    samplers = rng.get("samplers") or ([rng["sampler"]] if "sampler" in rng else None)
+    if not isinstance(samplers, list) or not samplers:
+        raise BadCheckpoint("rng lacks the sampler's state ('sampler' or 'samplers')")
+    for state in samplers:
+        try:
+            torch.Generator().set_state(state)
+        except Exception as exc:
+            raise BadCheckpoint(f"rng sampler state does not restore ({type(exc).__name__})") from None
+
+
+def check_counters(payload: dict) -> None:
+    """epoch and step whole numbers >= 0; progress a dict of numbers; schedule as the loop writes it."""
+    for key in ("epoch", "step"):
+        if payload[key] < 0:
+            raise BadCheckpoint(f"{key} {payload[key]} is negative")
+    progress = payload["progress"]
+    for key, value in progress.items():
+        if key in ("epoch", "step", "best") or not _is_number(value) or (_is_int(value) and value < 0):
+            raise BadCheckpoint(f"progress {str(key)[:30]!r} = {_brief(value)} is not a count or number")
+    schedule = payload["schedule"]
+    if "lr" in schedule and not (_is_number(schedule["lr"]) and math.isfinite(schedule["lr"])):
+        raise BadCheckpoint(f"schedule lr {_brief(schedule['lr'])} is not a number")
+
+
+def check_payload(payload: Any) -> None:
+    """BadCheckpoint with the first reason ``payload`` (from torch.load) is not a usable checkpoint."""
+    if not isinstance(payload, dict) or "format" not in payload:
+        raise BadCheckpoint("not a sidkit checkpoint (no 'format' key)")
+    version = payload["format"]
+    if not _is_int(version) or version < 1:
+        raise BadCheckpoint(f"format {_brief(version)} is not a sidkit checkpoint version")
+    if version > FORMAT_VERSION:
+        raise BadCheckpoint(f"checkpoint format {version} is newer than this sidkit reads ({FORMAT_VERSION}); "
+                            "upgrade sidkit")
+    for key, kind in KEYS.items():
+        if key not in payload:
+            raise BadCheckpoint(f"no {key!r} key")
+        if not isinstance(payload[key], kind) or (kind is int and isinstance(payload[key], bool)):
+            raise BadCheckpoint(f"{key!r} is {_brief(payload[key])}, not the expected "
+                                f"{getattr(kind, '__name__', 'number or None')}")
+    spec = check_spec(payload["spec"])
+    check_data(payload["data"], spec)
+    weights, parameters = expected_shapes(spec)
+    check_weights(payload["model"], weights)
+    check_optimizer(payload["optimizer"], parameters)
+    check_rng(payload["rng"])
+    check_counters(payload)
