@@ -1,10 +1,23 @@
-"""Atomic file writes: a temp file in the same folder, fsynced, then renamed into place."""
+"""Atomic file writes (a temp file in the same folder, fsynced, then renamed into place) and the
+lock two commands writing one file take (``<file>.lock`` beside it, fcntl.flock)."""
 from __future__ import annotations
 
 import contextlib
 import os
 import tempfile
+import time
 from pathlib import Path
+
+from .errors import SidkitError
+
+try:
+    import fcntl
+except ImportError:        # Windows: no flock; writes stay atomic but are not serialised
+    fcntl = None
+
+# how long a second writer waits for the first before refusing (SIDKIT_LOCK_WAIT seconds)
+LOCK_WAIT_S = float(os.environ.get("SIDKIT_LOCK_WAIT", "10"))
+_held: dict[str, int] = {}  # resolved path -> depth, so one process can nest locks on one file
 
 
 def new_file_mode() -> int:
@@ -31,3 +44,66 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", **open_kwargs):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def lock_path(path: str | os.PathLike) -> Path:
+    return Path(path).with_name(Path(path).name + ".lock")
+
+
+@contextlib.contextmanager
+def file_lock(path: str | os.PathLike, wait: float | None = None):
+    """Hold the exclusive lock of ``path`` (flock on ``<path>.lock``, which holds the owner's pid).
+
+    A second process waits up to ``wait`` seconds (LOCK_WAIT_S) for the first, then gets a
+    SidkitError naming the first one's pid. The lock dies with its process (no stale locks); the
+    lock file is removed on release. Nested use in one process is allowed.
+    """
+    path = Path(path)
+    key = str(path.resolve())
+    if key in _held or fcntl is None:
+        _held[key] = _held.get(key, 0) + 1
+        try:
+            yield
+        finally:
+            _held[key] -= 1
+            if not _held[key]:
+                del _held[key]
+        return
+    lock = lock_path(path)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    fd = _acquire(lock, path, LOCK_WAIT_S if wait is None else wait)
+    _held[key] = 1
+    try:
+        yield
+    finally:
+        del _held[key]
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(lock)
+        os.close(fd)       # releases the flock
+
+
+def _acquire(lock: Path, path: Path, wait: float) -> int:
+    """The fd of ``lock``, flocked and holding our pid; SidkitError after ``wait`` seconds."""
+    deadline = time.monotonic() + wait
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            if time.monotonic() >= deadline:
+                raise SidkitError(f"{path}: another command (pid {holder}) is writing it (lock {lock.name}); "
+                                  f"let it finish or stop it, then run this again") from None
+            time.sleep(0.05)
+            continue
+        try:       # the previous owner removes the file on release: lock the one that is there now
+            current = os.stat(lock).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            current = False
+        if not current:
+            os.close(fd)
+            continue
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        return fd

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .atomic import atomic_write
+from .atomic import atomic_write, file_lock
 from .errors import SidkitError
 
 HEADER = "# sidkit-manifest v1"
@@ -51,17 +51,35 @@ def empty_manifest() -> pd.DataFrame:
 
 
 def write_manifest(df: pd.DataFrame, path: str | os.PathLike) -> Path:
-    """Write atomically with the version header; columns in contract order, extra columns kept after."""
+    """Write atomically with the version header; columns in contract order, extra columns kept after.
+
+    Holds the manifest's lock (curate.atomic.file_lock) while writing. A frame read from ``path``
+    (read_manifest) is not written back over a file another command has replaced since: SidkitError.
+    """
     path = Path(path)
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:
         raise SidkitError(f"{path}: cannot write a manifest without columns {', '.join(missing)}")
     extra = [c for c in df.columns if c not in COLUMNS]
     out = df[list(COLUMNS) + extra].sort_values(["scene_id", "pair_id"], kind="stable")
-    with atomic_write(path, "w", newline="") as handle:
-        handle.write(HEADER + "\n")
-        out.to_csv(handle, index=False, float_format="%.10g")
+    with file_lock(path):
+        read_from, read_stat = df.attrs.get("read_from", (None, None))
+        if read_from == str(path.resolve()) and _stat_key(path) != read_stat:
+            raise SidkitError(f"{path}: another command rewrote it after this one read it; nothing written, "
+                              "so its result is kept; run this command again")
+        with atomic_write(path, "w", newline="") as handle:
+            handle.write(HEADER + "\n")
+            out.to_csv(handle, index=False, float_format="%.10g")
     return path
+
+
+def _stat_key(path: Path, st: os.stat_result | None = None):
+    """What changes when a manifest is rewritten (atomic writes give a new inode)."""
+    try:
+        st = st or os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
@@ -73,7 +91,9 @@ def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise SidkitError(f"{path}: no such manifest; create one with `curate scan DATASET -o {path}`")
-    text = decode_text(path, path.read_bytes()).replace("\r\n", "\n")
+    with open(path, "rb") as handle:
+        stat, data = _stat_key(path, os.fstat(handle.fileno())), handle.read()
+    text = decode_text(path, data).replace("\r\n", "\n")
     first = text.split("\n", 1)[0].strip()
     if not first.startswith("# sidkit-manifest"):
         raise SidkitError(f"{path}: not a sidkit manifest (first line must be '{HEADER}'); "
@@ -117,6 +137,7 @@ def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
         raise SidkitError(f"{path}: row {row + 1}, column 'pair_id': {df['pair_id'][row]!r} is not unique")
     df.attrs["root"] = str(path.resolve().parent)
     df.attrs["path"] = str(path)
+    df.attrs["read_from"] = (str(path.resolve()), stat)
     return df
 
 
