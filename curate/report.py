@@ -14,6 +14,7 @@ import io
 import json
 import math
 import os
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Callable
@@ -86,6 +87,32 @@ def thumbnail(path: Path, black: list[float], white: float, gain: float = 1.0, w
         except OSError:
             pass     # a cache that cannot be written only costs time
     return data
+
+
+def file_digest(path: Path, cache: Path | None = None) -> str:
+    """The file's SHA-256, remembered under ``cache`` by path, size and modification time so that a
+    second report of unchanged files reads none of them."""
+    from hashlib import sha1
+
+    from .rawmeta import sha256_file
+
+    if cache is None:
+        return sha256_file(path)
+    st = path.stat()
+    memo = cache / "digests" / sha1(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()
+    try:
+        known = memo.read_text().strip()
+        if re.fullmatch(r"[0-9a-f]{64}", known):
+            return known
+    except (OSError, UnicodeDecodeError):
+        pass
+    digest = sha256_file(path)
+    try:
+        with atomic_write(memo, "w") as handle:
+            handle.write(digest)
+    except OSError:
+        pass
+    return digest
 
 
 def load_findings(path: str | os.PathLike) -> list[dict]:
@@ -231,8 +258,7 @@ def pair_images(df: pd.DataFrame, row, cache: Path | None, digests: dict) -> dic
             if not math.isfinite(gain) or gain <= 0:
                 gain = 1.0
             if path not in digests:
-                from .rawmeta import sha256_file
-                digests[path] = sha256_file(path)
+                digests[path] = file_digest(path, cache)
             black = black_levels(row.black_level)
             data = thumbnail(path, black, float(row.white_level), gain, cache=cache, digest=digests[path])
             out[role] = (data_uri(data), "")

@@ -134,9 +134,10 @@ def test_thumbnails_come_from_the_cache_the_second_time(dataset_manifest, tmp_pa
     import curate.report as report
 
     def no_decoding(*args, **kwargs):
-        raise AssertionError("decoded a raw although its thumbnail is cached")
+        raise AssertionError("read a raw although its thumbnail and checksum are cached")
 
     monkeypatch.setattr(report, "render_small", no_decoding)
+    monkeypatch.setattr("curate.rawmeta.sha256_file", no_decoding)   # checksums remembered by size and mtime
     dataset_report(dataset_manifest, tmp_path / "b.html", [])
     assert (tmp_path / "a.html").read_text() == (tmp_path / "b.html").read_text()
 
