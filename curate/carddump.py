@@ -15,8 +15,11 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Callable
 
-from .findings import Finding
+from . import exif
+from .exposure import format_exposure
 from .files import shown
+from .findings import Finding
+from .rawfile import container_kind, mapped
 
 SCENE_GAP_S = 60.0
 SHORT_FACTOR = 2            # a short is at least this many times shorter than its scene's long
@@ -81,11 +84,12 @@ def assign_roles(scene: list[Shot]) -> list[Finding]:
     shot that is not paired."""
     long = max(scene, key=lambda s: s.exposure_s)       # the first of equal longest exposures
     shorts = [s for s in scene if s.exposure_s * SHORT_FACTOR <= long.exposure_s]
+    short_ids = {id(s) for s in shorts}
     findings = []
     for shot in scene:
         if shot is long:
             shot.role = "long" if shorts else "unpaired"
-        elif shot in shorts:
+        elif id(shot) in short_ids:
             shot.role = "short"
         elif shot.exposure_s == long.exposure_s and not shorts:
             shot.role = "unpaired"
@@ -108,9 +112,6 @@ def assign_roles(scene: list[Shot]) -> list[Finding]:
 
 def exif_subsecond(path: Path) -> str | None:
     """EXIF SubSecTimeOriginal of a raw ('27' = .27 s), None when absent or unreadable."""
-    from . import exif
-    from .rawfile import container_kind, mapped
-
     try:
         with mapped(path) as buf:
             tags, _ = exif.read_tags(path, buf, container_kind(path, buf))
@@ -120,8 +121,6 @@ def exif_subsecond(path: Path) -> str | None:
 
 
 def _exposure(shot: Shot) -> str:
-    from .exposure import format_exposure
-
     return f"{format_exposure(shot.exposure_s)} s"
 
 
@@ -172,8 +171,6 @@ def pair_card(dataset: Path, shots: list[Shot], gap: float = SCENE_GAP_S
 
 def shot_dict(shot: Shot, dataset: Path) -> dict:
     """One row of `curate scan --show-scenes --format json`."""
-    from .exposure import format_exposure
-
     return {"time": shot.when, "exposure": format_exposure(shot.exposure_s), "exposure_s": float(shot.exposure_s),
             "iso": shot.iso, "fnumber": shot.fnumber, "camera": shot.body,
             "file": shown(shot.path.relative_to(dataset)), "scene": shot.scene, "role": shot.role}
