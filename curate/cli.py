@@ -59,7 +59,8 @@ def report(findings, fmt: str, title: str) -> None:
 @click.option("--labels", type=click.Path(dir_okay=False, path_type=Path),
               help="CSV with scene_id,environment that overrides environments.")
 @click.option("--scene-gap", type=click.FloatRange(min=0), default=SCENE_GAP_S, show_default=True,
-              help="Card dumps: seconds from the end of one exposure to the next shot that start a new scene.")
+              help="Card dumps: a pause longer than this many seconds (from the end of one exposure to the "
+                   "next shot) starts a new scene.")
 @click.option("--show-scenes", is_flag=True,
               help="Print every shot with its scene and role (long, short, bracket, unpaired); write nothing.")
 @click.option("--test", type=float, default=0.2, show_default=True, help="Default split: test scenes.")
