@@ -15,8 +15,6 @@ from rich.markup import escape
 
 from curate.capturelog import read_log
 from curate.errors import SidkitError
-from curate.pixelchecks import check_pair_pixels
-from curate.rawmeta import read_metadata
 
 from .backend import RAW_WORDS, Camera
 from .pair import ENVIRONMENTS, PairRequest, PairResult, check_scene_name, plan_pair, shoot_pair
@@ -37,6 +35,9 @@ def quick_check(result: PairResult) -> list[dict]:
     brightness ratio (code ``measured-ratio``, severity ``info``, with ``measured_ratio``); files that
     are not raw (a JPEG-only camera) give one ``skipped`` entry. An empty list: nothing to check.
     """
+    from curate.pixelchecks import check_pair_pixels     # here, not at the top: scipy takes a second to load
+    from curate.rawmeta import read_metadata
+
     longs = [s for s in result.shots if s.shot.role == "long"]
     shorts = [s for s in result.shots if s.shot.role == "short"]
     if not longs:

@@ -76,6 +76,7 @@ def test_dry_run_plans_from_the_ladder_and_touches_nothing(vcam, tmp_path):
     assert not (tmp_path / "home" / ".gphoto" / "settings").exists()   # nothing was set
 
 
+@pytest.mark.slow     # two `capture pair` runs on the virtual camera: about 6 s
 def test_pair_downloads_every_shot_and_logs_it(vcam, tmp_path):
     ds = tmp_path / "ds"
     out = run(vcam, "pair", "--scene", "vc-1", "--environment", "outdoor", "--dataset", str(ds),
