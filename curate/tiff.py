@@ -226,10 +226,13 @@ def _first_text(ifd: dict, tag: int) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+MAX_REPEAT = 16                 # CFA and black level repeat patterns of real sensors: 1x1 to 8x8
+
+
 def _repeat_dim(raw: dict, tag: int, default: tuple[int, int]) -> tuple[int, int] | None:
-    """A (rows, cols) repeat dimension; None when the entry holds other than two positive ints."""
+    """A (rows, cols) repeat dimension; None when the entry holds other than two ints in 1..16."""
     dims = _ints(raw.get(tag, default))
-    return dims if dims and len(dims) == 2 and dims[0] > 0 and dims[1] > 0 else None
+    return dims if dims and len(dims) == 2 and all(0 < d <= MAX_REPEAT for d in dims) else None
 
 
 def dng_cfa(raw: dict) -> str | None:
@@ -254,7 +257,9 @@ def dng_black(raw: dict, samples: int) -> list | None:
     if dims is None:
         return None
     rows, cols = dims
-    levels = raw.get(Tag.BLACK_LEVEL, (0,) * min(rows * cols * samples, 64))
+    levels = raw.get(Tag.BLACK_LEVEL, (0,) * (rows * cols * samples))
+    if len(levels) < rows * cols * samples:
+        return None
     delta_h, delta_v = raw.get(Tag.BLACK_LEVEL_DELTA_H, ()), raw.get(Tag.BLACK_LEVEL_DELTA_V, ())
 
     def mean_parity(deltas, parity):
