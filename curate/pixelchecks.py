@@ -373,20 +373,19 @@ def _read_frame(path: str, cfa: str, black_level, white_level: float, pair_id: s
             return None, [Finding(pair_id, path, "not-raw", "no colour filter mosaic (a demosaiced or "
                                   "linear file); SID pairs need the camera's raw files")]
         desc = raw.color_desc.decode("ascii", "replace")
-        if pattern.size == 0 or int(pattern.max()) >= len(desc) or pattern.shape[0] != pattern.shape[1]:
-            return None, [Finding(pair_id, path, "unreadable", f"its CFA pattern {pattern.tolist()} names "
-                                  f"colours beyond the {len(desc)} the file declares ({desc}): a corrupt "
-                                  "CFAPattern; copy the original file or drop the pair")]
+        if pattern.shape not in ((2, 2), (6, 6)) or int(pattern.max()) >= len(desc):
+            return None, [Finding(pair_id, path, "unreadable", f"its CFA pattern {pattern.tolist()} (colours "
+                                  f"{desc}) is no 2x2 Bayer or 6x6 X-Trans tile: a corrupt CFAPattern; copy "
+                                  "the original file or drop the pair")]
         file_cfa = "XTRANS" if pattern.shape == (6, 6) else "".join(desc[i] for i in pattern[:2, :2].ravel())
         findings = []
         if str(cfa).upper() != file_cfa:
             findings.append(Finding(pair_id, path, "metadata-disagreement", f"the manifest says CFA {cfa}, "
                                     f"the file {file_cfa}; re-scan the dataset"))
         green_mask = np.array([[desc[c] == "G" for c in row] for row in pattern])
-        if not green_mask.any() or pattern.shape not in ((2, 2), (6, 6)):
-            return None, findings + [Finding(pair_id, path, "not-raw", f"its CFA {file_cfa or desc} has no "
-                                             "green 2x2 or 6x6 tile to measure; SID pairs need Bayer or "
-                                             "X-Trans raws")]
+        if not green_mask.any():
+            return None, findings + [Finding(pair_id, path, "not-raw", f"its CFA {file_cfa} has no green "
+                                             "photosite to measure; SID pairs need Bayer or X-Trans raws")]
         try:
             return summarise_mosaic(mosaic, green_mask, black_level, white_level, thresholds), findings
         except ValueError as exc:

@@ -1,6 +1,7 @@
 """A malformed-file corpus: every file raises UnreadableRaw with a one-line message, quickly, never a crash."""
 from __future__ import annotations
 
+import os
 import struct
 import time
 import tracemalloc
@@ -159,3 +160,128 @@ def test_cut_and_damaged_dngs_never_crash(tmp_path):
             pass
         assert reason is None or isinstance(reason, str)
     assert outcomes["read"] > 0 and outcomes["unreadable"] > 0
+
+
+# --- issue 8: the bugs a fuzz of real samples and simulated DNGs found ------------------------------
+
+def _patched(tmp, name, **change):
+    from fuzzcorpus import set_entry
+
+    data = _dng(tmp / f"{name}-good.dng").read_bytes()
+    path = tmp / f"{name}.dng"
+    path.write_bytes(set_entry(data, **change))
+    return path
+
+
+@pytest.mark.parametrize("tag,count,value", [(33421, 3, 8), (33421, 1, None), (50713, 1, None), (50713, 3, 8),
+                                               (33421, 3, None)],
+                         ids=["cfa-dim-3", "cfa-dim-1", "black-dim-1", "black-dim-3", "cfa-dim-3-past-end"])
+def test_repeat_dim_count_other_than_two_is_a_header_finding(tmp_path, tag, count, value):
+    """CFARepeatPatternDim/BlackLevelRepeatDim with 1 or 3 values raised ValueError in curate.tiff;
+    now the tag is not used (LibRaw's reading stands) and the damage is a header finding."""
+    meta = read_metadata(_patched(tmp_path, "dim", tag=tag, count=count, value=value))
+    assert meta.exposure_s == Fraction(1, 100)
+    kind = "DNG " if value is not None or count == 1 else "TIFF entry CFA_REPEAT_PATTERN_DIM: its 3 values"
+    assert any(text.startswith(f"header: {kind}") for text in meta.disagreements), meta.disagreements
+
+
+def test_cfa_pattern_out_of_range_is_a_finding_in_the_pool(tmp_path):
+    """CFAPattern bytes 0x09 raised IndexError inside validate's worker pool and killed validate."""
+    from curate.findings import Finding
+    from curate.validate import pixel_findings
+    from curate.manifest import COLUMNS
+
+    bad = _patched(tmp_path, "cfa9", tag=33422, value=bytes((0, 9, 9, 2)))
+    good = _dng(tmp_path / "long.dng")
+    rows = [dict.fromkeys(COLUMNS, "") | {
+        "pair_id": f"p{i}", "short_path": str(short), "long_path": str(good), "ratio": 100.0,
+        "short_iso": 400, "long_iso": 400, "short_fnumber": 4, "long_fnumber": 4, "cfa": "RGGB",
+        "black_level": "64 64 64 64", "white_level": 4095} for i, short in enumerate([bad, good, bad])]
+    import pandas as pd
+
+    df = pd.DataFrame(rows)
+    df.attrs["root"] = str(tmp_path)
+    found = pixel_findings(df, workers=2)
+    bad_findings = [f for f in found if f.path == str(bad)]
+    assert {f.pair_id for f in bad_findings} == {"p0", "p2"}
+    assert all(isinstance(f, Finding) and f.code == "unreadable" and "CFA" in f.message for f in bad_findings)
+    assert not [f for f in found if f.pair_id == "p1" and f.severity == "error"]
+
+
+def test_non_utf8_name_is_read(tmp_path):
+    """rawpy raised UnicodeEncodeError on a latin-1 file name."""
+    import os
+
+    data = _dng(tmp_path / "good.dng").read_bytes()
+    name = os.path.join(os.fsencode(tmp_path), b"caf\xe9.dng")
+    with open(name, "wb") as handle:
+        handle.write(data)
+    meta = read_metadata(os.fsdecode(name), with_pixels=True)
+    assert meta.exposure_s == Fraction(1, 100) and meta.width == 48 and meta.has_pixels
+    assert check_pixels(os.fsdecode(name)) is None
+
+
+def test_fifo_and_directory_named_like_raws_are_never_opened(tmp_path):
+    """A FIFO named x.dng hung inspect and scan forever."""
+    import os
+
+    from curate.rawmeta import sha256_file
+
+    os.mkfifo(tmp_path / "x.dng")
+    (tmp_path / "d.dng").mkdir()
+    for name, what in (("x.dng", "a FIFO"), ("d.dng", "a directory")):
+        started = time.perf_counter()
+        for call in (read_metadata, check_pixels, sha256_file):
+            with pytest.raises(UnreadableRaw, match=f"{what}.*never opened"):
+                call(tmp_path / name)
+        assert time.perf_counter() - started < 2
+
+
+def test_dev_zero_is_never_hashed(tmp_path):
+    """A manifest path to /dev/zero hung validate at 100% CPU."""
+    from curate.rawmeta import sha256_file
+
+    if not os.path.exists("/dev/zero"):
+        pytest.skip("no /dev/zero")
+    started = time.perf_counter()
+    with pytest.raises(UnreadableRaw, match="a character device"):
+        sha256_file("/dev/zero")
+    assert time.perf_counter() - started < 1
+
+
+def test_sha256_stops_at_the_size_stat_gave(tmp_path):
+    import hashlib
+
+    from curate.rawmeta import sha256_file
+
+    path = tmp_path / "a.dng"
+    path.write_bytes(b"x" * 3000)
+    assert sha256_file(path, chunk=1024) == hashlib.sha256(b"x" * 3000).hexdigest()
+
+
+@pytest.mark.parametrize("damage", ["truncated-1000", "white-level-0", "strips-past-end", "strip-bytes-short"])
+def test_missing_or_broken_pixel_data_is_reported_by_read_metadata(tmp_path, damage):
+    """These entered the manifest with no error: read_metadata (scan's reader) now says why."""
+    from fuzzcorpus import dng_tag_variants, sim_dng
+
+    data = dng_tag_variants(sim_dng(tmp_path / "sim.dng").read_bytes())[damage]
+    path = tmp_path / f"{damage}.dng"
+    path.write_bytes(data)
+    try:
+        meta = read_metadata(path)
+    except UnreadableRaw as exc:
+        assert damage == "truncated-1000" and "truncated" in str(exc)
+        return
+    expected = "white level 0 is not above" if damage == "white-level-0" else "strip data missing"
+    assert meta.pixel_problem and meta.pixel_problem.startswith(expected), meta.pixel_problem
+
+
+def test_any_reader_exception_becomes_unreadable(tmp_path, monkeypatch):
+    """Whatever a reader raises on a damaged file is one UnreadableRaw line naming the file."""
+    import curate.exif
+
+    path = _dng(tmp_path / "good.dng")
+    monkeypatch.setattr(curate.exif, "read_tags", lambda *a: (_ for _ in ()).throw(OverflowError("x\ny")))
+    with pytest.raises(UnreadableRaw) as caught:
+        read_metadata(path)
+    assert str(caught.value).startswith(f"{path}: corrupt, a reader failed on it (OverflowError: x y)")
