@@ -244,3 +244,30 @@ def test_stripped_sample_is_caught_from_its_header(raw_samples):
     assert codes(findings) == ["no-pixel-data"] * 2 and measured == {}
     assert {f.path for f in findings} == {str(rw2)}
     assert findings[0].message.startswith("strip data missing: file holds 22 of 20511792 bytes")
+
+
+def test_mostly_clipped_long_is_not_misaligned(shots, tmp_path):
+    """A long 96% clipped gave a false `misaligned` (25 px) beside `clipped`: the shift is now not
+    measured above 90% of the plane saturated, and the clipped warning says so."""
+    profile, files = shots
+    radiance = render_scene("dark-and-bright", *SIZE, environment="indoor")
+    long = shoot(tmp_path / "very_bright_long.dng", profile, radiance, Fraction(10), light=20, seed=2)
+    findings, measured = check_shot(profile, files["short"], long, 20 * 250)
+    assert codes(findings) == ["clipped"] and measured["clipped_fraction"] > 0.9
+    assert not measured["shift_measured"] and measured["shift_px"] == (0.0, 0.0)
+    assert "alignment and measured ratio not checked: 100% of the long is clipped" in findings[0].message
+    # below the limit the shift is still measured (29% of raw pixels, 52% of the plane clipped)
+    findings, measured = check_shot(profile, files["short"], files["bright_long"], 4 * 250)
+    assert measured["shift_measured"] and "not checked" not in findings[0].message
+
+
+def test_unmeasurable_pair_without_other_warning_says_not_measured():
+    from curate.pixelchecks import pair_findings
+
+    m = {"clipped_fraction": 0.0, "short_snr": 5.0, "shift_px": (0.0, 0.0), "shift_measured": False,
+         "shift_significance": 2.5, "plane_clipped_fraction": 0.0, "ratio_error_stops": 3.0,
+         "ratio_uncertainty_stops": 0.01, "measured_ratio": 2000.0, "expected_ratio": 250.0,
+         "short_signal_dn": 50.0, "short_noise_dn": 10.0}
+    (finding,) = pair_findings(m, "s.dng", "l.dng", "p")
+    assert finding.code == "not-measured" and finding.severity == "warning"
+    assert "significance 2.5, needs 6" in finding.message
