@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from curate.errors import SidkitError
+from curate.rawmeta import check_pixels
 
 from . import rawpack
 from .checkpoint import model_from_checkpoint
@@ -36,10 +37,41 @@ def predict(checkpoint: str | os.PathLike, rawfile: str | os.PathLike, ratio: fl
         raise SidkitError(f"{rawfile}: {checkpoint} was trained with ratio policy {policy!r}, so the "
                           "amplification must be given; pass --ratio (e.g. --ratio 100)")
     gain = float(ratio) if fixed and ratio is not None else rawpack.amplification(ratio or 1.0, policy)
-    frame = rawpack.read_raw(rawfile)
+    check_input(rawfile)
+    try:
+        frame = rawpack.read_raw(rawfile)
+    except SidkitError:
+        raise
+    except Exception as exc:   # LibRawIOError, LibRawFileUnsupportedError, numpy on garbage
+        raise SidkitError(f"{rawfile}: cannot be decoded ({_brief(exc)}); predict needs a camera raw file "
+                          "that LibRaw reads; nothing written") from None
     if cfa_kind(frame.cfa) != data["cfa_kind"]:
         raise SidkitError(f"{rawfile}: a {frame.cfa} raw does not fit {checkpoint}, trained on "
                           f"{data['cfa_kind']} raws ({data['channels']} channels); use a matching checkpoint")
     x = rawpack.pack(frame, gain)
     amp = "bf16" if device == "cuda" else "off"
     return save_png(Path(out), run_network(model, x, device=device, amp=amp, tile=tile))
+
+
+def check_input(rawfile: str | os.PathLike) -> None:
+    """SidkitError (one line naming the file) unless ``rawfile`` is a regular file whose pixel data
+    is there and decodes: curate's check_pixels, the check `curate validate` uses."""
+    path = Path(rawfile)
+    if not path.exists():
+        raise SidkitError(f"{path}: no such file; give the dark raw file to brighten")
+    if not path.is_file():
+        raise SidkitError(f"{path}: not a regular file (a folder, FIFO or device); give a raw file")
+    try:
+        reason = check_pixels(path)
+    except SidkitError:
+        raise
+    except Exception as exc:
+        reason = f"cannot be read ({_brief(exc)})"
+    if reason:
+        raise SidkitError(f"{path}: no usable pixel data ({reason}); predict needs the camera's complete raw "
+                          "file, not a stripped or truncated copy; nothing written")
+
+
+def _brief(exc: BaseException) -> str:
+    text = " ".join(str(exc).strip("b'\"").split())[:150]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
