@@ -285,3 +285,31 @@ def test_any_reader_exception_becomes_unreadable(tmp_path, monkeypatch):
     with pytest.raises(UnreadableRaw) as caught:
         read_metadata(path)
     assert str(caught.value).startswith(f"{path}: corrupt, a reader failed on it (OverflowError: x y)")
+
+
+def test_inspect_reports_every_file_good_or_bad(tmp_path):
+    """`curate inspect a b c` stopped at the first bad file and printed no JSON for the good ones."""
+    import json
+
+    from click.testing import CliRunner
+
+    from curate.cli import main
+
+    good = _dng(tmp_path / "good.dng")
+    cut = tmp_path / "cut.dng"
+    cut.write_bytes(good.read_bytes()[:-1000])
+    os.mkfifo(tmp_path / "fifo.dng")
+    (tmp_path / "dir.dng").mkdir()
+    paths = [good, cut, tmp_path / "fifo.dng", tmp_path / "dir.dng", good]
+    result = CliRunner().invoke(main, ["inspect", *map(str, paths), "--format", "json"])
+    assert result.exit_code == 1 and (result.exception is None or isinstance(result.exception, SystemExit))
+    reports = json.loads(result.stdout)
+    assert [r["path"] for r in reports] == [str(p) for p in paths]
+    assert [r["pixel_data"] for r in reports] == ["present", "missing", "unknown", "unknown", "present"]
+    assert [[f["code"] for f in r["findings"]] for r in reports] == [
+        [], ["no-pixel-data"], ["unreadable"], ["unreadable"], []]
+    assert reports[0]["exposure_s"] == "1/100" and reports[1]["exposure_s"] == "1/100"
+    assert "FIFO" in reports[2]["findings"][0]["message"]
+    table = CliRunner().invoke(main, ["inspect", str(good), str(tmp_path / "fifo.dng")])
+    assert table.exit_code == 1 and "exposure_s" in table.stdout and "unreadable" in table.stdout
+    assert CliRunner().invoke(main, ["inspect", str(good)]).exit_code == 0
