@@ -21,7 +21,7 @@ from .backend import Camera, CameraSettings, bulb_label, choice_for_number, form
 from .tables import titled_table
 
 BULB_ABOVE_S = 30                        # longer exposures use bulb where the camera offers it
-SCENE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*$")
+SCENE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*")   # whole name: fullmatch ('$' lets "a\n" through)
 ENVIRONMENTS = ("indoor", "outdoor")
 TARGETS = {"ram": re.compile(r"ram|internal", re.IGNORECASE), "card": re.compile(r"card|sd|cf", re.IGNORECASE)}
 
@@ -82,7 +82,7 @@ class PairResult:
 
 
 def check_scene_name(scene: str) -> str:
-    if not SCENE_NAME.match(scene or ""):
+    if not isinstance(scene, str) or not SCENE_NAME.fullmatch(scene):
         raise SidkitError(f"scene name {scene!r}: use letters, digits and '-' only (no '_', which "
                           "separates the scene from the rest of a file name), e.g. desk-lamp-01")
     return scene

@@ -23,8 +23,8 @@ from .tables import titled_table
 
 def next_scene_name(dataset: Path, prefix: str = "scene") -> str:
     """`<prefix>-NNN` one above the highest such scene in the log (001 for a new dataset)."""
-    pattern = re.compile(rf"^{re.escape(prefix)}-(\d+)$")
-    numbers = [int(m[1]) for r in read_log(dataset) if (m := pattern.match(r.scene_id))]
+    pattern = re.compile(rf"{re.escape(prefix)}-([0-9]+)")
+    numbers = [int(m[1]) for r in read_log(dataset) if (m := pattern.fullmatch(r.scene_id))]
     return f"{prefix}-{max(numbers, default=0) + 1:03d}"
 
 
