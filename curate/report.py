@@ -403,11 +403,25 @@ SCRIPT = """
     sel('prev').disabled = pageNo === 0; sel('next').disabled = pageNo >= pages - 1;
     document.body.dataset.visiblePairs = visible.length;
   }
-  ['f-split', 'f-env', 'f-code'].forEach(function(id){
-    sel(id).addEventListener('change', function(){ pageNo = 0; show(); });
+  // the filters live in the address (#split=test&env=indoor&code=misaligned&page=2): views can be linked
+  var ids = {split: 'f-split', env: 'f-env', code: 'f-code'};
+  location.hash.replace(/^#/, '').split('&').forEach(function(part){
+    var kv = part.split('='), key = decodeURIComponent(kv[0]), value = decodeURIComponent(kv[1] || '');
+    if (ids[key] && Array.prototype.some.call(sel(ids[key]).options, function(o){ return o.value === value; }))
+      sel(ids[key]).value = value;
+    if (key === 'page') pageNo = Math.max(0, (parseInt(value, 10) || 1) - 1);
   });
-  sel('prev').addEventListener('click', function(){ pageNo--; show(); });
-  sel('next').addEventListener('click', function(){ pageNo++; show(); });
+  function remember(){
+    var parts = Object.keys(ids).filter(function(k){ return sel(ids[k]).value; })
+      .map(function(k){ return k + '=' + encodeURIComponent(sel(ids[k]).value); });
+    if (pageNo) parts.push('page=' + (pageNo + 1));
+    history.replaceState(null, '', parts.length ? '#' + parts.join('&') : location.pathname);
+  }
+  Object.keys(ids).forEach(function(k){
+    sel(ids[k]).addEventListener('change', function(){ pageNo = 0; show(); remember(); });
+  });
+  sel('prev').addEventListener('click', function(){ pageNo--; show(); remember(); });
+  sel('next').addEventListener('click', function(){ pageNo++; show(); remember(); });
   show();
   window.addEventListener('load', function(){
     var imgs = document.querySelectorAll('article.pair:not([hidden]) img');

@@ -74,21 +74,33 @@ def chromium() -> str:
     return found
 
 
-def browse(page: Path, tmp_path: Path, name: str, height: int = 1000) -> tuple[str, np.ndarray]:
-    """(the DOM after the page's scripts ran, the screenshot as an array) from headless Chromium."""
-    binary = chromium()
-    flags = [binary, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'chromium'}"]
-    shot = tmp_path / f"{name}.png"
+def run_chromium(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
+    flags = [chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'chromium'}"]
     try:
-        dom = subprocess.run(flags + ["--dump-dom", page.resolve().as_uri()], capture_output=True, text=True,
-                             timeout=120)
-        subprocess.run(flags + [f"--window-size=1400,{height}", f"--screenshot={shot}", page.resolve().as_uri()],
-                       capture_output=True, timeout=120)
+        done = subprocess.run(flags + args, capture_output=True, text=True, timeout=120)
     except (OSError, subprocess.TimeoutExpired) as exc:
         pytest.skip(f"chromium cannot run here: {exc}")
-    if dom.returncode != 0 or "<body" not in dom.stdout or not shot.is_file():
-        pytest.skip(f"chromium cannot run here: {dom.stderr.strip()[-300:]}")
-    return dom.stdout, np.asarray(Image.open(shot).convert("RGB"), dtype=np.float32)
+    if done.returncode != 0:
+        pytest.skip(f"chromium cannot run here: {done.stderr.strip()[-300:]}")
+    return done
+
+
+def dump_dom(page: Path, tmp_path: Path, fragment: str = "") -> str:
+    """The DOM after the page's scripts ran (``fragment``: '#code=misaligned' sets the filters)."""
+    dom = run_chromium(["--dump-dom", page.resolve().as_uri() + fragment], tmp_path).stdout
+    if "<body" not in dom:
+        pytest.skip("chromium printed no DOM here")
+    return dom
+
+
+def browse(page: Path, tmp_path: Path, name: str, height: int = 1000) -> tuple[str, np.ndarray]:
+    """(the DOM after the page's scripts ran, the screenshot as an array) from headless Chromium."""
+    dom = dump_dom(page, tmp_path)
+    shot = tmp_path / f"{name}.png"
+    run_chromium([f"--window-size=1400,{height}", f"--screenshot={shot}", page.resolve().as_uri()], tmp_path)
+    if not shot.is_file():
+        pytest.skip("chromium wrote no screenshot here")
+    return dom, np.asarray(Image.open(shot).convert("RGB"), dtype=np.float32)
 
 
 def body_data(dom: str) -> dict[str, str]:
@@ -283,6 +295,15 @@ def test_dataset_page_in_chromium(dataset_manifest, findings, tmp_path):
     top = shot[: 250].std(axis=(0, 1))                            # header: text, table, histograms
     cards = shot[400:].reshape(-1, 3).std(axis=0)
     assert top.mean() > 10 and cards.mean() > 20
+    # the filters, set from the address as a person's link would: the pairs they leave match the data
+    code = "ratio-out-of-range"
+    flagged = {f["pair_id"] for f in findings if f["code"] == code}
+    dom = dump_dom(page, tmp_path, f"#code={code}")
+    assert f"{len(flagged)} of 8 pairs match" in dom and body_data(dom)["visible-pairs"] == str(len(flagged))
+    split, env = df[["split", "environment"]].iloc[-1]
+    dom = dump_dom(page, tmp_path, f"#split={split}&env={env}&page=9")
+    wanted = ((df["split"] == split) & (df["environment"] == env)).sum()
+    assert f"{wanted} of 8 pairs match" in dom and re.search(r'id="page"[^>]*>page 1 of 1<', dom)
 
 
 @pytest.mark.slow
