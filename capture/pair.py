@@ -8,7 +8,6 @@ import math
 import re
 import time
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
 from fractions import Fraction
 from pathlib import Path
 
@@ -69,7 +68,7 @@ class ShotResult:
     shot: Shot
     files: list[Path]
     seconds: float                       # how long the shot took, download included
-    captured_at: str = ""                # ISO 8601, by the camera's clock (`Camera.now`)
+    captured_at: str                     # ISO 8601, by the camera's clock (`Camera.now`)
     details: dict = field(default_factory=dict)     # the backend's `shot_details()`
 
 
@@ -224,7 +223,6 @@ def shot_records(plan: PairPlan, result: ShotResult, index: int, reported: str, 
     of docs/capture.md. All files of one shot share ``extra.shot_index``; `curate scan` pairs the raw ones.
     """
     pair, request = plan.pair, plan.request
-    captured_at = result.captured_at or datetime.now(timezone.utc).isoformat(timespec="seconds")
     notes = "; ".join(n for n in (request.notes, result.shot.notes) if n)
     details = {"long_label": pair.long_label, "short_label": pair.short_label,
                "nominal_ratio": round(pair.nominal_ratio, 4), "true_ratio": round(pair.true_ratio, 4),
@@ -236,7 +234,7 @@ def shot_records(plan: PairPlan, result: ShotResult, index: int, reported: str, 
         requested_exposure_s=float(result.shot.seconds),
         camera_exposure=f"bulb {format_exposure(result.shot.seconds)}" if result.shot.bulb else reported,
         iso=iso, fnumber=fnumber, environment=request.environment, camera=plan.camera,
-        captured_at=captured_at, backend=backend, notes=notes, sha256=sha256_file(f), extra=details)
+        captured_at=result.captured_at, backend=backend, notes=notes, sha256=sha256_file(f), extra=details)
         for f in result.files]
 
 
