@@ -103,3 +103,77 @@ def test_ratio_range_parsing():
     for bad in ("300:100", "a:b", "0:5", "1:2:3"):
         with pytest.raises(SidkitError, match="LOW:HIGH"):
             parse_ratio_range(bad)
+
+
+# --- in a training run ------------------------------------------------------------------------------
+def write_test_profile(path, camera="Sim Tiny 1"):
+    from curate.noiseprofile import write_profile
+
+    isos = [IsoNoise(iso=i, k_dn_per_e=k, read_noise_dn=r, row_noise_dn=w, tukey_lambda=0.1, black_level=[512.0] * 4)
+            for i, k, r, w in ((100, 0.25, 1.6, 0.5), (800, 2.0, 5.0, 1.2), (6400, 16.0, 30.0, 6.0))]
+    return write_profile(NoiseProfile(camera, "RGGB", WHITE, isos, cross_iso_fit(isos)), path)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    from test_train_loop import make_dataset
+
+    folder = tmp_path_factory.mktemp("syn")
+    return make_dataset(folder), write_test_profile(folder / "p.toml")
+
+
+def test_synthetic_run_trains_and_resumes_exactly(tiny, tmp_path):
+    from test_train_loop import metrics, tiny_config
+    from train.checkpoint import load_checkpoint
+    from train.loop import TrainingStopped, train_run
+
+    manifest, profile = tiny
+    settings = dict(synthetic=str(profile), synthetic_fraction=0.5, synthetic_ratio="50:200")
+    whole = train_run(tiny_config(manifest, tmp_path / "whole", **settings), progress=False)
+    config = tiny_config(manifest, tmp_path / "split", **settings)
+    with pytest.raises(TrainingStopped):
+        train_run(config, progress=False, stop_after_steps=3)
+    resumed = train_run(config, progress=False, resume=True)
+    assert metrics(resumed) == [{**r, "seconds": m["seconds"]} for r, m in zip(metrics(whole), metrics(resumed))]
+    a = load_checkpoint(whole / "checkpoints" / "last.pt")
+    b = load_checkpoint(resumed / "checkpoints" / "last.pt")
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    assert a["config"]["synthetic"] == str(profile) and a["config"]["synthetic_ratio"] == "50:200"
+    assert 'synthetic_fraction = 0.5' in (whole / "config.toml").read_text()
+    plain = train_run(tiny_config(manifest, tmp_path / "plain"), progress=False)
+    plain_weights = load_checkpoint(plain / "checkpoints" / "last.pt")["model"]
+    assert not all(torch.equal(a["model"][k], plain_weights[k]) for k in plain_weights)   # synthesis was used
+
+
+def test_a_manifest_of_longs_only_trains_on_synthetic_shorts(tiny, tmp_path):
+    from curate.manifest import read_manifest, write_manifest
+    from test_train_loop import metrics, tiny_config
+    from train.loop import train_run
+
+    manifest, profile = tiny
+    df = read_manifest(manifest)
+    df["short_path"], df["short_sha256"] = df["long_path"], df["long_sha256"]
+    longs = write_manifest(df, manifest.with_name("longs.csv"))
+    config = tiny_config(longs, tmp_path / "run", synthetic=str(profile)).resolved()
+    assert config.synthetic_fraction == 1.0
+    run = train_run(config, progress=False)
+    assert all(math.isfinite(float(r["train_loss"])) for r in metrics(run))
+
+
+def test_synthetic_batches_are_noisy_shorts_of_the_longs_with_their_truth(tiny):
+    from curate.manifest import read_manifest
+    from train.cache import RawCache
+    from train.synthetic import SyntheticShorts
+
+    manifest, profile = tiny
+    df = read_manifest(manifest)
+    cache = RawCache(manifest.parent / ".cache")
+    shorts = SyntheticShorts(df, cache, str(profile), 1.0, "100:100", "cap:300", 32, None, "cpu")
+    g = torch.Generator().manual_seed(0)
+    batch = shorts.batch([0, 1], g, "cpu")
+    clean = shorts.crops.batch([0, 1], None, torch.Generator().manual_seed(0), "cpu")
+    assert torch.equal(batch.target, clean.target) and batch.gain.tolist() == [100.0, 100.0]
+    noise = (batch.input - clean.input).std()
+    assert 0.005 < float(noise) < 0.5 and float((batch.input - clean.input).mean()).__abs__() < 0.02
+    with pytest.raises(SidkitError, match="no such noise profile"):
+        SyntheticShorts(df, cache, str(manifest.parent / "none.toml"), 1.0, "100:300", "cap:300", 32, None, "cpu")

@@ -51,6 +51,10 @@ def main():
 @click.option("--save-every", type=int, help=f"Epochs between checkpoints/last.pt writes.  {default_text('save_every')}")
 @click.option("--log-every", type=int, help=f"Steps between TensorBoard loss points.  {default_text('log_every')}")
 @click.option("--cache-dir", help=f"Decoded-raw cache.  {default_text('cache_dir')}")
+@click.option("--synthetic", help="Noise profile (curate noise-profile): also train on shorts synthesised from the longs.")
+@click.option("--synthetic-fraction", type=float,
+              help="Share of steps with synthetic shorts.  [default: 1.0 for a manifest of longs only, else 0.5]")
+@click.option("--synthetic-ratio", help=f"Ratios of synthetic shorts, LOW:HIGH.  {default_text('synthetic_ratio')}")
 @click.option("--resume", is_flag=True,
               help="Continue from <out>/checkpoints/last.pt with the run's own config.toml; flags given override it.")
 @reports_errors
@@ -67,6 +71,7 @@ def run(manifest, config_file, resume, compile_, **flags):
     train run manifests/canon90d.csv --config run.toml --lr-steps 2000:1e-5 --out runs/a
     train run manifests/canon90d.csv --out runs/a --resume
     train run manifests/canon90d.csv --out runs/a --resume --epochs 8000
+    train run manifests/canon90d.csv --synthetic profiles/eos90d.toml --synthetic-ratio 100:300
     torchrun --nproc-per-node 2 -m train run manifests/canon90d.csv
     """
     from .loop import TrainingStopped, train_run

@@ -39,7 +39,7 @@ class RunConfig:
     ratio_policy: str = "cap:300"       # 'exif', 'cap:N' or 'fixed:N'
     device: str | None = None           # None: 'cuda' when available, else 'cpu'
     amp: str | None = None              # None: 'bf16' on cuda, 'off' on cpu
-    channels_last: bool | None = None   # None: on for cuda
+    channels_last: bool = True          # NHWC layout: measured faster on CPU and CUDA
     compile: bool = False               # torch.compile the model
     out: str | None = None              # None: runs/<manifest stem>
     seed: int = 0
@@ -48,6 +48,9 @@ class RunConfig:
     log_every: int = 10                 # steps between TensorBoard loss points (each one waits for the device)
     num_workers: int = 0                # threads decoding raws into the cache (0: one per CPU core)
     cache_dir: str | None = None        # None: <manifest folder>/.sidkit-cache
+    synthetic: str | None = None        # a noise profile (curate noise-profile): synthetic shorts from longs
+    synthetic_fraction: float | None = None  # share of steps with synthetic shorts; None: 1.0 for longs only, else 0.5
+    synthetic_ratio: str = "100:300"    # exposure ratios of synthetic shorts, LOW:HIGH
 
     def resolved(self) -> RunConfig:
         """A copy with every machine-dependent default filled in and every value checked."""
@@ -75,13 +78,14 @@ class RunConfig:
         if self.patch_choices is not None and (not self.patch_choices or min(self.patch_choices) < 1):
             raise SidkitError(f"run config: patch_choices {self.patch_choices!r} must be positive sizes")
         amplification(1.0, self.ratio_policy)  # SidkitError for an unknown policy
+        synthetic = _check_synthetic(self) if self.synthetic else {}
         _check_network(self.arch, self.spec)
         return dataclasses.replace(
             self, **numbers, device=device, amp=amp, out=out, cache_dir=cache_dir, compile=bool(self.compile),
-            channels_last=device == "cuda" if self.channels_last is None else bool(self.channels_last),
+            channels_last=bool(self.channels_last),
             lr_steps=sorted((int(e), float(v)) for e, v in self.lr_steps),
             patch_choices=None if self.patch_choices is None else sorted(int(p) for p in self.patch_choices),
-            spec=dict(self.spec))
+            spec=dict(self.spec), **synthetic)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain TOML-ready types; None values are left out (TOML has no null)."""
@@ -96,6 +100,23 @@ class RunConfig:
 
 
 FIELDS = {f.name for f in dataclasses.fields(RunConfig)}
+
+
+def _check_synthetic(config: RunConfig) -> dict[str, Any]:
+    """The synthetic settings checked (the profile readable), the fraction's default filled in."""
+    from curate.manifest import read_manifest
+    from curate.noiseprofile import read_profile
+
+    from .synthetic import longs_only, parse_ratio_range
+
+    read_profile(config.synthetic)
+    low, high = parse_ratio_range(config.synthetic_ratio)
+    fraction = config.synthetic_fraction
+    if fraction is None:
+        fraction = 1.0 if longs_only(read_manifest(config.manifest)) else 0.5
+    if not 0 <= float(fraction) <= 1:
+        raise SidkitError(f"run config: synthetic_fraction {fraction!r} must be from 0 to 1")
+    return {"synthetic_fraction": float(fraction), "synthetic_ratio": f"{low:g}:{high:g}"}
 
 
 def _check_network(arch: str, spec: dict) -> None:
@@ -136,7 +157,7 @@ def default_amp(device: str) -> str:
 
 
 # What a None default resolves to, for help texts (RunConfig.resolved does the resolving).
-MACHINE_DEFAULTS = {"device": "cuda when available", "amp": "bf16 on cuda", "channels_last": "on for cuda",
+MACHINE_DEFAULTS = {"device": "cuda when available", "amp": "bf16 on cuda",
                     "out": "runs/<manifest name>", "num_workers": "one per CPU core",
                     "cache_dir": "<manifest folder>/.sidkit-cache"}
 

@@ -36,6 +36,7 @@ from .config import RunConfig, lr_at
 from .dataset import Batch, PairDataset, sampler
 from .evaluate import cache_loader, data_config, score_model
 from .model import PRESETS, UNetSpec, build_model
+from .synthetic import SyntheticShorts
 
 METRICS_COLUMNS = ("epoch", "step", "train_loss", "lr", "val_psnr", "val_ssim", "seconds")
 
@@ -91,6 +92,9 @@ def train_run(config: RunConfig, progress: bool = True, resume: bool = False,
         dist.barrier()
     pairs = PairDataset(df, cache, "train", config.ratio_policy, config.patch, config.patch_choices)
     crops = sampler(pairs, device)
+    synthetic = (SyntheticShorts(df, cache, config.synthetic, config.synthetic_fraction, config.synthetic_ratio,
+                                 config.ratio_policy, config.patch, config.patch_choices, device)
+                 if config.synthetic else None)
     data = data_config(df, config.ratio_policy, config.manifest)
     evaluation = Evaluation(df, config, cache, device, console)
 
@@ -119,7 +123,9 @@ def train_run(config: RunConfig, progress: bool = True, resume: bool = False,
             lr = set_lr(optimizer, lr_at(state.epoch, config.lr, config.lr_steps))
             batches = epoch_scenes(len(pairs), config.batch, state.epoch, config.seed, rank, world)
             while state.position < len(batches):
-                x, y = to_network(crops.batch(batches[state.position], None, generator, device), config)
+                scenes = batches[state.position]
+                batch = synthetic.batch(scenes, generator, device) if synthetic else None
+                x, y = to_network(batch or crops.batch(scenes, None, generator, device), config)
                 loss = train_step(net, optimizer, x, y, config)
                 state.position, state.step, state.loss_count = state.position + 1, state.step + 1, state.loss_count + 1
                 state.loss_sum = state.loss_sum + loss

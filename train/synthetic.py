@@ -139,3 +139,56 @@ def amplifications(ratios: torch.Tensor, policy: str) -> torch.Tensor:
     """The input gain of each ratio under the run's amplification policy (rawpack.amplification)."""
     return torch.tensor([rawpack.amplification(float(r), policy) for r in ratios.cpu()], dtype=ratios.dtype,
                         device=ratios.device)
+
+
+# --- in a training run ----------------------------------------------------------------------------
+def longs_only(df) -> bool:
+    """A manifest of long exposures only: every row's short is its long (nothing real to learn from)."""
+    return bool(len(df)) and bool((df["short_sha256"] == df["long_sha256"]).all())
+
+
+def longs_manifest(df):
+    """One row per distinct long exposure of ``df``, standing in as its own short (ratio 1)."""
+    longs = df.drop_duplicates("long_sha256").copy()
+    longs["short_path"], longs["short_sha256"], longs["ratio"] = longs["long_path"], longs["long_sha256"], 1.0
+    longs.attrs = dict(df.attrs)
+    return longs
+
+
+class SyntheticShorts:
+    """Synthetic batches of a run: crops of the training split's longs, shorts synthesised on the
+    device from a noise profile. ``batch`` returns None for the steps that keep the real pair
+    (1 - fraction of them); every draw comes from the run's generator, so resume stays exact."""
+
+    def __init__(self, df, cache, profile: str, fraction: float, ratio: str, policy: str, patch: int,
+                 patch_choices, device):
+        from .dataset import PairDataset, sampler
+
+        self.model = NoiseModel.from_profile(profile)
+        self.low, self.high = parse_ratio_range(ratio)
+        if not 0 <= fraction <= 1:
+            raise SidkitError(f"--synthetic-fraction {fraction:g}: give a fraction from 0 to 1")
+        self.fraction, self.policy, self.device = float(fraction), policy, torch.device(device)
+        self.longs = PairDataset(longs_manifest(df), cache, "train", "fixed:1", patch, patch_choices)
+        self.crops = sampler(self.longs, device)
+        self.black = [torch.from_numpy(pairs[0].black) for pairs in self.longs.scenes]
+        self.white = [float(pairs[0].white) for pairs in self.longs.scenes]
+        self.noise = torch.Generator(device=self.device)
+
+    def batch(self, scenes: list[int], generator: torch.Generator, device):
+        """A synthetic Batch for ``scenes`` (indices of the training split's sorted scene ids), or None."""
+        from .dataset import Batch
+
+        if self.fraction < 1 and float(torch.rand(1, generator=generator)) >= self.fraction:
+            return None
+        long = self.crops.batch(scenes, None, generator, device)
+        n = len(scenes)
+        ratio = self.low + (self.high - self.low) * torch.rand(n, generator=generator, dtype=torch.float64)
+        gain = torch.tensor([rawpack.amplification(float(r), self.policy) for r in ratio], dtype=torch.float32)
+        self.noise.manual_seed(int(torch.randint(2 ** 62, (1,), generator=generator)))
+        black = torch.stack([self.black[s] for s in scenes]).to(device, non_blocking=True)
+        white = torch.tensor([self.white[s] for s in scenes], dtype=torch.float32).to(device, non_blocking=True)
+        gain = gain.to(device, non_blocking=True)
+        x = synthesise(long.input, black, white, ratio.float().to(device, non_blocking=True), self.model, self.noise,
+                       amplification=gain)
+        return Batch(x, long.target, gain)
