@@ -1,5 +1,6 @@
 """The simulated sensor end to end: `capture pair --camera sim` writes DNGs + log that curate reads back."""
 import json
+import re
 from fractions import Fraction
 
 import numpy as np
@@ -142,9 +143,38 @@ def test_session_command_prompts_and_shoots(tmp_path):
                                        *SMALL], input="\noutdoor\nby the lake\nq\n")
     assert result.exit_code == 0, result.output
     assert "1 scenes shot into" in result.output
+    assert re.search(r"scene-001\W+outdoor\W+10 / 1/25\W+250 \(256\)", result.output)   # the session table's row
     records = read_log(tmp_path)
     assert [(r.scene_id, r.role, r.environment, r.notes, r.iso) for r in records] == [
         ("scene-001", "long", "outdoor", "by the lake", 800), ("scene-001", "short", "outdoor", "by the lake", 800)]
+
+
+def test_session_json_lists_each_scene_with_its_files_and_checks(tmp_path):
+    result = CliRunner().invoke(main, ["session", "--dataset", str(tmp_path), "--shorts", "1", "--format", "json",
+                                       *SMALL], input="\nindoor\n\nporch\noutdoor\nwindy\nq\n")
+    assert result.exit_code == 0, result.output
+    scenes = json.loads(result.stdout)
+    assert [(s["scene"], s["environment"], [f for shot in s["shots"] for f in shot["files"]]) for s in scenes] == [
+        ("scene-001", "indoor", ["scene-001/scene-001_long_10s.dng", "scene-001/scene-001_short_1-25s_00.dng"]),
+        ("porch", "outdoor", ["porch/porch_long_10s.dng", "porch/porch_short_1-25s_00.dng"])]
+    assert all(len([c for c in s["checks"] if c["code"] == "measured-ratio"]) == 1 for s in scenes)
+    assert [r.path for r in read_log(tmp_path)] == [f for s in scenes for shot in s["shots"] for f in shot["files"]]
+
+
+def test_detect_and_simulate_as_json(tmp_path):
+    cameras = json.loads(invoke("detect", "--format", "json").output)
+    assert [c for c in cameras if c["camera"] == "sim"] == [
+        {"model": f"simulated {name}", "camera": "sim", "profile": name}
+        for name in ("sim-dslr14", "sim-mirrorless12", "sim-phone10")]
+    result = CliRunner().invoke(main, ["simulate", str(tmp_path / "ds"), "--scenes", "3", "--size", "32x32",
+                                       "--format", "json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert [(s["scene_id"], s["environment"], s["short_label"], len(s["files"])) for s in summary["scenes"]] == [
+        ("sim01", "indoor", "1/25", 3), ("sim02", "indoor", "1/25", 3), ("sim03", "outdoor", "0.5", 3)]
+    assert sorted(d["defect"] for d in summary["planted_defects"]) == [
+        "measured-ratio-mismatch", "misaligned", "ratio-out-of-range", "ratio-out-of-range"]
+    assert all((tmp_path / "ds" / f).is_file() for s in summary["scenes"] for f in s["files"])
 
 
 @pytest.mark.parametrize("args, message", [
