@@ -270,6 +270,21 @@ def test_runs_page_numbers_match_the_evaluation(runs, tmp_path):
     assert text.count('src="data:image/png;base64,') == 1 + 4      # the curves and the sheets
 
 
+@pytest.mark.slow
+def test_a_sweep_run_is_read_from_its_eval_folder(runs, tmp_path):
+    """`train sweep` evaluates into <run>/eval/ and names the setting in result.json."""
+    _, (run, _) = runs
+    swept = shutil.copytree(run, tmp_path / "sweep" / "lr-1e-2")
+    (swept / "eval").mkdir()
+    shutil.move(swept / "report.md", swept / "eval" / "report.md")
+    shutil.move(swept / "outputs", swept / "eval" / "outputs")
+    (swept / "result.json").write_text('{"setting": "lr 1e-2", "psnr": 1.0}')
+    done = runs_report([tmp_path / "sweep"], tmp_path / "s.html", sheets=0)
+    text = (tmp_path / "s.html").read_text()
+    assert done["runs"] == ["lr-1e-2"] and done["sheets"] == 4 and "<td>lr 1e-2</td>" in text
+    assert text.count('<figure class="sheet">') == 4 and 'data-key="test:all:psnr"' in text
+
+
 def test_train_report_refuses_a_folder_without_runs(tmp_path):
     result = CliRunner().invoke(train_main, ["report", str(tmp_path), "-o", str(tmp_path / "r.html")])
     assert result.exit_code == 1 and "not a run folder" in result.output and not (tmp_path / "r.html").exists()

@@ -39,6 +39,7 @@ class Run:
     images: list[dict] = field(default_factory=list)    # per image: pair_id, psnr, ssim, baseline_*
     sheets: list[Path] = field(default_factory=list)
     eval_note: str = ""
+    setting: str = ""                                   # the sweep setting it ran, if any
 
 
 def run_folders(paths: list[str | os.PathLike]) -> list[Path]:
@@ -97,9 +98,17 @@ def _scores(row: dict) -> dict:
     return out
 
 
+def evaluation_folder(run: Path) -> Path:
+    """Where a run's evaluation lies: the run folder (`train eval`), else its eval/ (`train sweep`)."""
+    for folder in (run, run / "eval"):
+        if (folder / "eval.json").is_file() or (folder / "report.md").is_file():
+            return folder
+    return run
+
+
 def read_evaluation(folder: Path) -> tuple[list[dict], list[dict], str]:
-    """(summary rows, per-image rows, note) from eval.json (as `train eval --format json` prints it)
-    or else report.md (as `train eval` writes it)."""
+    """(summary rows, per-image rows, note) from ``folder``'s eval.json (as `train eval --format json`
+    prints it) or else its report.md (as `train eval` writes it)."""
     for candidate in (folder / "eval.json",):
         if candidate.is_file():
             try:
@@ -134,8 +143,13 @@ def read_run(folder: Path, name: str | None = None) -> Run:
         run.metrics = pd.read_csv(folder / "metrics.csv")
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
         pass
-    run.summary, run.images, run.eval_note = read_evaluation(folder)
-    run.sheets = sorted((folder / "outputs").glob("*-sheet.png"))
+    evaluated = evaluation_folder(folder)
+    run.summary, run.images, run.eval_note = read_evaluation(evaluated)
+    run.sheets = sorted((evaluated / "outputs").glob("*-sheet.png"))
+    try:   # a sweep's run: its setting's name
+        run.setting = str(json.loads((folder / "result.json").read_text())["setting"])
+    except (OSError, json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError):
+        pass
     return run
 
 
@@ -250,7 +264,8 @@ def _overview(runs: list[Run]) -> str:
     keys = sorted({k for run in runs for k, v in run.config.items() if not isinstance(v, (dict, list))})
     varying = [k for k in keys if len({repr(run.config.get(k)) for run in runs}) > 1 and k not in ("out",)]
     shown = varying or [k for k in ("epochs", "lr", "patch", "arch", "ratio_policy") if k in keys]
-    head = ["run"] + shown + ["epochs done", "last eval PSNR", "best eval PSNR", "eval PSNR", "baseline PSNR",
+    settings = any(run.setting for run in runs)
+    head = ["run"] + (["setting"] if settings else []) + shown + ["epochs done", "last eval PSNR", "best eval PSNR", "eval PSNR", "baseline PSNR",
                               "eval split"]
     rows = []
     for run in runs:
@@ -260,7 +275,8 @@ def _overview(runs: list[Run]) -> str:
         overall = [r for r in run.summary if r["environment"] == "all"]
         tests = [r for r in overall if r["split"] == "test"]
         last = (tests or overall or [{}])[-1]      # the test split when it was scored
-        cells = [html.escape(run.name)] + [html.escape(str(run.config.get(k, ""))) for k in shown] + [
+        cells = [html.escape(run.name)] + ([html.escape(run.setting)] if settings else []) + [
+            html.escape(str(run.config.get(k, ""))) for k in shown] + [
             html.escape(str(epochs)), _fmt(values.iloc[-1] if len(values) else math.nan, 2),
             _fmt(values.max() if len(values) else math.nan, 2),
             _fmt(last.get("psnr", math.nan), 2), _fmt(last.get("baseline_psnr", math.nan), 2),
