@@ -24,7 +24,7 @@ from curate.atomic import atomic_write
 from curate.capturelog import LOG_NAME, read_log
 from curate.errors import SidkitError
 
-from .pair import PairRequest, plan_pair, shoot_pair
+from .pair import PairPlan, PairRequest, plan_pair, shoot_pair
 from .sensor import get_profile, scene_rng
 from .simcamera import SimCamera
 from .tables import titled_table
@@ -88,36 +88,37 @@ def simulate_dataset(out: str | os.PathLike, *, scenes: int = 8,
                               long=Fraction(long_s).limit_denominator(1000), iso=iso, fnumber=fnumber,
                               allow_any_ratio=bad_ratio or allow_any_ratio)
         plan = plan_pair(camera, request, out)
-        defect = _plant(plan, camera, index, scenes) if defects else None
+        defect, stems = _plant(plan, camera, index, scenes) if defects else (None, set())
         result = shoot_pair(camera, plan, out, on_shot=advance)
         planted += [{"scene_id": scene_id, "short_path": f.relative_to(out).as_posix(), "defect": defect}
-                    for shot in result.shots if defect and shot.shot.role == "short"
-                    and (defect == "ratio-out-of-range" or shot.shot.notes) for f in shot.files]
+                    for shot in result.shots if shot.shot.stem in stems for f in shot.files]
 
     with atomic_write(out / DEFECTS_NAME, "w", encoding="utf-8") as handle:
         json.dump(planted, handle, indent=2)
     return out
 
 
-def _plant(plan, camera: SimCamera, index: int, scenes: int) -> str | None:
-    """Plant this scene's defect, if it has one, in the plan's notes and on the camera; its finding code."""
-    first_short = next(k for k, shot in enumerate(plan.shots) if shot.role == "short")
-    stem = plan.shots[first_short].stem.rsplit("/", 1)[-1]
-    if index == scenes - 1:
+def _plant(plan: PairPlan, camera: SimCamera, index: int, scenes: int) -> tuple[str | None, set[str]]:
+    """Plant scene ``index``'s defect, if it has one, on the camera and in the plan's notes.
+
+    Returns the finding code and the stems of the shorts that carry it.
+    """
+    if index == scenes - 1:          # planned at ratio 20 already: the whole scene is noted
         plan.request = replace(plan.request, notes=f"planted ratio-out-of-range: shot at ratio "
                                                    f"{plan.pair.nominal_ratio:g}")
-        return "ratio-out-of-range"
+        return "ratio-out-of-range", {shot.stem for shot in plan.shots if shot.role == "short"}
+    first = next(k for k, shot in enumerate(plan.shots) if shot.role == "short")
+    file_stem = Path(plan.shots[first].stem).name
     if index == scenes - 2:
-        camera.disturb(stem, shift=DEFECT_SHIFT)
-        note, defect = f"planted misaligned: camera moved by {DEFECT_SHIFT} px (dy, dx)", "misaligned"
+        camera.disturb(file_stem, shift=DEFECT_SHIFT)
+        defect, note = "misaligned", f"planted misaligned: camera moved by {DEFECT_SHIFT} px (dy, dx)"
     elif index == scenes - 3:
-        camera.disturb(stem, light=DEFECT_LIGHT)
-        note = f"planted measured-ratio-mismatch: light dimmed to {DEFECT_LIGHT:g}x"
-        defect = "measured-ratio-mismatch"
+        camera.disturb(file_stem, light=DEFECT_LIGHT)
+        defect, note = "measured-ratio-mismatch", f"planted measured-ratio-mismatch: light dimmed to {DEFECT_LIGHT:g}x"
     else:
-        return None
-    plan.shots[first_short] = replace(plan.shots[first_short], notes=note)
-    return defect
+        return None, set()
+    plan.shots[first] = replace(plan.shots[first], notes=note)
+    return defect, {plan.shots[first].stem}
 
 
 def write_folder_layout(dataset: str | os.PathLike, out: str | os.PathLike) -> Path:
