@@ -13,7 +13,8 @@ from .tiff import COMPRESSION_NONE, PLANAR_SEPARATE, Tag, TiffDirectories, first
 
 def missing_pixel_bytes(path: str | os.PathLike) -> str | None:
     """Why the main image data cannot all be in the file (cut off, or fewer strips/tiles than the
-    image needs); None when nothing is visibly missing. UnreadableRaw when the header is unusable."""
+    image needs) or cannot be used (DNG levels that leave it no range); None when nothing is visibly
+    wrong. UnreadableRaw when the header is unusable."""
     path = Path(path)
     with mapped(path) as buf:
         kind = container_kind(path, buf)
@@ -25,6 +26,9 @@ def header_shortfall(buf, kind: str | None, tiff: TiffDirectories | None) -> str
     """missing_pixel_bytes on a file already mapped (``buf``) and parsed (``tiff`` for TIFF kinds)."""
     size = len(buf)
     if tiff is not None:
+        levels = _dng_level_problem(tiff)
+        if levels:
+            return levels
         ifd = _main_image_ifd(tiff)
         shortfall = ifd and _tile_shortfall(ifd)
         if shortfall:
@@ -39,6 +43,15 @@ def header_shortfall(buf, kind: str | None, tiff: TiffDirectories | None) -> str
     declared = sum(count for _, count in spans)
     held = min(size, sum(max(0, min(offset + count, size) - offset) for offset, count in spans))
     return f"strip data missing: file holds {held} of {declared} bytes" if held < declared else None
+
+
+def _dng_level_problem(tiff: TiffDirectories) -> str | None:
+    """A DNG WhiteLevel not above its BlackLevel: every pixel would come out black or clipped."""
+    dng = tiff.dng_tags() or {}
+    white, black = dng.get("white_level"), dng.get("black_level")
+    if white is not None and black and white <= max(black):
+        return f"DNG WhiteLevel {white} is not above the BlackLevel {max(black):g}: no range for the pixels"
+    return None
 
 
 def _counts(ifd: dict) -> tuple:

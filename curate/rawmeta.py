@@ -158,6 +158,10 @@ def check_pixels(path: str | os.PathLike) -> str | None:
             raw.unpack()
             if not np.any(raw.raw_image_visible):
                 return "decodes to all zeros"
+            pattern, colours = raw.raw_pattern, raw.color_desc.decode("ascii", "replace")
+            if pattern is not None and (pattern.shape not in ((2, 2), (6, 6)) or int(pattern.max()) >= len(colours)):
+                return (f"its CFA pattern {pattern.tolist()} (colours {colours}) is no 2x2 Bayer or 6x6 "
+                        "X-Trans tile: a corrupt CFAPattern")
     except (rawpy.LibRawError, NotImplementedError) as exc:
         return f"LibRaw cannot decode the pixels: {libraw_message(exc)}"
     except SidkitError:

@@ -111,7 +111,7 @@ def value_offset(data: bytes, tag: int) -> int:
 def dng_tag_variants(data: bytes) -> dict[str, bytes]:
     """The damaged DNGs the issue lists (each once), from a DNG written by capture.dng."""
     out = {}
-    strip = value_offset(data, 273)
+    strip = struct.unpack_from("<I", data, value_offset(data, 273))[0]      # the (one) strip's offset
     out["cfa-repeat-dim-count-3"] = set_entry(data, 33421, count=3)
     out["cfa-repeat-dim-count-1"] = set_entry(data, 33421, count=1)
     out["black-repeat-dim-count-1"] = set_entry(data, 50713, count=1)

@@ -272,7 +272,7 @@ def test_missing_or_broken_pixel_data_is_reported_by_read_metadata(tmp_path, dam
     except UnreadableRaw as exc:
         assert damage == "truncated-1000" and "truncated" in str(exc)
         return
-    expected = "white level 0 is not above" if damage == "white-level-0" else "strip data missing"
+    expected = "DNG WhiteLevel 0 is not above" if damage == "white-level-0" else "strip data missing"
     assert meta.pixel_problem and meta.pixel_problem.startswith(expected), meta.pixel_problem
 
 
