@@ -38,6 +38,7 @@ CODES = {
     "formula-cell": "warning",       # a text cell a spreadsheet would run (=, +, -, @ first)
     "path-outside-root": "warning",  # a manifest path that leaves the manifest's folder
     "not-measured": "warning",       # a pixel check that cannot be measured on the pair (says why)
+    "excluded": "warning",           # a pair the dataset's authors leave out of scores (validate --clean drops it)
 }
 
 

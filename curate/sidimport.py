@@ -3,7 +3,8 @@
 A list line is `./Sony/short/00001_00_0.1s.ARW ./Sony/long/00001_00_10s.ARW ISO200 F8`. Exposures come
 from EXIF; the exposure written in each file name is only compared (`name-exif-mismatch`). The split
 comes from the list file's name (train/val/test), else from the scene id's first digit
-(0 train, 1 test, 2 val, as the original code).
+(0 train, 1 test, 2 val, as the original code). SID's conventions (curate/sidrules.py): the three
+misaligned Sony scenes are `excluded` findings, left out on request; the paper's test set is burst 00.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from .errors import SidkitError
 from .files import shown
 from .findings import Finding
 from .scan import PairSpec, build_rows, is_raw_name, scene_id_from_name
+from .sidrules import excluded_finding, excluded_findings, in_paper_test_set, is_misaligned
 
 DIGIT_SPLIT = {"0": "train", "1": "test", "2": "val"}
 
@@ -54,9 +56,13 @@ def parse_list(list_file: Path, root: Path) -> tuple[list[PairSpec], list[Findin
 
 
 def import_sid(list_files, root: str | os.PathLike, manifest_dir: str | os.PathLike,
-               labels: dict[str, str] | None = None, progress: Callable | None = None
+               labels: dict[str, str] | None = None, progress: Callable | None = None,
+               exclude_misaligned: bool = False, paper_test_set: bool = False
                ) -> tuple[pd.DataFrame, list[Finding]]:
-    """Manifest rows for the pairs the list files name; none readable: a `no-pairs` error finding."""
+    """Manifest rows for the pairs the list files name; none readable: a `no-pairs` error finding.
+
+    Pairs of the misaligned Sony scenes get `excluded` warnings (``exclude_misaligned``: and are
+    left out, unread); ``paper_test_set`` keeps only burst 00 of the test split (train and val whole)."""
     root = Path(root)
     if not root.is_dir():
         raise SidkitError(f"{root}: no such folder; --root is the folder the list's ./Sony/... paths start from")
@@ -72,9 +78,14 @@ def import_sid(list_files, root: str | os.PathLike, manifest_dir: str | os.PathL
         seen.add((spec.short, spec.long))
         if labels and spec.scene_id in labels:
             spec.environment = labels[spec.scene_id]
+        if paper_test_set and not in_paper_test_set(spec.split, spec.short):
+            continue
+        if exclude_misaligned and is_misaligned(spec.scene_id, spec.short):
+            findings.append(excluded_finding(spec.short.stem, shown(spec.short), spec.scene_id, left_out=True))
+            continue
         pairs.append(spec)
     df, more = build_rows(pairs, Path(manifest_dir), progress)
-    findings += more
+    findings += more + excluded_findings(df)
     if not len(df):
         findings.append(Finding("", ", ".join(map(shown, list_files)), "no-pairs",
                                 f"no readable pair in {len(pairs)} listed ({len(findings)} other finding(s)); "

@@ -14,6 +14,7 @@ from .exposure import RATIO_MAX, RATIO_MIN, exposure_from_name, name_agrees
 from .findings import Finding
 from .manifest import black_levels, formula_cells, path_findings, resolve, value_problems
 from .rawfile import shown
+from .sidrules import excluded_findings
 
 UNBALANCED_SHARE = 0.75   # a split whose indoor or outdoor share of scenes exceeds this is unbalanced
 
@@ -165,6 +166,7 @@ def validate_manifest(df: pd.DataFrame, fast: bool = False, min_ratio: float = R
         findings += row_findings(row, min_ratio, max_ratio)
     findings += split_findings(df)
     findings += path_findings(df)
+    findings += excluded_findings(df)
     findings += file_findings(df, progress)
     if not fast:
         findings += pixel_findings(df, workers, progress)
@@ -172,6 +174,6 @@ def validate_manifest(df: pd.DataFrame, fast: bool = False, min_ratio: float = R
 
 
 def without_error_pairs(df: pd.DataFrame, findings) -> pd.DataFrame:
-    """The manifest less every pair that an error finding names."""
-    bad = {f.pair_id for f in findings if f.severity == "error" and f.pair_id}
+    """The manifest less every pair that an error or an `excluded` finding names."""
+    bad = {f.pair_id for f in findings if (f.severity == "error" or f.code == "excluded") and f.pair_id}
     return df[~df["pair_id"].isin(bad)]
