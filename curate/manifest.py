@@ -93,7 +93,7 @@ def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
         raise SidkitError(f"{path}: no such manifest; create one with `curate scan DATASET -o {path}`")
     with open(path, "rb") as handle:
         stat, data = _stat_key(path, os.fstat(handle.fileno())), handle.read()
-    text = decode_text(path, data).replace("\r\n", "\n")
+    text = decode_text(path, data).replace("\r\n", "\n") if data.lstrip(b"\xef\xbb\xbf").startswith(b"#") else ""
     first = text.split("\n", 1)[0].strip()
     if not first.startswith("# sidkit-manifest"):
         raise SidkitError(f"{path}: not a sidkit manifest (first line must be '{HEADER}'); "

@@ -141,3 +141,10 @@ def test_utf8_text_round_trips(tmp_path):
     rows["camera"] = "Sim DSLR é 暗"
     df = read_manifest(write_manifest(rows, tmp_path / "m.csv"))
     assert set(df["camera"]) == {"Sim DSLR é 暗"}
+
+
+def test_a_binary_file_is_not_a_manifest_rather_than_bad_utf8(tmp_path):
+    path = tmp_path / "m.csv"
+    path.write_bytes(b"II*\x00\x08\x00\x00\x00\xff\xfe")       # a TIFF/DNG header
+    with pytest.raises(SidkitError, match="not a sidkit manifest"):
+        read_manifest(path)
