@@ -255,11 +255,12 @@ def special_files(folder: Path, good: Path) -> list[Variant]:
     (folder / "empty.dng").write_bytes(b"")
     out.append(Variant("empty", str(folder / "empty.dng"), "", "special"))
     data = good.read_bytes()
-    for name, content, origin in ((b"caf\xe9-latin1.dng", data, "sim-a"), (b"\xff\xfe-cut.dng", data[:700], "sim-a")):
+    for label, name, content in (("non-utf8-latin1", b"caf\xe9-latin1.dng", data),
+                                 ("non-utf8-cut", b"\xff\xfe-cut.dng", data[:700])):
         raw_name = os.path.join(os.fsencode(folder), name)
         with open(raw_name, "wb") as handle:
             handle.write(content)
-        out.append(Variant(f"non-utf8-{name[-7:-4].decode()}", os.fsdecode(raw_name), origin, "special"))
+        out.append(Variant(label, os.fsdecode(raw_name), "sim-a", "special"))
     link = folder / "zero.dng"
     if Path("/dev/zero").exists():
         link.symlink_to("/dev/zero")
