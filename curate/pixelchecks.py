@@ -20,7 +20,7 @@ from skimage.registration import phase_cross_correlation
 from .errors import SidkitError
 from .findings import Finding
 from .pixelbytes import missing_pixel_bytes
-from .rawfile import UnreadableRaw, shown
+from .rawfile import UnreadableRaw, check_sizes, shown
 
 
 @dataclass(frozen=True)
@@ -355,6 +355,7 @@ def _read_frame(path: str, cfa: str, black_level, white_level: float, pair_id: s
         except (rawpy.LibRawError, OSError) as exc:
             return None, [Finding(pair_id, path, "unreadable", f"rawpy cannot open it ({_why(exc)}); "
                                   "copy the file again or drop the pair")]
+        check_sizes(path, raw.sizes.raw_width, raw.sizes.raw_height)     # before unpack allocates
         try:
             raw.unpack()
             mosaic = raw.raw_image_visible

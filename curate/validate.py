@@ -5,6 +5,7 @@ import multiprocessing
 import os
 from dataclasses import replace
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Callable
 
 import pandas as pd
@@ -148,13 +149,39 @@ def pixel_findings(df: pd.DataFrame, workers: int = 0, progress: Callable | None
         return out
     # OpenBLAS threads spin in skimage's small products and steal the other workers' cores
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_ignore_sigint) as pool:
-        for findings in pool.map(_pixel_job, jobs):
-            out += findings
-            if progress:
-                progress()
+    for findings in pool_map(_pixel_job, jobs, workers, _crashed_job):
+        out += findings
+        if progress:
+            progress()
     return out
+
+
+def _crashed_job(job) -> list[Finding]:
+    pair_id, short, _, _, shown = job
+    return [Finding(pair_id, shown.get(short, short), "unreadable",
+                    "the raw decoder crashed on this pair (its worker process died); run `curate inspect` "
+                    "on both files, copy them again or drop the pair")]
+
+
+def pool_map(func: Callable, jobs: list, workers: int, crashed: Callable):
+    """func(job) for every job in a spawn pool, in order. A worker that dies (a decoder crash on
+    one file) breaks the pool: the jobs not done yet then run one pool each, and the one that
+    kills its worker again gives crashed(job) instead of its result."""
+    context = multiprocessing.get_context("spawn")
+    done = 0
+    try:
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_ignore_sigint) as pool:
+            for result in pool.map(func, jobs):
+                done += 1
+                yield result
+    except BrokenProcessPool:
+        for job in jobs[done:]:
+            with ProcessPoolExecutor(1, mp_context=context, initializer=_ignore_sigint) as pool:
+                try:
+                    result = pool.submit(func, job).result()
+                except BrokenProcessPool:
+                    result = crashed(job)
+            yield result
 
 
 def validate_manifest(df: pd.DataFrame, fast: bool = False, min_ratio: float = RATIO_MIN,

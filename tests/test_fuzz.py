@@ -189,3 +189,18 @@ def test_predict_refuses_damaged_files_and_writes_nothing(tmp_path):
         assert result.exit_code == 1 and isinstance(result.exception, SystemExit), (path, result.output)
         assert "Traceback" not in result.output and not out.exists(), (path, result.output)
         assert str(path) in result.stderr and result.stderr.strip().count("\n") == 0, result.stderr
+
+
+def _dies_on_two(job):
+    """A pool job whose worker process dies (as on a decoder crash) for job 2."""
+    if job == 2:
+        os._exit(3)
+    return job * 10
+
+
+def test_pool_goes_on_when_a_worker_process_dies():
+    from curate.validate import pool_map
+
+    with time_limit(120):
+        results = list(pool_map(_dies_on_two, [0, 1, 2, 3, 4], 2, lambda job: f"crashed {job}"))
+    assert results == [0, 10, "crashed 2", 30, 40]
