@@ -190,9 +190,7 @@ def _print_meta(meta) -> None:
     for name, value in meta_dict(meta).items():
         if name not in ("path", "sources", "disagreements", "has_pixels", "sha256", "pixel_problem"):
             table.add_row(name, str(value), meta.sources.get(name, ""))
-    stdout.print(table)
-    for text in meta.disagreements:
-        stderr.print(f"[yellow]sources disagree:[/] {text}", highlight=False)
+    stdout.print(table)                    # disagreements are in the findings table below
 
 
 def meta_dict(meta) -> dict:
