@@ -1,78 +1,210 @@
-"""Training speed of the SID U-Net: steps/s (1 / median step time) of `train.loop.train_step`
-(Adam, L1, batch 1, synthetic tensors: the network step alone, no data loading).
+"""Training speed: sidkit's whole step against a plain PyTorch SID step, measured in the same run.
 
-CPU: patch 64, 128 and 256 (packed pixels), each against patch 64 measured in the same run.
-CUDA (when present): patch 512 with bf16 autocast + channels_last against fp32 in the same run,
-and the projected wall time of the study's set-up: 10 training scenes x 4000 epochs = 40,000
-steps at patch 512, batch 1 (network steps only; the loop's periodic evaluation comes on top).
+sidkit: a batch cut from the decode-once cache (`dataset.sampler`), `loop.to_network`, then
+`loop.train_step` with the run's defaults (fused Adam, channels_last). Plain: the SID U-Net written
+the straightforward way (nn.LeakyReLU, default Adam), float32 inputs and targets held in RAM as
+the ports keep them, random crop + flips + transpose copied with numpy: the ports' loop at its
+best. Both train the same 7,760,748-parameter network at batch 1 on the same simulated raws; the
+two steps alternate so that other work on the machine slows both alike; medians are reported, and
+`ratio sidkit/plain` is the plain step's time over sidkit's (above 1: sidkit is faster).
 
-    python bench/bench_train.py [--steps 5] [--cpu-only]
+CUDA (when present): sidkit's whole step at patch 512 in fp32 and in bf16 + channels_last, and the
+study's set-up in minutes: 10 training scenes x 4000 epochs = 40,000 steps (network and data; the
+loop's periodic evaluation comes on top).
+
+    python bench/bench_train.py [--patch 256] [--steps 5] [--cpu-only]
 """
 from __future__ import annotations
 
 import argparse
 import os
 import statistics
+import tempfile
 import time
+from pathlib import Path
 
+import numpy as np
 import torch
+import torch.nn.functional as F
+from torch import nn
 
+from capture.simulate import simulate_dataset
+from curate.manifest import black_levels, read_manifest, resolve, write_manifest
+from curate.scan import scan_dataset
+from train import rawpack
+from train.cache import RawCache
 from train.config import RunConfig
-from train.loop import train_step
-from train.model import PRESETS, build_model
+from train.dataset import PairDataset, sampler
+from train.loop import make_optimizer, memory_format, to_network, train_step
+from train.model import PRESETS, build_model, count_parameters
 
 STUDY_STEPS = 10 * 4000
 
 
-def steps_per_second(device: str, patch: int, steps: int, amp: str, channels_last: bool, warmup: int = 3) -> float:
-    torch.manual_seed(0)
-    model = build_model(PRESETS["sid"]).to(device)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
-    config = RunConfig(manifest="bench", device=device, amp=amp, channels_last=channels_last)
-    x = torch.rand(1, 4, patch, patch, device=device)
-    y = torch.rand(1, 3, 2 * patch, 2 * patch, device=device)
-    for _ in range(warmup):
-        train_step(model, optimizer, x, y, config)   # float() of the loss synchronises the device
-    times = []
-    for _ in range(steps):
+class PlainSID(nn.Module):
+    """The SID U-Net as the ports write it: named convs, nn.LeakyReLU(0.2), depth-to-space at the end."""
+
+    def __init__(self):
+        super().__init__()
+        def pair(i, o):
+            return nn.Sequential(nn.Conv2d(i, o, 3, padding=1), nn.LeakyReLU(0.2),
+                                 nn.Conv2d(o, o, 3, padding=1), nn.LeakyReLU(0.2))
+        self.conv1, self.conv2, self.conv3 = pair(4, 32), pair(32, 64), pair(64, 128)
+        self.conv4, self.conv5 = pair(128, 256), pair(256, 512)
+        self.up6, self.conv6 = nn.ConvTranspose2d(512, 256, 2, stride=2), pair(512, 256)
+        self.up7, self.conv7 = nn.ConvTranspose2d(256, 128, 2, stride=2), pair(256, 128)
+        self.up8, self.conv8 = nn.ConvTranspose2d(128, 64, 2, stride=2), pair(128, 64)
+        self.up9, self.conv9 = nn.ConvTranspose2d(64, 32, 2, stride=2), pair(64, 32)
+        self.conv10 = nn.Conv2d(32, 12, 1)
+
+    def forward(self, x):
+        c1 = self.conv1(x)
+        c2 = self.conv2(F.max_pool2d(c1, 2))
+        c3 = self.conv3(F.max_pool2d(c2, 2))
+        c4 = self.conv4(F.max_pool2d(c3, 2))
+        c5 = self.conv5(F.max_pool2d(c4, 2))
+        c6 = self.conv6(torch.cat([self.up6(c5), c4], 1))
+        c7 = self.conv7(torch.cat([self.up7(c6), c3], 1))
+        c8 = self.conv8(torch.cat([self.up8(c7), c2], 1))
+        c9 = self.conv9(torch.cat([self.up9(c8), c1], 1))
+        return F.pixel_shuffle(self.conv10(c9), 2)
+
+
+class PlainLoop:
+    """The ports' data and step: whole float32 images in RAM, crops copied, default Adam."""
+
+    def __init__(self, manifest, cache: RawCache, patch: int, seed: int = 0):
+        self.inputs, self.targets = [], []
+        for row in manifest.itertuples(index=False):
+            black, white = black_levels(row.black_level), float(row.white_level)
+            counts = cache.packed(resolve(manifest, row.short_path), row.short_sha256, row.cfa, black, white)
+            truth = cache.truth(resolve(manifest, row.long_path), row.long_sha256)
+            gain = rawpack.amplification(row.ratio, "cap:300")
+            self.inputs.append(np.minimum(rawpack.network_input(counts, rawpack.black_packed(row.cfa, black), white)
+                                          * gain, 1.0))
+            self.targets.append(np.ascontiguousarray(truth.transpose(2, 0, 1), dtype=np.float32) / 65535)
+        self.patch, self.rng = patch, np.random.default_rng(seed)
+        torch.manual_seed(seed)
+        self.model = PlainSID()
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-4)
+
+    def fetch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        i = int(self.rng.integers(len(self.inputs)))
+        x, y = self.inputs[i], self.targets[i]
+        h, w, n = x.shape[1], x.shape[2], self.patch
+        top, left = int(self.rng.integers(h - n + 1)), int(self.rng.integers(w - n + 1))
+        x, y = x[:, top:top + n, left:left + n], y[:, 2 * top:2 * (top + n), 2 * left:2 * (left + n)]
+        if self.rng.integers(2):
+            x, y = np.flip(x, 2), np.flip(y, 2)
+        if self.rng.integers(2):
+            x, y = np.flip(x, 1), np.flip(y, 1)
+        if self.rng.integers(2):
+            x, y = x.transpose(0, 2, 1), y.transpose(0, 2, 1)
+        return torch.from_numpy(np.ascontiguousarray(x))[None], torch.from_numpy(np.ascontiguousarray(y))[None]
+
+    def step(self, x, y) -> None:
+        loss = F.l1_loss(self.model(x), y)
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step()
+        loss.item()   # the ports read the loss every step
+
+
+class SidkitLoop:
+    """sidkit's step with `train run`'s defaults on ``device``."""
+
+    def __init__(self, manifest, cache: RawCache, patch: int, device: str, seed: int = 0, **settings):
+        self.config = RunConfig(manifest="bench", device=device, patch=patch, **settings).resolved()
+        self.crops = sampler(PairDataset(manifest, cache, "train", self.config.ratio_policy, patch), device)
+        self.device, self.generator = device, torch.Generator().manual_seed(seed)
+        torch.manual_seed(seed)
+        self.model = build_model(PRESETS["sid"]).to(device, memory_format=memory_format(self.config))
+        self.optimizer = make_optimizer(self.model, self.config.lr)
+
+    def fetch(self):
+        scene = int(torch.randint(len(self.crops), (1,), generator=self.generator))
+        return self.crops.batch([scene], None, self.generator, self.device)
+
+    def step(self, batch) -> torch.Tensor:
+        return train_step(self.model, self.optimizer, *to_network(batch, self.config), self.config)
+
+
+def simulated(folder: Path, scenes: int, size: tuple[int, int]):
+    """A simulated dataset, scanned, all pairs in train, its cache filled: (manifest, cache)."""
+    dataset = simulate_dataset(folder / "sim", scenes=scenes, size=size, defects=False)
+    rows, _ = scan_dataset(dataset)
+    rows["split"] = "train"
+    manifest = read_manifest(write_manifest(rows, dataset / "manifest.csv"))
+    cache = RawCache(folder / "cache")
+    cache.fill(manifest, progress=False)
+    return manifest, cache
+
+
+def timed(function, *args):
+    started = time.perf_counter()
+    result = function(*args)
+    return result, time.perf_counter() - started
+
+
+def compare_cpu(manifest, cache, patch: int, steps: int, warmup: int = 2) -> None:
+    plain, ours = PlainLoop(manifest, cache, patch), SidkitLoop(manifest, cache, patch, "cpu")
+    assert count_parameters(plain.model) == count_parameters(ours.model) == 7_760_748
+    times = {"plain data": [], "plain step": [], "sidkit data": [], "sidkit step": []}
+    for i in range(warmup + steps):
+        batch, fetch_plain = timed(plain.fetch)
+        _, step_plain = timed(plain.step, *batch)
+        batch, fetch_ours = timed(ours.fetch)
+        _, step_ours = timed(ours.step, batch)
+        if i >= warmup:
+            for key, value in zip(times, (fetch_plain, step_plain, fetch_ours, step_ours)):
+                times[key].append(value)
+    ms = {k: 1e3 * statistics.median(v) for k, v in times.items()}
+    total_plain, total_ours = (statistics.median([a + b for a, b in zip(times[f"{who} data"], times[f"{who} step"])])
+                               for who in ("plain", "sidkit"))
+    print(f"CPU, patch {patch} packed ({2 * patch} output) px, batch 1, {torch.get_num_threads()} threads, "
+          f"{steps} alternating steps each after {warmup} warm-up (load average before: {os.getloadavg()[0]:.1f})")
+    print(f"  plain:  {1e3 * total_plain:8.1f} ms/step (data {ms['plain data']:5.2f} ms, "
+          f"network {ms['plain step']:8.1f} ms)  {1 / total_plain:.3f} steps/s")
+    print(f"  sidkit: {1e3 * total_ours:8.1f} ms/step (data {ms['sidkit data']:5.2f} ms, "
+          f"network {ms['sidkit step']:8.1f} ms)  {1 / total_ours:.3f} steps/s")
+    print(f"  data time per step (sidkit): {ms['sidkit data']:.2f} ms")
+    print(f"  ratio sidkit/plain: {total_plain / total_ours:.2f}x")
+
+
+def cuda_rates(manifest, cache, steps: int) -> None:
+    torch.backends.cudnn.benchmark = True
+    print(f"CUDA {torch.cuda.get_device_name()}, patch 512, batch 1, sidkit's whole step, {steps} steps each")
+    rates = {}
+    for label, settings in (("fp32", {"amp": "off", "channels_last": False}),
+                            ("bf16 + channels_last", {"amp": "bf16", "channels_last": True})):
+        loop = SidkitLoop(manifest, cache, 512, "cuda", **settings)
+        for _ in range(10):
+            loop.step(loop.fetch())
+        torch.cuda.synchronize()
         started = time.perf_counter()
-        train_step(model, optimizer, x, y, config)
-        times.append(time.perf_counter() - started)
-    return 1 / statistics.median(times)   # the median step resists other work on a shared machine
+        for _ in range(steps):
+            loss = loop.step(loop.fetch())
+        float(loss)      # one wait for the device, at the end
+        rates[label] = steps / (time.perf_counter() - started)
+        print(f"  {label:22s} {rates[label]:8.2f} steps/s  "
+              f"(study set-up, {STUDY_STEPS:,} steps: {STUDY_STEPS / rates[label] / 60:.1f} min)")
+    print(f"  bf16 + channels_last / fp32: {rates['bf16 + channels_last'] / rates['fp32']:.2f}x")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=5, help="timed steps per setting (after warm-up)")
+    parser.add_argument("--patch", type=int, default=256, help="CPU crop side in packed pixels")
+    parser.add_argument("--steps", type=int, default=5, help="timed CPU steps per loop (after warm-up)")
     parser.add_argument("--cpu-only", action="store_true")
     args = parser.parse_args()
-
-    print(f"CPU, sid preset, batch 1, {torch.get_num_threads()} threads, {args.steps} steps each "
-          f"(load average before: {os.getloadavg()[0]:.1f}; other work on the machine slows every row)")
-    base = None
-    for patch in (64, 128, 256):
-        rate = steps_per_second("cpu", patch, args.steps, "off", False)
-        base = base or rate
-        print(f"  patch {patch:4d}: {rate:7.2f} steps/s  ({rate * patch * patch / 1e6:6.3f} M packed px/s, "
-              f"{rate / base:.3f}x patch 64's steps/s)")
-
-    if args.cpu_only or not torch.cuda.is_available():
-        print("CUDA: not available" if not args.cpu_only else "CUDA: skipped (--cpu-only)")
-        return
-    torch.backends.cudnn.benchmark = True
-    name = torch.cuda.get_device_name()
-    steps = max(args.steps, 50)
-    fp32 = steps_per_second("cuda", 512, steps, "off", False, warmup=10)
-    fast = steps_per_second("cuda", 512, steps, "bf16", True, warmup=10)
-    print(f"CUDA {name}, patch 512, batch 1, {steps} steps each")
-    print(f"  fp32:                 {fp32:7.2f} steps/s")
-    print(f"  bf16 + channels_last: {fast:7.2f} steps/s  ({fast / fp32:.2f}x fp32)")
-    for label, rate in (("fp32", fp32), ("bf16 + channels_last", fast)):
-        minutes = STUDY_STEPS / rate / 60
-        print(f"  study set-up ({STUDY_STEPS:,} steps), {label}: {minutes:.1f} min of network steps "
-              "(goal on one H100: under 3 min)")
+    with tempfile.TemporaryDirectory() as tmp:
+        manifest, cache = simulated(Path(tmp), scenes=2, size=(max(1024, 2 * args.patch), max(768, 2 * args.patch)))
+        compare_cpu(manifest, cache, args.patch, args.steps)
+        if args.cpu_only or not torch.cuda.is_available():
+            print("CUDA: not available" if not args.cpu_only else "CUDA: skipped (--cpu-only)")
+            return
+        manifest, cache = simulated(Path(tmp) / "cuda", scenes=2, size=(2048, 1536))
+        cuda_rates(manifest, cache, steps=200)
 
 
 if __name__ == "__main__":

@@ -109,8 +109,8 @@ def test_sample_normalises_amplifies_and_clips(manifest, filled):
     pair = data.scenes[1][0]
     expected = np.minimum((pair.packed[:, 3:19, 5:21].astype(np.float32) - 512) / (16383 - 512) * 250, 1)
     np.testing.assert_allclose(x, np.maximum(expected, 0), atol=1e-6)
-    np.testing.assert_array_equal(y, pair.truth[6:38, 10:42].transpose(2, 0, 1))    # counts, made float later
-    assert x.shape == (4, 16, 16) and y.shape == (3, 32, 32) and x.dtype == np.float32 and y.dtype == np.uint16
+    np.testing.assert_array_equal(y, pair.truth[6:38, 10:42])     # counts as stored, made float on the device
+    assert x.shape == (4, 16, 16) and y.shape == (32, 32, 3) and x.dtype == np.float32 and y.dtype == np.uint16
     assert 0 <= x.min() and x.max() <= 1 and 0.05 < x.mean() < 0.95
     whole = np.concatenate([data.cut(Crop(s, 0, 0, 0, 32))[0].ravel() for s in range(3)])
     assert (whole == 1).mean() > 0.05 and (whole < 1).mean() > 0.5      # bright parts clip at 1
@@ -128,14 +128,17 @@ def test_flips_and_transpose_move_input_and_target_together(manifest, filled):
     data = PairDataset(manifest, filled)
     plain = data.cut(Crop(0, 0, 2, 4, 8))
     moved = data.cut(Crop(0, 0, 2, 4, 8, flip_h=True, flip_v=True, transpose=True))
-    for a, b in zip(plain, moved):
-        np.testing.assert_array_equal(b, a[:, ::-1, ::-1].swapaxes(1, 2))
+    np.testing.assert_array_equal(moved[0], plain[0][:, ::-1, ::-1].swapaxes(1, 2))     # C, h, w
+    np.testing.assert_array_equal(moved[1], plain[1][::-1, ::-1].swapaxes(0, 1))         # h, w, colour
+    only_h = data.cut(Crop(0, 0, 2, 4, 8, flip_h=True))
+    np.testing.assert_array_equal(only_h[0], plain[0][:, :, ::-1])
+    np.testing.assert_array_equal(only_h[1], plain[1][:, ::-1])
 
 
 def test_random_samples_stay_inside_and_clamp_to_the_image(manifest, filled):
     data = PairDataset(manifest, filled, patch=512)
     x, y, gain = data.batch([2], None, torch.Generator().manual_seed(0))
-    assert x.shape == (1, 4, 32, 32) and y.shape == (1, 3, 64, 64)    # 512 clamped to the 32 x 48 image
+    assert x.shape == (1, 4, 32, 32) and y.shape == (1, 64, 64, 3)    # 512 clamped to the 32 x 48 image
     assert gain.tolist() == [250.0]
     rng = np.random.default_rng(1)
     crops = data.plan([0, 1, 2] * 50, 16, lambda n: int(rng.integers(n)))
@@ -153,7 +156,7 @@ def test_patch_choices_pick_one_size_per_batch(manifest, filled):
 def test_a_batch_is_contiguous_and_a_single_crop_is_not_copied_twice(manifest, filled):
     data = PairDataset(manifest, filled, patch=8)
     batch = data.batch([2, 0, 1], None, torch.Generator().manual_seed(1))
-    assert batch.input.shape == (3, 4, 8, 8) and batch.target.shape == (3, 3, 16, 16)
+    assert batch.input.shape == (3, 4, 8, 8) and batch.target.shape == (3, 16, 16, 3)
     assert batch.input.is_contiguous() and batch.target.is_contiguous() and batch.target.dtype == torch.uint16
     one = data.cut(Crop(0, 0, 0, 0, 8, transpose=True))[0]
     assert not np.shares_memory(one, data.scenes[0][0].packed)    # the float conversion is its copy
@@ -213,4 +216,4 @@ def test_simulated_sensors_end_to_end(tmp_path):
         unclipped = long < 0.9
         assert short[unclipped].mean() == pytest.approx(long[unclipped].mean(), rel=0.05)
     x, y, _ = data.batch([0, 1, 0], None, torch.Generator().manual_seed(0))
-    assert x.shape == (3, 4, 32, 32) and y.shape == (3, 3, 64, 64)
+    assert x.shape == (3, 4, 32, 32) and y.shape == (3, 64, 64, 3)

@@ -10,22 +10,16 @@ from PIL import Image
 
 from curate.errors import SidkitError
 from curate.manifest import read_manifest, write_manifest
-from test_train_loop import make_dataset, tiny_config
 from train.checkpoint import load_checkpoint
 from train.evaluate import evaluate, run_network
-from train.loop import train_run
 from train.model import UNetSpec, build_model
 from train.predict import predict
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """(manifest, run folder) of a 6-epoch tiny run; evaluation every 3 epochs."""
-    data = tmp_path_factory.mktemp("data")
-    manifest = make_dataset(data)
-    run = train_run(tiny_config(manifest, tmp_path_factory.mktemp("runs") / "tiny", epochs=6, eval_every=3),
-                    progress=False)
-    return manifest, run
+def trained(tiny_manifest, tiny_run):
+    """(manifest, run folder) of the shared 6-epoch tiny run; evaluation every 3 epochs."""
+    return tiny_manifest, tiny_run
 
 
 def test_eval_rebuilds_from_the_checkpoint_alone_and_writes_report_and_pngs(trained, tmp_path):
@@ -50,18 +44,19 @@ def test_eval_rebuilds_from_the_checkpoint_alone_and_writes_report_and_pngs(trai
     assert result["psnr"] == pytest.approx(np.mean([r["psnr"] for r in result["images"]]))
 
 
-def test_eval_defaults_to_the_run_folder_and_the_test_split(trained):
-    manifest, run = trained
+def test_eval_defaults_to_the_run_folder_and_the_test_split(trained, tmp_path):
+    manifest, shared = trained
+    run = shutil.copytree(shared, tmp_path / "run")       # it writes into the run folder
     result = evaluate(run / "checkpoints" / "last.pt", manifest, images=False)
     assert [r["pair_id"] for r in result["images"]] == ["s3-0"]
     assert (run / "report.md").is_file() and not (run / "outputs").exists()
 
 
-def test_xtrans_manifest_on_a_bayer_network_is_a_one_line_error(trained):
+def test_xtrans_manifest_on_a_bayer_network_is_a_one_line_error(trained, tmp_path):
     manifest, run = trained
     df = read_manifest(manifest)
     df["cfa"] = "XTRANS"
-    other = write_manifest(df, manifest.parent / "xtrans.csv")
+    other = write_manifest(df, tmp_path / "xtrans.csv")
     with pytest.raises(SidkitError, match=r"X-Trans raws \(9 channels\) do not fit .* Bayer \(4 channels\)"):
         evaluate(run / "checkpoints" / "best.pt", other)
 

@@ -19,7 +19,8 @@ from curate.manifest import write_manifest
 from curate.rawmeta import sha256_file
 from train.checkpoint import load_checkpoint, model_from_checkpoint
 from train.config import RunConfig, load_config
-from train.loop import TrainingStopped, epoch_scenes, train_run
+from train.dataset import Batch
+from train.loop import TrainingStopped, epoch_scenes, to_network, train_run
 
 TINY = {"widths": [8, 16], "encoder_convs": [1], "decoder_convs": [1], "bottleneck_convs": 1}
 WHITE, BLACK = 16383, 512
@@ -155,6 +156,17 @@ def test_bad_learning_rate_and_missing_cuda_are_one_line_errors(manifest, tmp_pa
 def test_resume_without_a_checkpoint_is_a_one_line_error(manifest, tmp_path):
     with pytest.raises(SidkitError, match="nothing to resume"):
         train_run(tiny_config(manifest, tmp_path / "none"), progress=False, resume=True)
+
+
+def test_to_network_scales_the_target_and_lays_both_out_as_the_network_wants():
+    counts = torch.randint(0, 65536, (2, 16, 16, 3), dtype=torch.int32).to(torch.uint16)
+    batch = Batch(torch.rand(2, 4, 8, 8), counts, torch.tensor([100.0, 250.0]))
+    x, y = to_network(batch, RunConfig(channels_last=True))
+    assert y.shape == (2, 3, 16, 16) and y.dtype == torch.float32 and 0 <= y.min() and y.max() <= 1
+    assert torch.equal(y, counts.permute(0, 3, 1, 2).to(torch.float32) / 65535)
+    assert x.is_contiguous(memory_format=torch.channels_last) and torch.equal(x, batch.input)
+    x, _ = to_network(batch, RunConfig(channels_last=False))
+    assert x.is_contiguous()
 
 
 def test_epoch_scenes_split_evenly_across_ranks_and_replay():

@@ -117,18 +117,19 @@ class PairDataset:
 class Batch(NamedTuple):
     """A training batch on the device: what `loop.to_network` turns into the network's (input, target)."""
     input: torch.Tensor     # float32 (N, C, n, n): `rawpack.network_input` of the short crops
-    target: torch.Tensor    # uint16 (N, 3, sn, sn): the ground truth, made float on the device
+    target: torch.Tensor    # uint16 (N, sn, sn, 3): the ground truth as stored, made float on the device
     gain: torch.Tensor      # float32 (N,): each crop's amplification
 
 
 def cut_pair(p: Pair, crop: Crop) -> tuple[np.ndarray, np.ndarray]:
-    """(input (C,n,n) float32, from `rawpack.network_input`; target (3,sn,sn) uint16, a view).
+    """(input (C,n,n) float32, from `rawpack.network_input`; target (sn,sn,3) uint16, a view).
 
     Flips and the transpose are views of the memmap; the input's float conversion is its one copy
-    and the target is copied once, when the batch is stacked."""
+    and the target is copied once, when the batch is stacked, in its stored layout (height, width,
+    colour: whole pixels move, ~10x faster than gathering colour planes)."""
     y, x, n, s = crop.y, crop.x, crop.size, p.scale
     counts = _augment(p.packed[:, y:y + n, x:x + n], crop)
-    target = _augment(p.truth[y * s:(y + n) * s, x * s:(x + n) * s].transpose(2, 0, 1), crop)
+    target = _augment(p.truth[y * s:(y + n) * s, x * s:(x + n) * s], crop, rows=-3)
     return rawpack.network_input(counts, p.black, p.white, p.amplification), target
 
 
@@ -166,9 +167,9 @@ class DevicePairs:
         p = self.dataset.scenes[crop.scene][crop.short]
         y, x, n, s = crop.y, crop.x, crop.size, p.scale
         counts = _augment(self.packed[crop.scene][crop.short][:, y:y + n, x:x + n], crop)
-        target = self.truth[crop.scene][crop.short][y * s:(y + n) * s, x * s:(x + n) * s].permute(2, 0, 1)
+        target = self.truth[crop.scene][crop.short][y * s:(y + n) * s, x * s:(x + n) * s]
         inp = rawpack.network_input(counts, self.black[crop.scene][crop.short], p.white, p.amplification)
-        return inp, _augment(target, crop)
+        return inp, _augment(target, crop, rows=-3)
 
     def batch(self, scenes: list[int], patch: int | None, generator: torch.Generator, device=None) -> Batch:
         crops = self.dataset.plan(scenes, patch, _torch_draw(generator))
@@ -205,18 +206,19 @@ def _stack(arrays) -> np.ndarray:
     return out
 
 
-def _augment(a, crop: Crop):
-    """Flips and transpose of the last two axes as views (numpy); torch, which has no negative
-    strides, copies once per flip (uint16 flips run on the int16 view of the same bits)."""
+def _augment(a, crop: Crop, rows: int = -2):
+    """Flips and transpose of the axes ``rows`` and ``rows + 1`` (columns): views in numpy; torch,
+    which has no negative strides, copies once (uint16 flips run on the int16 view of the bits)."""
+    cols = rows + 1
     if isinstance(a, np.ndarray):
-        if crop.flip_h:
-            a = a[..., ::-1]
-        if crop.flip_v:
-            a = a[..., ::-1, :]
-        return a.swapaxes(-1, -2) if crop.transpose else a
+        index = [slice(None)] * a.ndim
+        index[rows] = slice(None, None, -1 if crop.flip_v else 1)
+        index[cols] = slice(None, None, -1 if crop.flip_h else 1)
+        a = a[tuple(index)]
+        return a.swapaxes(rows, cols) if crop.transpose else a
     bits = a.view(torch.int16) if a.dtype == torch.uint16 else a
-    dims = [d for d, flip in ((-1, crop.flip_h), (-2, crop.flip_v)) if flip]
+    dims = [d for d, flip in ((cols, crop.flip_h), (rows, crop.flip_v)) if flip]
     if dims:
         bits = bits.flip(dims)
     a = bits.view(a.dtype)
-    return a.transpose(-1, -2) if crop.transpose else a
+    return a.transpose(rows, cols) if crop.transpose else a

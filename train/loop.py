@@ -156,10 +156,11 @@ def train_run(config: RunConfig, progress: bool = True, resume: bool = False,
 
 def to_network(batch: Batch, config: RunConfig) -> tuple[torch.Tensor, torch.Tensor]:
     """The one place a batch on the device becomes the network's (input, target): the target's
-    uint16 counts scaled to [0, 1] here, the input laid out as the network wants. A transform of
-    the batch on the device (synthetic shorts from the long exposure) belongs here."""
+    uint16 (N, H, W, 3) counts scaled to [0, 1] here as an NCHW view in channels_last layout, the
+    input laid out as the network wants. A transform of the batch on the device (synthetic shorts
+    from the long exposure) belongs here."""
     x = batch.input.contiguous(memory_format=memory_format(config))
-    return x, batch.target.float().div_(65535)
+    return x, batch.target.permute(0, 3, 1, 2).float().div_(65535)
 
 
 def train_step(net: torch.nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
