@@ -28,3 +28,23 @@ def sim_dataset(tmp_path_factory) -> Path:
     from capture.simulate import simulate_dataset
 
     return simulate_dataset(tmp_path_factory.mktemp("sim") / "dataset", scenes=4, size=(128, 96), defects=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_manifest(tmp_path_factory) -> Path:
+    """test_train_loop.make_dataset: 4 scenes of 64x64 DNG pairs (train, train, val, test), ratio 100.
+    Shared by the training tests (its cache fills once); treat it as read-only."""
+    from test_train_loop import make_dataset
+
+    return make_dataset(tmp_path_factory.mktemp("tiny-data"))
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_manifest, tmp_path_factory) -> Path:
+    """A tiny network trained 6 epochs on tiny_manifest (eval every 3, last.pt and best.pt): its run
+    folder, shared by the tests that evaluate, predict or inspect a trained network. Read-only."""
+    from test_train_loop import tiny_config
+    from train.loop import train_run
+
+    out = tmp_path_factory.mktemp("tiny-runs") / "tiny"
+    return train_run(tiny_config(tiny_manifest, out, epochs=6, eval_every=3), progress=False)
