@@ -192,8 +192,8 @@ def value_problems(r) -> list[tuple[str, str]]:
             unit = "" if column == "ratio" else " of seconds"
             out.append((column, f"{_show(value)} must be a finite number{unit} above 0; fix the cell or re-scan"))
     if _positive(r.short_exposure_s) and _positive(r.long_exposure_s) and _positive(r.ratio):
-        expected = r.long_exposure_s / r.short_exposure_s
-        if not abs(r.ratio - expected) <= 0.01 * expected:
+        expected = float(r.long_exposure_s) / float(r.short_exposure_s)   # python floats: inf, no warning
+        if not (math.isfinite(expected) and abs(r.ratio - expected) <= 0.01 * expected):
             out.append(("ratio", f"{r.ratio:g} is not long_exposure_s / short_exposure_s "
                                    f"= {expected:g}; fix the cell or re-scan"))
     for column in ("short_iso", "long_iso", "short_fnumber", "long_fnumber"):

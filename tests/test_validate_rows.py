@@ -135,3 +135,32 @@ def test_validate_cli_refuses_an_impossible_manifest_in_one_line(tmp_path):
     assert result.exit_code == 1 and result.stdout == ""
     assert result.stderr.startswith("error:") and "column 'long_exposure_s'" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+NASTY = ["", "0", "-1", "inf", "nan", "1e-320", "x", "=1+1", "2048 2048", "99999999999999999999"]
+
+
+@pytest.mark.slow
+def test_any_cell_value_is_refused_by_the_reader_or_validated_without_a_crash(tmp_path):
+    """Every column x nasty value: read_manifest raises SidkitError, or validate (fast) runs."""
+    from curate.errors import SidkitError
+    from curate.manifest import COLUMNS
+    from test_manifest import set_cell
+
+    outcomes = {"refused": 0, "validated": 0}
+    path = write_manifest(make_rows(n_scenes=2, shorts=1), tmp_path / "m.csv")
+    clean = path.read_text()
+    for column in COLUMNS:
+        for value in NASTY:
+            path.write_text(clean)
+            set_cell(path, column, value, row=1)
+            try:
+                df = read_manifest(path)
+            except SidkitError as exc:
+                assert "\n" not in str(exc) and str(path) in str(exc)
+                outcomes["refused"] += 1
+                continue
+            found = validate_manifest(df, fast=True)        # files are missing: findings, no crash
+            assert "missing-file" in codes(found)
+            outcomes["validated"] += 1
+    assert outcomes["refused"] > 100 and outcomes["validated"] > 40, outcomes
