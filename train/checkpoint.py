@@ -161,7 +161,7 @@ class CheckpointSaver:
         self.folder, self.model, self.optimizer, self.generator = Path(folder), model, optimizer, generator
         self.meta, self.rank, self.world = meta, rank, world
 
-    def save(self, name: str, epoch: int, step: int, best: float | None, progress: dict) -> None:
+    def save(self, name: str, *, epoch: int, step: int, best: float | None, progress: dict) -> None:
         rng = rng_state(self.generator)
         if self.world > 1:
             import torch.distributed as dist

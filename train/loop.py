@@ -48,6 +48,12 @@ class TrainingStopped(Exception):
         super().__init__(message)
         self.out = out
 
+    @classmethod
+    def at(cls, state: LoopState, config: RunConfig) -> TrainingStopped:
+        out = Path(config.out)
+        return cls(out, f"stopped in epoch {state.epoch + 1} at step {state.step}; saved {out / 'checkpoints' / 'last.pt'}; "
+                        f"continue with `train run {config.manifest} --out {out} --resume`")
+
 
 @dataclass
 class LoopState:
@@ -63,6 +69,10 @@ class LoopState:
     def progress(self, began: float) -> dict:
         return {"position": self.position, "loss_sum": float(self.loss_sum), "loss_count": self.loss_count,
                 "seconds": self.seconds + time.perf_counter() - began}
+
+    def checkpoint(self, began: float) -> dict:
+        """The keyword arguments of CheckpointSaver.save."""
+        return {"epoch": self.epoch, "step": self.step, "best": self.best, "progress": self.progress(began)}
 
     def mean_loss(self) -> float:
         return float(self.loss_sum) / max(self.loss_count, 1)
@@ -83,13 +93,7 @@ def train_run(config: RunConfig, progress: bool = True, resume: bool = False,
     console = Console(stderr=True, quiet=not (progress and rank == 0))
 
     # The data: manifest -> decoded once into the cache -> random crops (on the device when they fit).
-    df = read_manifest(config.manifest)
-    cache = RawCache(config.cache_dir)
-    if rank == 0:
-        warn_about_bad_pairs(df, config.manifest, console)
-        cache.fill(df, config.num_workers or None, progress=progress)
-    if world > 1:
-        dist.barrier()
+    df, cache = filled_cache(config, rank, world, console, progress)
     pairs = PairDataset(df, cache, "train", config.ratio_policy, config.patch, config.patch_choices)
     crops = sampler(pairs, device)
     synthetic = (SyntheticShorts(df, cache, config.synthetic, config.synthetic_fraction, config.synthetic_ratio,
@@ -113,9 +117,6 @@ def train_run(config: RunConfig, progress: bool = True, resume: bool = False,
     log = RunLog(out, config, state.step) if rank == 0 else None
     began, stop = time.perf_counter(), StopFlag()
 
-    def save(name: str) -> None:
-        saver.save(name, state.epoch, state.step, state.best, state.progress(began))
-
     # The epochs: a step per batch of scenes, evaluation and last.pt at their intervals.
     model.train()
     with stop, progress_bar(config.epochs, "epoch", progress and rank == 0, state.epoch) as advance:
@@ -132,24 +133,21 @@ def train_run(config: RunConfig, progress: bool = True, resume: bool = False,
                 if log and state.step % config.log_every == 0:
                     log.scalars(state.step, {"train/loss": float(loss), "train/lr": lr})
                 if stop.requested(world, device) or state.step == stop_after_steps:
-                    save("last.pt")
+                    saver.save("last.pt", **state.checkpoint(began))
                     finish(log, world)
-                    raise TrainingStopped(out, f"stopped in epoch {state.epoch + 1} at step {state.step}; saved "
-                                               f"{out / 'checkpoints' / 'last.pt'}; continue with `train run "
-                                               f"{config.manifest} --out {out} --resume`")
+                    raise TrainingStopped.at(state, config)
             state.epoch, state.position = state.epoch + 1, 0
             advance(status=f"loss {state.mean_loss():.4f}  lr {lr:.1e}" if progress else None)
             if state.epoch % config.eval_every == 0 or state.epoch == config.epochs:
-                scores = evaluation.score(model) if rank == 0 else {"psnr": math.nan, "ssim": math.nan}
-                if agree(evaluation.split is not None and (state.best is None or scores["psnr"] > state.best),
-                         world, device):
+                scores, improved = evaluation.run(model, state.best, rank, world, device)
+                if improved:
                     state.best = scores["psnr"]
-                    save("best.pt")
+                    saver.save("best.pt", **state.checkpoint(began))
                 if log:
                     log.metrics(state, lr, scores, evaluation.split, state.progress(began)["seconds"], console)
                 state.loss_sum, state.loss_count = 0.0, 0
             if state.epoch % config.save_every == 0 or state.epoch == config.epochs:
-                save("last.pt")
+                saver.save("last.pt", **state.checkpoint(began))
     finish(log, world)
     return out
 
@@ -213,6 +211,11 @@ class Evaluation:
             console.print("[yellow]no val split: best.pt is chosen on the test scenes, so report test scores "
                           "of last.pt (or `curate split --val 0.1` for a val split)[/]")
 
+    def run(self, model: torch.nn.Module, best: float | None, rank: int, world: int, device: str) -> tuple[dict, bool]:
+        """(scores, whether they beat ``best``): rank 0 scores, every rank learns whether it improved."""
+        scores = self.score(model) if rank == 0 else {"psnr": math.nan, "ssim": math.nan}
+        return scores, agree(self.split is not None and (best is None or scores["psnr"] > best), world, device)
+
     def score(self, model: torch.nn.Module) -> dict[str, float]:
         if self.split is None:
             return {"psnr": math.nan, "ssim": math.nan}
@@ -249,6 +252,18 @@ class RunLog:
 
     def close(self) -> None:
         self.writer.close()
+
+
+def filled_cache(config: RunConfig, rank: int, world: int, console: Console, progress: bool):
+    """(manifest rows, RawCache) with every raw decoded: rank 0 warns about bad pairs and fills the
+    cache while the other ranks wait."""
+    df, cache = read_manifest(config.manifest), RawCache(config.cache_dir)
+    if rank == 0:
+        warn_about_bad_pairs(df, config.manifest, console)
+        cache.fill(df, config.num_workers or None, progress=progress)
+    if world > 1:
+        dist.barrier()
+    return df, cache
 
 
 def warn_about_bad_pairs(df, manifest, console: Console) -> None:
