@@ -35,7 +35,7 @@ ISOS = ("100", "200", "400", "1600", "6400")
 NS = (2, 4, 8)
 TEST_SCENES = 4
 ARMS = {"real": None, "synthetic": 1.0, "both": 0.5}      # arm -> synthetic fraction
-SMALL_NET = {"widths": [16, 32, 64, 128], "encoder_convs": [2, 2, 2], "decoder_convs": [2, 2, 2],
+SMALL_NET = {"widths": [8, 16, 32, 64], "encoder_convs": [2, 2, 2], "decoder_convs": [2, 2, 2],
              "bottleneck_convs": 2}
 PAGE = Path(__file__).resolve().parents[1] / "docs" / "experiments" / "synthetic-study.md"
 
@@ -159,9 +159,9 @@ def parse_size(text: str) -> tuple[int, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("study-synthetic"))
-    parser.add_argument("--steps", type=int, default=240)
-    parser.add_argument("--patch", type=int, default=48)
-    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--patch", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--size", type=parse_size, default=(256, 192))
     parser.add_argument("--cal-size", type=parse_size, default=(512, 384))
     parser.add_argument("--cost", default="see bench/bench_synthetic.py", help="the measured cost line for the page")
