@@ -178,6 +178,8 @@ VARIANTS: dict[str, object] = {
     "progress position text": _set("progress.position", "x"),
     "progress overrides epoch": _set("progress.epoch", 5),
     "progress negative count": _set("progress.position", -3),
+    "progress unknown key": _set("progress.patches", 3),
+    "progress seconds nan": _set("progress.seconds", float("nan")),
     "schedule lr text": _set("schedule.lr", "x"),
 }
 

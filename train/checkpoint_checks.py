@@ -24,6 +24,7 @@ MAX_IO_CHANNELS = 64           # network input channels (4 Bayer, 9 X-Trans) and
 MAX_UPSCALE = 8
 MAX_PARAMETERS = 200_000_000   # 25x the paper's 7.76 M
 CFA_CHANNELS = {"bayer": (4, 2), "xtrans": (9, 3)}   # cfa_kind -> (input channels, upscale)
+PROGRESS = {"position": int, "loss_sum": float, "loss_count": int, "seconds": float}   # the loop's place
 KEYS = {"format": int, "model": dict, "optimizer": dict, "schedule": dict, "rng": dict, "epoch": int,
         "step": int, "best": (float, type(None)), "spec": dict, "data": dict, "config": dict, "progress": dict}
 
@@ -237,8 +238,12 @@ def check_counters(payload: dict) -> None:
             raise BadCheckpoint(f"{key} {payload[key]} is negative")
     progress = payload["progress"]
     for key, value in progress.items():
-        if key in ("epoch", "step", "best") or not _is_number(value) or (_is_int(value) and value < 0):
-            raise BadCheckpoint(f"progress {str(key)[:30]!r} = {_brief(value)} is not a count or number")
+        kind = PROGRESS.get(key)
+        if kind is None:
+            raise BadCheckpoint(f"progress has {str(key)[:30]!r}, not one of {', '.join(PROGRESS)}")
+        if not (_is_int(value) and value >= 0 if kind is int else _is_number(value) and math.isfinite(value)):
+            raise BadCheckpoint(f"progress {key} = {_brief(value)} is not a "
+                                f"{'count' if kind is int else 'finite number'}")
     schedule = payload["schedule"]
     if "lr" in schedule and not (_is_number(schedule["lr"]) and math.isfinite(schedule["lr"])):
         raise BadCheckpoint(f"schedule lr {_brief(schedule['lr'])} is not a number")
