@@ -12,6 +12,7 @@ from . import findings as findings_mod
 from .clitools import CONTEXT, fail, progress_bar, reports_errors, stderr, stdout
 from .errors import SidkitError
 from .exposure import RATIO_MAX, RATIO_MIN, format_exposure
+from .atomic import file_lock
 from .manifest import read_manifest, write_manifest
 from .rawfile import shown
 from .rawmeta import inspect_file
@@ -97,10 +98,10 @@ def scan(dataset, output, labels, scene_gap, show_scenes, test, val, seed, fmt):
     if output is None:
         fail("give -o MANIFEST.csv to write the manifest, or --show-scenes to only look at the grouping")
     label_map = read_labels(labels) if labels else None
-    with progress_bar(0, "scanning") as advance:
+    with file_lock(output), progress_bar(0, "scanning") as advance:   # a second scan to -o waits or refuses
         df, found = scan_dataset(dataset, output.parent, label_map, advance, test=test, val=val, seed=seed,
                                  scene_gap=scene_gap)
-    write_found(df, output)
+        write_found(df, output)
     report(found, fmt, f"scan {shown(dataset)}")
 
 
@@ -141,10 +142,10 @@ def import_sid_cmd(lists, root, output, labels, exclude_misaligned, paper_test_s
         --paper-test-set --exclude-misaligned
     """
     label_map = read_labels(labels) if labels else None
-    with progress_bar(0, "importing") as advance:
+    with file_lock(output), progress_bar(0, "importing") as advance:
         df, found = import_sid(lists, root, output.parent, label_map, advance,
                                exclude_misaligned=exclude_misaligned, paper_test_set=paper_test_set)
-    write_found(df, output)
+        write_found(df, output)
     report(found, fmt, "import-sid")
 
 

@@ -43,6 +43,10 @@ def row_findings(row, min_ratio: float = RATIO_MIN, max_ratio: float = RATIO_MAX
     if pd.notna(row.short_fnumber) and pd.notna(row.long_fnumber) and row.short_fnumber != row.long_fnumber:
         out.append(Finding(pid, row.short_path, "fnumber-mismatch",
                            f"short f/{row.short_fnumber:g}, long f/{row.long_fnumber:g}; lock the aperture"))
+    short_camera, long_camera = getattr(row, "short_camera", ""), getattr(row, "long_camera", "")
+    if short_camera and long_camera and short_camera != long_camera:
+        out.append(Finding(pid, row.short_path, "camera-mismatch",
+                           f"short from {short_camera}, long from {long_camera}; pair shots of one body"))
     for path, exposure in ((row.short_path, row.short_exposure_s), (row.long_path, row.long_exposure_s)):
         written = exposure_from_name(path)
         if written and not name_agrees(written, exposure):

@@ -165,3 +165,21 @@ def test_a_lock_dies_with_its_process_and_nests_in_one(tmp_path):
         with file_lock(path, wait=0):               # nested in one process: no self-deadlock
             write_manifest(make_rows(n_scenes=1), path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.csv"]
+
+
+def test_a_second_scan_to_the_same_manifest_is_refused_while_the_first_runs(tmp_path):
+    """`curate scan -o same.csv` holds the manifest's lock for the whole scan, not just the write."""
+    out = tmp_path / "same.csv"
+    holder = spawn(HOLD, str(out), "20")
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        (tmp_path / "empty").mkdir()
+        second = subprocess.run([sys.executable, "-m", "curate", "scan", str(tmp_path / "empty"), "-o", str(out)],
+                                cwd=REPO, env={**os.environ, "SIDKIT_LOCK_WAIT": "0.5"},
+                                capture_output=True, text=True, timeout=60)
+        assert second.returncode == 1
+        assert f"pid {holder.pid}" in second.stderr and "Traceback" not in second.stderr
+        assert not out.exists()
+    finally:
+        holder.kill()
+        holder.wait()

@@ -1,4 +1,4 @@
-"""unbalanced-split on small splits: fewer than 4 scenes are still checked."""
+"""validate from the rows: small splits checked for balance; a pair from two bodies found again."""
 import pytest
 
 from curate.validate import split_findings
@@ -19,3 +19,13 @@ def test_small_splits_of_one_environment_are_flagged(envs, flagged):
     assert bool(found) == flagged
     if flagged:
         assert found[0].path == "test" and f"of {len(envs)} scenes" in found[0].message
+
+
+def test_a_pair_from_two_bodies_is_found_again_from_the_manifest():
+    from curate.validate import row_findings
+    df = make_rows(n_scenes=1, shorts=1)
+    df["short_camera"], df["long_camera"] = "Canon EOS 90D #123", "Canon EOS 90D #456"
+    found = row_findings(next(df.itertuples()))
+    assert [f.code for f in found] == ["camera-mismatch"] and "#456" in found[0].message
+    df["long_camera"] = df["short_camera"]
+    assert row_findings(next(df.itertuples())) == []

@@ -1,0 +1,4 @@
+"""`python -m curate`."""
+from .cli import main
+
+main()
