@@ -2,6 +2,7 @@
 pages opened in a real headless Chromium (skipped where it cannot run): images render, counts match."""
 from __future__ import annotations
 
+import io
 import re
 import shutil
 import subprocess
@@ -240,6 +241,22 @@ def test_labelled_sheet_keeps_the_panels_and_draws_labels():
     for i in range(3):
         text = labels[:, i * 132: i * 132 + 128]
         assert (text > 0.8).any() and (text < 0.2).mean() > 0.5   # light letters on a dark band
+
+
+def test_large_sheets_are_embedded_as_jpeg(tmp_path):
+    import base64
+
+    from train.report import SHEET_BYTES, sheet_uri
+
+    noise = np.random.default_rng(1).integers(0, 256, (600, 1800, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(tmp_path / "big-sheet.png")
+    Image.fromarray(noise[:60, :180]).save(tmp_path / "small-sheet.png")
+    assert (tmp_path / "big-sheet.png").stat().st_size > SHEET_BYTES
+    big, small = sheet_uri(tmp_path / "big-sheet.png"), sheet_uri(tmp_path / "small-sheet.png")
+    assert big.startswith("data:image/jpeg;base64,") and small.startswith("data:image/png;base64,")
+    with Image.open(io.BytesIO(base64.b64decode(big.split(",", 1)[1]))) as image:
+        assert image.size == (1600, 533)
+    assert base64.b64decode(small.split(",", 1)[1]) == (tmp_path / "small-sheet.png").read_bytes()
 
 
 @pytest.mark.slow

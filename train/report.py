@@ -24,7 +24,7 @@ from curate.errors import SidkitError
 from curate.report import data_uri, page
 
 SHEETS_PER_RUN = 12
-SHEET_BYTES = 2_000_000    # a sheet PNG larger than this is embedded as a smaller JPEG
+SHEET_BYTES = 600_000      # a sheet PNG larger than this is embedded as a JPEG (quality 90)
 SHEET_WIDTH = 1600
 
 
