@@ -8,17 +8,14 @@ tests add a fake body (tests/fakecamera.py) for what no camera here can show.
 """
 from __future__ import annotations
 
-import contextlib
-import os
 import re
-import tempfile
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from curate.atomic import new_file_mode
+from curate.atomic import atomic_path
 from curate.errors import SidkitError
 from curate.exposure import BULB_WORDS, parse_shutter
 
@@ -176,25 +173,12 @@ def save_new(path: Path, data: bytes | None = None, writer=None) -> Path:
 
     Either ``data`` or ``writer(temp_path)`` provides the content.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.exists():
-        raise SidkitError(f"{path}: already exists; captures are never overwritten, use another scene name")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as handle:
+        with atomic_path(path, overwrite=False, suffix=".part") as tmp:
             if data is not None:
-                handle.write(data)
-        if writer is not None:
-            writer(Path(tmp))
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.chmod(tmp, new_file_mode())
-        try:
-            os.link(tmp, path)            # fails if the name appeared meanwhile: never overwrite
-        except FileExistsError:
-            raise SidkitError(f"{path}: already exists; captures are never overwritten") from None
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-    return path
+                tmp.write_bytes(data)
+            if writer is not None:
+                writer(tmp)
+    except FileExistsError:
+        raise SidkitError(f"{path}: already exists; captures are never overwritten, use another scene name") from None
+    return Path(path)

@@ -3,6 +3,7 @@ lock two commands writing one file take (``<file>.lock`` beside it, fcntl.flock)
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 import time
@@ -28,22 +29,35 @@ def new_file_mode() -> int:
 
 
 @contextlib.contextmanager
-def atomic_write(path: str | os.PathLike, mode: str = "w", **open_kwargs):
-    """Open a temp file beside ``path``; on success it replaces ``path``, on error it vanishes."""
+def atomic_path(path: str | os.PathLike, overwrite: bool = True, suffix: str = ".tmp"):
+    """A temp path beside ``path`` to write; on success it is fsynced and moved into place, on error
+    it vanishes. With ``overwrite=False`` an existing ``path`` is never replaced (FileExistsError,
+    also when the name appears while writing)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    if not overwrite and path.exists():
+        raise FileExistsError(errno.EEXIST, "file exists", str(path))
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
     try:
-        with os.fdopen(fd, mode, **open_kwargs) as handle:
-            yield handle
-            handle.flush()
+        yield Path(tmp)
+        with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         os.chmod(tmp, new_file_mode())
-        os.replace(tmp, path)
-    except BaseException:
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)          # fails if the name appeared meanwhile
+    finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        raise
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike, mode: str = "w", **open_kwargs):
+    """Open a temp file beside ``path``; on success it replaces ``path``, on error it vanishes."""
+    with atomic_path(path) as tmp, open(tmp, mode, **open_kwargs) as handle:
+        yield handle
 
 
 def lock_path(path: str | os.PathLike) -> Path:
