@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "ratio_study.py"
 TINY = ["--epochs", "1", "--scenes", "4", "--size", "128x96", "--patch", "16", "--ratios", "10"]
 
@@ -16,6 +18,7 @@ def run_study(out: Path) -> str:
     return done.stdout
 
 
+@pytest.mark.slow
 def test_ratio_study_page_comes_from_its_runs_and_is_regenerated_without_training(tmp_path):
     run_study(tmp_path)
     rows = json.loads((tmp_path / "results.json").read_text())

@@ -6,7 +6,6 @@ import pytest
 
 from train.loop import TrainingStopped, train_run
 from train.sweep import collect_results, load_sweep, run_config, run_sweep, scored_checkpoint, write_outputs
-from test_train_loop import make_dataset
 
 SWEEP = """
 title = "Tiny learning rates"
@@ -28,8 +27,8 @@ lr = 1e-3
 
 
 @pytest.fixture(scope="module")
-def manifest(tmp_path_factory):
-    return make_dataset(tmp_path_factory.mktemp("data"))
+def manifest(tiny_manifest):
+    return tiny_manifest
 
 
 def test_sweep_trains_evaluates_skips_and_resumes(manifest, tmp_path):

@@ -45,6 +45,7 @@ def rows(run: Path) -> list[dict]:
     return [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader((run / "metrics.csv").open())]
 
 
+@pytest.mark.slow
 def test_ddp_rank0_writes_and_resume_is_exact(setup, tmp_path):
     manifest, config = setup
     whole = tmp_path / "whole"

@@ -54,8 +54,8 @@ def make_dataset(folder: Path, splits=("train", "train", "val", "test"), size: i
 
 
 @pytest.fixture(scope="module")
-def manifest(tmp_path_factory) -> Path:
-    return make_dataset(tmp_path_factory.mktemp("data"))
+def manifest(tiny_manifest) -> Path:
+    return tiny_manifest    # make_dataset() once per session (conftest)
 
 
 def tiny_config(manifest: Path, out: Path, **overrides) -> RunConfig:
@@ -84,10 +84,10 @@ def test_training_lowers_the_loss_and_writes_the_run_folder(manifest, tmp_path):
     assert saved.epochs == 12 and saved.device == "cpu" and saved.amp == "off" and saved.spec == TINY
 
 
-def test_checkpoints_load_with_weights_only_and_rebuild_the_network(manifest, tmp_path):
-    run = train_run(tiny_config(manifest, tmp_path / "run", epochs=2), progress=False)
+def test_checkpoints_load_with_weights_only_and_rebuild_the_network(tiny_run):
+    run = tiny_run                                  # 6 epochs of 2 training scenes
     payload = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
-    assert payload["format"] == 1 and payload["epoch"] == 2 and payload["step"] == 4
+    assert payload["format"] == 1 and payload["epoch"] == 6 and payload["step"] == 12
     assert payload["data"]["cfa_kind"] == "bayer" and payload["data"]["channels"] == 4
     assert payload["spec"]["widths"] == [8, 16] and payload["config"]["ratio_policy"] == "cap:300"
     assert set(payload["rng"]) >= {"python", "numpy", "torch", "sampler"}
@@ -137,8 +137,10 @@ def test_sigterm_saves_last_and_stops(manifest, tmp_path):
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
 
 
-def test_an_existing_run_is_never_overwritten(manifest, tmp_path):
-    run = train_run(tiny_config(manifest, tmp_path / "run", epochs=1), progress=False)
+def test_an_existing_run_is_never_overwritten(manifest, tiny_run, tmp_path):
+    import shutil
+
+    run = shutil.copytree(tiny_run, tmp_path / "run")
     before = (run / "checkpoints" / "last.pt").read_bytes()
     with pytest.raises(SidkitError, match="already holds a run; continue it with --resume"):
         train_run(tiny_config(manifest, run, epochs=1), progress=False)
