@@ -55,7 +55,10 @@ def _tag(tags: dict, *names: str):
 def text(tags: dict, *names: str) -> str | None:
     """The first of the named tags as stripped text; None when absent or empty."""
     tag = _tag(tags, *names)
-    value = str(tag.values).strip().strip("\0").strip() if tag is not None else ""
+    values = tag.values if tag is not None else ""
+    if isinstance(values, bytes):          # exifread hands out text that is not ASCII as bytes
+        values = values.decode("latin-1")
+    value = str(values).strip().strip("\0").strip()
     return value or None
 
 

@@ -372,7 +372,7 @@ class Report:
                 "findings": outcomes.count("finding"), "correct reads": outcomes.count("correct"),
                 "changed reads": outcomes.count("changed"), "tracebacks": outcomes.count("traceback"),
                 "hangs": len(self.hangs), "peak worker RSS MiB": round(self.peak_rss_kib / 1024, 1),
-                "worker RSS after imports MiB": round(self.base_rss_kib / 1024, 1),
+                "worker RSS before variants MiB": round(self.base_rss_kib / 1024, 1),
                 "slowest variant s": max((r["seconds"] for r in self.results), default=0.0),
                 "seconds": round(self.seconds, 1)}
 

@@ -200,3 +200,13 @@ def test_dng_cfa_patterns():
     assert dng_cfa({33421: (2, 2), 33422: (1, 2, 0, 1)}) == "GBRG"
     assert dng_cfa({33421: (6, 6), 33422: tuple(range(36))}) == "XTRANS"
     assert dng_cfa({33421: (2, 2), 33422: (0, 1, 1, 2), 50710: (2, 1, 0)}) == "BGGR"
+
+
+def test_exif_text_that_is_not_ascii_is_decoded_not_repr():
+    """exifread hands out a Make with a byte above 0x7f as bytes; the camera name was "b'S\\xe9dkit'"."""
+    from types import SimpleNamespace
+
+    from curate import exif
+
+    assert exif.text({"Image Make": SimpleNamespace(values=b"S\xe9dkit\0")}, "Make") == "Sédkit"
+    assert exif.text({"Image Make": SimpleNamespace(values="Canon")}, "Make") == "Canon"
