@@ -84,6 +84,9 @@ def _tile_shortfall(ifd: dict) -> str | None:
     width, height = first_int(ifd, Tag.IMAGE_WIDTH, 0), first_int(ifd, Tag.IMAGE_LENGTH, 0)
     if not (width > 0 and height > 0):
         return None
+    bits = first_int(ifd, Tag.BITS_PER_SAMPLE, 16)
+    if not 1 <= bits <= 32:
+        return f"BitsPerSample {bits} is no raw's sample size: the pixel data cannot be read"
     if Tag.TILE_BYTE_COUNTS in ifd:
         tile_w, tile_h = first_int(ifd, Tag.TILE_WIDTH, 0), first_int(ifd, Tag.TILE_LENGTH, 0)
         needed = -(-width // tile_w) * -(-height // tile_h) if tile_w > 0 and tile_h > 0 else 0

@@ -156,8 +156,11 @@ def check_pixels(path: str | os.PathLike) -> str | None:
         with libraw_open(path) as raw:
             check_sizes(path, raw.sizes.raw_width, raw.sizes.raw_height)
             raw.unpack()
-            if not np.any(raw.raw_image_visible):
+            mosaic = raw.raw_image_visible
+            if not np.any(mosaic):
                 return "decodes to all zeros"
+            if mosaic.size and mosaic.min() == mosaic.max():
+                return f"every raw value is {int(mosaic.min())}: the pixel data is missing"
             pattern, colours = raw.raw_pattern, raw.color_desc.decode("ascii", "replace")
             if pattern is not None and (pattern.shape not in ((2, 2), (6, 6)) or int(pattern.max()) >= len(colours)):
                 return (f"its CFA pattern {pattern.tolist()} (colours {colours}) is no 2x2 Bayer or 6x6 "

@@ -313,3 +313,19 @@ def test_inspect_reports_every_file_good_or_bad(tmp_path):
     table = CliRunner().invoke(main, ["inspect", str(good), str(tmp_path / "fifo.dng")])
     assert table.exit_code == 1 and "exposure_s" in table.stdout and "unreadable" in table.stdout
     assert CliRunner().invoke(main, ["inspect", str(good)]).exit_code == 0
+
+
+@pytest.mark.parametrize("damage,reason", [("bits-0", "BitsPerSample 0 is no raw's"),
+                                           ("bits-64", "BitsPerSample 64 is no raw's"),
+                                           ("pixels-zeroed", "decodes to all zeros"),
+                                           ("pixels-ff", "every raw value is 65535")])
+def test_pixel_data_that_cannot_be_a_photo(tmp_path, damage, reason):
+    """Header sample sizes no raw has, and pixels of one value: check_pixels (predict's and inspect's
+    check) says why; read_metadata's header-only pixel_problem catches the sample sizes."""
+    from fuzzcorpus import dng_tag_variants, sim_dng
+
+    path = tmp_path / f"{damage}.dng"
+    path.write_bytes(dng_tag_variants(sim_dng(tmp_path / "sim.dng").read_bytes())[damage])
+    assert reason in (check_pixels(path) or "")
+    if damage.startswith("bits"):
+        assert reason in read_metadata(path).pixel_problem
