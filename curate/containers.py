@@ -13,10 +13,15 @@ CANON_CR3_UUID = bytes.fromhex("85c0b687820f11e08111f4ce462b6a48")
 
 # --- Canon CR3 (ISO base media boxes) ---------------------------------------------------------------
 
+MAX_BOXES = 4096                  # boxes per level (a CR3 holds a few dozen); more is a corrupt file
+
+
 def _boxes(buf, start: int, end: int):
-    """(type, payload start, payload end) of each box in [start, end), clipped to ``end``."""
-    pos = start
-    while pos + 8 <= end:
+    """(type, payload start, payload end) of each box in [start, end), clipped to ``end``; at most
+    MAX_BOXES of them, so a file of tiny boxes cannot keep the reader busy."""
+    pos, count = start, 0
+    while pos + 8 <= end and count < MAX_BOXES:
+        count += 1
         size, name = struct.unpack_from(">I4s", buf, pos)
         header = 8
         if size == 1 and pos + 16 <= end:

@@ -329,3 +329,18 @@ def test_pixel_data_that_cannot_be_a_photo(tmp_path, damage, reason):
     assert reason in (check_pixels(path) or "")
     if damage.startswith("bits"):
         assert reason in read_metadata(path).pixel_problem
+
+
+def test_cr3_of_tiny_boxes_is_read_quickly(tmp_path):
+    """A 'CR3' of 500,000 empty 8-byte boxes: the box walk stops at MAX_BOXES, well inside a second."""
+    from curate.containers import MAX_BOXES, _boxes
+
+    head = struct.pack(">I4s4sI", 24, b"ftyp", b"crx ", 1) + b"crx isom"
+    data = head + struct.pack(">I4s", 8, b"free") * 500_000
+    path = tmp_path / "boxes.CR3"
+    path.write_bytes(data)
+    assert sum(1 for _ in _boxes(data, 0, len(data))) == MAX_BOXES
+    started = time.perf_counter()
+    with pytest.raises(UnreadableRaw, match="no exposure time"):
+        read_metadata(path)
+    assert time.perf_counter() - started < 1
