@@ -157,3 +157,11 @@ def test_frames_from_another_camera():
     profile, findings = fit_profile(frames)
     assert codes(findings) == ["camera-mismatch"] and "Other 2" in findings[0].message
     assert profile.camera == CAMERA and profile.isos[0].darks == 3
+
+
+def test_flats_without_darks():
+    rng = np.random.default_rng(7)
+    frames = [f for f in calibration_set(rng, {400: TRUTH[400]}, darks=2, levels=(0.1, 0.4)) if f.role == "flat"]
+    profile, findings = fit_profile(frames)
+    assert codes(findings) == ["missing-calibration"] and "no dark frames" in findings[0].message
+    assert profile is None
