@@ -295,7 +295,15 @@ def build_report(manifest: str | os.PathLike, out: str | os.PathLike, findings: 
         images = pair_images(df, row, cache, digests)
         rendered += sum(bool(uri) for uri, _ in images.values())
         failed += sum(not uri for uri, _ in images.values())
-        cards.append(_pair_card(row, images, by_pair.get(str(row.pair_id), [])))
+        known = by_pair.setdefault(str(row.pair_id), [])
+        for role, (uri, error) in images.items():    # a file that would not render is a finding too
+            code, _, detail = error.partition(": ")
+            path = str(getattr(row, f"{role}_path"))
+            if not uri and not any(f["code"] == code and Path(f["path"]).name == Path(path).name for f in known):
+                known.append({"pair_id": str(row.pair_id), "path": path, "code": code, "severity": "error",
+                              "message": f"{detail} (found while rendering its thumbnail)"})
+                findings = findings + [known[-1]]
+        cards.append(_pair_card(row, images, known))
         if progress:
             progress()
     counts = counts_by_split(df)

@@ -184,6 +184,11 @@ def test_a_bad_file_is_a_badge_not_a_traceback(dataset_manifest, sim_dataset, tm
     assert f"unreadable: {Path(first.short_path).name}" in text
     assert f"missing-file: {Path(df.iloc[-1].long_path).name}" in text
     assert 'class="badge error" title="file does not exist' in text    # the fast checks' finding
+    # the fast checks do not decode pixels: the unreadable short is a finding of the report itself
+    assert re.search(r'class="badge error" title="[^"]*found while rendering its thumbnail\)">unreadable<', text)
+    assert int(re.search(r'data-finding-count="unreadable">(\d+)<', text).group(1)) == 1
+    codes = re.search(rf'data-codes="([^"]*)"><h3>{re.escape(first.pair_id)} ', text).group(1).split()
+    assert codes == ["checksum-mismatch", "unreadable"]     # filterable like any finding
     assert "Traceback" not in result.output
 
 
