@@ -206,6 +206,10 @@ class MetadataReader:
             return False
         if path not in self.levels:
             self.levels[path] = levels_known(meta, path, pair_id, findings)
+            if self.levels[path] and getattr(meta, "pixel_problem", None):   # from the header: no decode
+                findings.append(Finding(pair_id, shown(path), "no-pixel-data",
+                                        f"{one_line(meta.pixel_problem)}; {NOT_RAW_FIX}"))
+                self.levels[path] = False
         return self.levels[path]
 
 

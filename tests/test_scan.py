@@ -289,3 +289,13 @@ def test_a_file_with_an_impossible_exposure_is_unreadable(sim_dataset, tmp_path,
     df, findings = scan_dataset(sim_dataset, tmp_path)
     assert [(f.code, Path(f.path).name) for f in findings] == [("unreadable", "sim01_long_10s.dng")]
     assert "not positive" in findings[0].message and len(df) == 6
+
+
+def test_a_truncated_or_stripped_file_is_no_pixel_data_and_its_pair_is_left_out(sim_dataset, tmp_path):
+    dataset = tmp_path / "d"
+    shutil.copytree(sim_dataset, dataset)
+    cut = dataset / "sim01" / "sim01_short_1-25s_01.dng"
+    cut.write_bytes(cut.read_bytes()[:-1000])                                     # the last 1,000 bytes lost
+    df, findings = scan_dataset(dataset)
+    assert [(f.code, Path(f.path).name) for f in findings] == [("no-pixel-data", cut.name)]
+    assert len(df) == 7 and "sim01_short_1-25s_01" not in df.pair_id.tolist()
