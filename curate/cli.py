@@ -300,8 +300,10 @@ def validate(manifest, fast, min_ratio, max_ratio, workers, clean, fmt):
 @click.option("--page-size", type=int, default=50, show_default=True, help="Pairs per page.")
 @click.option("--no-cache", is_flag=True, help="Render every thumbnail again (default: cached by checksum "
               "in $SIDKIT_CACHE/thumbs or ~/.cache/sidkit/thumbs).")
+@click.option("--workers", type=int, default=0, help="Processes rendering thumbnails (default: all cores from "
+              "16 renders on, else 1).")
 @reports_errors
-def report_cmd(manifest, output, findings_file, page_size, no_cache):
+def report_cmd(manifest, output, findings_file, page_size, no_cache, workers):
     """Write one HTML page of MANIFEST: every pair's long and amplified short, badges, counts, filters.
 
     Open it in any browser; no server, no network. A file that cannot be rendered shows why.
@@ -313,9 +315,12 @@ def report_cmd(manifest, output, findings_file, page_size, no_cache):
     """
     from .report import build_report, load_findings
 
+    if workers < 0:
+        raise SidkitError(f"--workers {workers}: give 0 (all cores) or a positive number")
     found = load_findings(findings_file) if findings_file else None
-    with progress_bar(len(read_manifest(manifest)), "rendering") as advance:
-        done = build_report(manifest, output, found, page_size=page_size, cache=not no_cache, progress=advance)
+    with progress_bar(2 * len(read_manifest(manifest)), "thumbnails") as advance:
+        done = build_report(manifest, output, found, page_size=page_size, cache=not no_cache, workers=workers,
+                            progress=advance)
     stderr.print(f"wrote {output}: {done['pairs']} pairs, {done['thumbnails']} thumbnails, "
                  f"{len(done['findings'])} finding codes", highlight=False)
 

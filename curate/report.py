@@ -71,8 +71,7 @@ def thumbnail(path: Path, black: list[float], white: float, gain: float = 1.0, w
     from .rawmeta import sha256_file
 
     digest = digest or sha256_file(path)
-    key = f"{digest}-g{gain:.6g}-b{'_'.join(f'{v:g}' for v in black)}-w{white:g}-{width}-v{THUMB_VERSION}.jpg"
-    cached = cache / key if cache else None
+    cached = cache / _thumb_name(digest, black, white, gain, width) if cache else None
     if cached and cached.is_file():
         return cached.read_bytes()
     image = Image.fromarray(render_small(path, black, white, gain))
@@ -89,26 +88,38 @@ def thumbnail(path: Path, black: list[float], white: float, gain: float = 1.0, w
     return data
 
 
+def _thumb_name(digest: str, black: list[float], white: float, gain: float, width: int) -> str:
+    return f"{digest}-g{gain:.6g}-b{'_'.join(f'{v:g}' for v in black)}-w{white:g}-{width}-v{THUMB_VERSION}.jpg"
+
+
+def _digest_memo(path: Path, cache: Path) -> Path:
+    from hashlib import sha1
+
+    st = path.stat()
+    return cache / "digests" / sha1(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()
+
+
+def _remembered_digest(path: Path, cache: Path) -> str | None:
+    try:
+        known = _digest_memo(path, cache).read_text().strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return known if re.fullmatch(r"[0-9a-f]{64}", known) else None
+
+
 def file_digest(path: Path, cache: Path | None = None) -> str:
     """The file's SHA-256, remembered under ``cache`` by path, size and modification time so that a
     second report of unchanged files reads none of them."""
-    from hashlib import sha1
-
     from .rawmeta import sha256_file
 
     if cache is None:
         return sha256_file(path)
-    st = path.stat()
-    memo = cache / "digests" / sha1(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()
-    try:
-        known = memo.read_text().strip()
-        if re.fullmatch(r"[0-9a-f]{64}", known):
-            return known
-    except (OSError, UnicodeDecodeError):
-        pass
+    known = _remembered_digest(path, cache)
+    if known:
+        return known
     digest = sha256_file(path)
     try:
-        with atomic_write(memo, "w") as handle:
+        with atomic_write(_digest_memo(path, cache), "w") as handle:
             handle.write(digest)
     except OSError:
         pass
@@ -245,36 +256,85 @@ def _pair_card(row, images: dict[str, tuple[str, str]], found: list[dict]) -> st
             + (f'<ul class="notes">{notes}</ul>' if notes else "") + "</article>")
 
 
-def pair_images(df: pd.DataFrame, row, cache: Path | None, digests: dict) -> dict[str, tuple[str, str]]:
-    """role -> (data URI, '') or ('', why there is no picture): a bad file never raises."""
-    out = {}
-    for role in ("long", "short"):
-        path = resolve(df, getattr(row, f"{role}_path"))
-        if not path.is_file():
-            out[role] = ("", f"missing-file: {path.name}")
-            continue
-        try:
-            gain = 1.0 if role == "long" else float(row.ratio)
-            if not math.isfinite(gain) or gain <= 0:
-                gain = 1.0
-            if path not in digests:
-                digests[path] = file_digest(path, cache)
-            black = black_levels(row.black_level)
-            data = thumbnail(path, black, float(row.white_level), gain, cache=cache, digest=digests[path])
-            out[role] = (data_uri(data), "")
-        except Exception as exc:  # noqa: BLE001 - any undecodable file is a badge on the page, not a traceback
-            detail = exc.args[0].decode(errors="replace") if exc.args and isinstance(exc.args[0], bytes) else exc
-            out[role] = ("", f"unreadable: {path.name} ({type(exc).__name__}: {detail})")
-    return out
+Job = tuple[str, tuple[float, ...], float, float, str]   # path, black, white, gain, cache folder ('' none)
+
+
+def render_job(job: Job) -> tuple[str, str]:
+    """(data URI, '') or ('', 'code: why there is no picture') for one thumbnail; never raises."""
+    path, black, white, gain, cache = Path(job[0]), list(job[1]), job[2], job[3], Path(job[4]) if job[4] else None
+    if not path.is_file():
+        return "", f"missing-file: {path.name}"
+    try:
+        return data_uri(thumbnail(path, black, white, gain, cache=cache, digest=file_digest(path, cache))), ""
+    except Exception as exc:  # noqa: BLE001 - any undecodable file is a badge on the page, not a traceback
+        detail = exc.args[0].decode(errors="replace") if exc.args and isinstance(exc.args[0], bytes) else exc
+        return "", f"unreadable: {path.name} ({type(exc).__name__}: {detail})"
+
+
+def _cached_job(job: Job) -> tuple[str, str] | None:
+    """The job's result when its thumbnail and checksum are cached (reads no raw), else None."""
+    path, cache = Path(job[0]), Path(job[4]) if job[4] else None
+    if cache is None or not path.is_file():
+        return None
+    digest = _remembered_digest(path, cache)
+    thumb = cache / _thumb_name(digest, list(job[1]), job[2], job[3], THUMB_WIDTH) if digest else None
+    return (data_uri(thumb.read_bytes()), "") if thumb and thumb.is_file() else None
+
+
+def _crashed_job(job: Job) -> tuple[str, str]:
+    return "", f"unreadable: {Path(job[0]).name} (the raw decoder crashed on it; run `curate inspect` on it)"
+
+
+def pair_jobs(df: pd.DataFrame, row, cache: Path | None) -> dict[str, Job]:
+    """role -> the thumbnail job of the pair's long and its short amplified by the ratio."""
+    gain = _float(row.ratio)
+    gain = gain if math.isfinite(gain) and gain > 0 else 1.0
+    try:
+        black, white = tuple(black_levels(row.black_level)), float(row.white_level)
+    except (TypeError, ValueError):
+        black, white = (0.0,), 65535.0
+    return {role: (str(resolve(df, getattr(row, f"{role}_path"))), black, white, 1.0 if role == "long" else gain,
+                   str(cache or "")) for role in ("long", "short")}
+
+
+def render_all(jobs: list[Job], workers: int = 0, progress: Callable[[int], None] | None = None,
+               weights: list[int] | None = None) -> list[tuple[str, str]]:
+    """render_job of every job, cached ones first without decoding; the rest in a spawn pool of
+    ``workers`` (0: every core from 16 renders on, as validate's pixel checks; a decoder crash
+    kills one worker and becomes that file's 'unreadable'). ``progress(weights[i])`` after job i."""
+    from .validate import pool_map
+
+    weights = weights or [1] * len(jobs)
+    results = [_cached_job(job) for job in jobs]
+    todo = [i for i, r in enumerate(results) if r is None]
+    for i, r in enumerate(results):
+        if r is not None and progress:
+            progress(weights[i])
+    workers = workers or (min(len(todo), os.cpu_count() or 1) if len(todo) >= 16 else 1)
+    rendered = map(render_job, (jobs[i] for i in todo)) if workers <= 1 else \
+        pool_map(render_job, [jobs[i] for i in todo], workers, _crashed_job)
+    for i, result in zip(todo, rendered):
+        results[i] = result
+        if progress:
+            progress(weights[i])
+    return results
+
+
+def _float(value) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
 
 
 def build_report(manifest: str | os.PathLike, out: str | os.PathLike, findings: list[dict] | None = None,
-                 page_size: int = PAGE_SIZE, cache: Path | None | bool = True,
-                 progress: Callable[[], None] | None = None) -> dict:
+                 page_size: int = PAGE_SIZE, cache: Path | None | bool = True, workers: int = 0,
+                 progress: Callable[[int], None] | None = None) -> dict:
     """Write the HTML page of ``manifest`` to ``out``; return what it counted.
 
     ``findings``: dicts as `curate validate --format json` prints (None runs the fast checks).
-    ``cache``: a thumbnail folder, True for cache_dir(), False for none. The page is written
+    ``cache``: a thumbnail folder, True for cache_dir(), False for none. ``workers``: see
+    render_all; ``progress(n)`` as n of the 2 x pairs thumbnails are done. The page is written
     atomically; thumbnails that cannot be rendered show why instead.
     """
     if page_size < 1:
@@ -289,10 +349,13 @@ def build_report(manifest: str | os.PathLike, out: str | os.PathLike, findings: 
     general = []
     for f in findings:
         (by_pair.setdefault(f["pair_id"], []) if f["pair_id"] in pair_ids else general).append(f)
-    digests: dict = {}
+    per_pair = [pair_jobs(df, row, cache) for row in df.itertuples()]
+    slots = Counter(job for jobs in per_pair for job in jobs.values())    # a long serves all its shorts
+    unique = list(slots)
+    done = dict(zip(unique, render_all(unique, workers, progress, [slots[job] for job in unique])))
     cards, rendered, failed = [], 0, 0
-    for row in df.itertuples():
-        images = pair_images(df, row, cache, digests)
+    for row, jobs in zip(df.itertuples(), per_pair):
+        images = {role: done[job] for role, job in jobs.items()}
         rendered += sum(bool(uri) for uri, _ in images.values())
         failed += sum(not uri for uri, _ in images.values())
         known = by_pair.setdefault(str(row.pair_id), [])
@@ -304,8 +367,6 @@ def build_report(manifest: str | os.PathLike, out: str | os.PathLike, findings: 
                               "message": f"{detail} (found while rendering its thumbnail)"})
                 findings = findings + [known[-1]]
         cards.append(_pair_card(row, images, known))
-        if progress:
-            progress()
     counts = counts_by_split(df)
     code_counts = Counter(f["code"] for f in findings)
     body = _header(manifest, df, counts, code_counts, general, findings) + \

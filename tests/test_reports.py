@@ -154,6 +154,16 @@ def test_thumbnails_come_from_the_cache_the_second_time(dataset_manifest, tmp_pa
     assert (tmp_path / "a.html").read_text() == (tmp_path / "b.html").read_text()
 
 
+@pytest.mark.slow
+def test_a_pool_of_workers_renders_the_same_page(dataset_manifest, tmp_path):
+    steps = []
+    one = dataset_report(dataset_manifest, tmp_path / "one.html", [], cache=False, workers=1, progress=steps.append)
+    two = dataset_report(dataset_manifest, tmp_path / "two.html", [], cache=False, workers=2)
+    assert (tmp_path / "one.html").read_text() == (tmp_path / "two.html").read_text()
+    assert one["thumbnails"] == two["thumbnails"] == 16
+    assert sum(steps) == 16 and len(steps) == 12 and steps.count(2) == 4   # 4 longs serve 2 shorts each
+
+
 def test_short_thumbnail_is_amplified_to_the_long_s_brightness(dataset_manifest):
     from curate.manifest import black_levels, resolve
     from curate.report import render_small
