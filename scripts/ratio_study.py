@@ -136,7 +136,7 @@ def markdown(rows: list[dict], args) -> str:
         "train sweep docs/experiments/ratio-policy.toml runs/ratio-study/manifests/ratio10.csv \\",
         f"    --out runs/ratio-study/runs/ratio10 --set epochs={args.epochs} --set patch={args.patch} \\",
         f"    --set lr={args.lr:g} --set lr_steps='{lr_steps_toml}' --set eval_every={every} --set save_every={every} \\",
-        "    --set device='cpu' --set seed=0",
+        "    --set device=cpu --set seed=0",
         "train eval runs/ratio-study/runs/ratio10/fixed_100/checkpoints/last.pt runs/ratio-study/manifests/ratio250.csv",
         "```",
         "",

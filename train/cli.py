@@ -210,7 +210,7 @@ def presets():
               help="Sweep folder, one run folder per setting.  [default: runs/<sweep name>]")
 @click.option("--dry-run", is_flag=True, help="List the runs and their settings; train nothing.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
-              help="Override a setting of every run (TOML value), e.g. --set device='cpu'.")
+              help="Override a setting of every run (a TOML value, else text), e.g. --set device=cpu.")
 @click.option("--scale", type=float, default=1.0, show_default=True,
               help="Multiply epochs and lr-step epochs by this (0.01: a CPU-sized version).")
 @click.option("--split", default="test", show_default=True, help="Split the results table is scored on.")
@@ -224,21 +224,14 @@ def sweep(sweep_file, manifest, out, dry_run, sets, scale, split):
     \b
     train sweep docs/experiments/learning-rate.toml manifests/canon90d.csv --dry-run
     train sweep docs/experiments/patch-size.toml manifests/canon90d.csv --out runs/patch
-    train sweep docs/experiments/ablation.toml manifests/sim.csv --scale 0.01 --set device='cpu'
+    train sweep docs/experiments/ablation.toml manifests/sim.csv --scale 0.01 --set device=cpu
     """
-    import tomllib
-
+    from .config import parse_set
     from .loop import TrainingStopped
     from .sweep import check_split, load_sweep, run_config, run_sweep, write_outputs
 
     plan = load_sweep(sweep_file)
-    overrides = {}
-    for item in sets:
-        try:
-            overrides.update(tomllib.loads(item))
-        except tomllib.TOMLDecodeError:
-            raise SidkitError(f"--set {item!r}: write KEY=VALUE with a TOML value, e.g. epochs=100 or "
-                              "device='cpu'") from None
+    overrides = dict(parse_set(item) for item in sets)
     out = out or Path("runs") / sweep_file.stem
     if dry_run:
         table = Table(title=f"{plan.title}: {len(plan.runs)} runs into {out}")

@@ -249,6 +249,19 @@ def resume_config(config_file: str | os.PathLike | None, **overrides: Any) -> tu
                     for key in changed_settings(before, now, MACHINE_SETTINGS | {"manifest"})]
 
 
+def parse_set(item: str) -> tuple[str, Any]:
+    """``--set KEY=VALUE``: VALUE as TOML (100, 1e-4, true, [[200, 1e-5]], 'cpu'), else as plain
+    text, so that a bare word (device=cpu, as a shell leaves device='cpu') is a string."""
+    key, sep, text = item.partition("=")
+    key = key.strip()
+    if not sep or not key or not text.strip():
+        raise SidkitError(f"--set {item}: write KEY=VALUE, e.g. --set epochs=100 --set device=cpu")
+    try:
+        return key, tomllib.loads(f"value = {text}")["value"]
+    except tomllib.TOMLDecodeError:
+        return key, text.strip()
+
+
 def load_config(path: str | os.PathLike | None = None, **overrides: Any) -> RunConfig:
     """Defaults, then the TOML file at ``path``, then ``overrides`` whose value is not None."""
     values: dict[str, Any] = {}
