@@ -216,7 +216,7 @@ def _exposure(seconds) -> str:
         return str(seconds)
 
 
-def _number(value, fmt: str = "g") -> str:
+def _shown(value, fmt: str = "g") -> str:
     try:
         v = float(value)
     except (TypeError, ValueError):
@@ -229,20 +229,20 @@ def _pair_card(row, images: dict[str, tuple[str, str]], found: list[dict]) -> st
     codes = sorted({f["code"] for f in found})
     figures = []
     for role, caption in (("long", f"long {_exposure(row.long_exposure_s)} s"),
-                          ("short", f"short {_exposure(row.short_exposure_s)} s × {_number(row.ratio, '.4g')}")):
+                          ("short", f"short {_exposure(row.short_exposure_s)} s × {_shown(row.ratio, '.4g')}")):
         uri, error = images[role]
         if uri:
             img = f'<img data-src="{uri}" alt="{html.escape(role)} exposure of {html.escape(str(row.pair_id))}">'
         else:
             img = f'<div class="noimg">{html.escape(error)}</div>'
         figures.append(f'<figure>{img}<figcaption>{html.escape(caption)}</figcaption></figure>')
-    ratio = float(row.ratio) if _number(row.ratio) != "?" else math.nan
+    ratio = float(row.ratio) if _shown(row.ratio) != "?" else math.nan
     ratio_ok = RATIO_MIN <= ratio <= RATIO_MAX
     badges = [_badge(f"split {row.split or '?'}", "split"), _badge(str(row.environment or "?"), "env"),
-              _badge(f"ratio {_number(row.ratio, '.4g')}", "" if ratio_ok else "error",
+              _badge(f"ratio {_shown(row.ratio, '.4g')}", "" if ratio_ok else "error",
                      "" if ratio_ok else f"outside {RATIO_MIN:g}-{RATIO_MAX:g}"),
-              _badge(f"ISO {_number(row.short_iso)}" + ("" if _number(row.short_iso) == _number(row.long_iso)
-                                                         else f" / {_number(row.long_iso)}")),
+              _badge(f"ISO {_shown(row.short_iso)}" + ("" if _shown(row.short_iso) == _shown(row.long_iso)
+                                                         else f" / {_shown(row.long_iso)}")),
               _badge(f"{_exposure(row.short_exposure_s)} s / {_exposure(row.long_exposure_s)} s"),
               _badge(str(row.camera or "?"), "camera")]
     order = sorted(found, key=lambda f: (SEVERITY_ORDER.get(f["severity"], 2), f["code"]))
