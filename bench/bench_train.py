@@ -6,7 +6,8 @@ the straightforward way (nn.LeakyReLU, default Adam), float32 inputs and targets
 the ports keep them, random crop + flips + transpose copied with numpy: the ports' loop at its
 best. Both train the same 7,760,748-parameter network at batch 1 on the same simulated raws; the
 two steps alternate so that other work on the machine slows both alike; medians are reported, and
-`ratio sidkit/plain` is the plain step's time over sidkit's (above 1: sidkit is faster).
+`ratio sidkit/plain` is the plain step's time over sidkit's (above 1: sidkit is faster). On a CPU
+with native bf16 (AVX512-BF16) a third line runs sidkit with `--amp bf16`.
 
 CUDA (when present): sidkit's whole step at patch 512 in fp32 and in bf16 + channels_last, and the
 study's set-up in minutes: 10 training scenes x 4000 epochs = 40,000 steps (network and data; the
@@ -147,28 +148,28 @@ def timed(function, *args):
 
 
 def compare_cpu(manifest, cache, patch: int, steps: int, warmup: int = 2) -> None:
-    plain, ours = PlainLoop(manifest, cache, patch), SidkitLoop(manifest, cache, patch, "cpu")
-    assert count_parameters(plain.model) == count_parameters(ours.model) == 7_760_748
-    times = {"plain data": [], "plain step": [], "sidkit data": [], "sidkit step": []}
+    loops = {"plain": PlainLoop(manifest, cache, patch), "sidkit": SidkitLoop(manifest, cache, patch, "cpu")}
+    if torch.cpu._is_avx512_bf16_supported():     # native bf16 on this CPU: `--amp bf16` as a third line
+        loops["sidkit --amp bf16"] = SidkitLoop(manifest, cache, patch, "cpu", amp="bf16")
+    assert {count_parameters(loop.model) for loop in loops.values()} == {7_760_748}
+    data = {name: [] for name in loops}
+    total = {name: [] for name in loops}
     for i in range(warmup + steps):
-        batch, fetch_plain = timed(plain.fetch)
-        _, step_plain = timed(plain.step, *batch)
-        batch, fetch_ours = timed(ours.fetch)
-        _, step_ours = timed(ours.step, batch)
-        if i >= warmup:
-            for key, value in zip(times, (fetch_plain, step_plain, fetch_ours, step_ours)):
-                times[key].append(value)
-    ms = {k: 1e3 * statistics.median(v) for k, v in times.items()}
-    total_plain, total_ours = (statistics.median([a + b for a, b in zip(times[f"{who} data"], times[f"{who} step"])])
-                               for who in ("plain", "sidkit"))
+        for name, loop in loops.items():
+            batch, fetch = timed(loop.fetch)
+            _, step = timed(loop.step, *batch) if name == "plain" else timed(loop.step, batch)
+            if i >= warmup:
+                data[name].append(fetch)
+                total[name].append(fetch + step)
     print(f"CPU, patch {patch} packed ({2 * patch} output) px, batch 1, {torch.get_num_threads()} threads, "
-          f"{steps} alternating steps each after {warmup} warm-up (load average before: {os.getloadavg()[0]:.1f})")
-    print(f"  plain:  {1e3 * total_plain:8.1f} ms/step (data {ms['plain data']:5.2f} ms, "
-          f"network {ms['plain step']:8.1f} ms)  {1 / total_plain:.3f} steps/s")
-    print(f"  sidkit: {1e3 * total_ours:8.1f} ms/step (data {ms['sidkit data']:5.2f} ms, "
-          f"network {ms['sidkit step']:8.1f} ms)  {1 / total_ours:.3f} steps/s")
-    print(f"  data time per step (sidkit): {ms['sidkit data']:.2f} ms")
-    print(f"  ratio sidkit/plain: {total_plain / total_ours:.2f}x")
+          f"{steps} alternating steps each after {warmup} warm-up (load average before: {os.getloadavg()[0]:.1f}; "
+          "other work on the machine slows every row)")
+    median = {name: statistics.median(values) for name, values in total.items()}
+    for name in loops:
+        print(f"  {name:17s} {1e3 * median[name]:8.1f} ms/step  (data {1e3 * statistics.median(data[name]):5.2f} ms)"
+              f"  {1 / median[name]:.3f} steps/s  plain/this {median['plain'] / median[name]:.2f}x")
+    print(f"  data time per step (sidkit): {1e3 * statistics.median(data['sidkit']):.2f} ms")
+    print(f"  ratio sidkit/plain: {median['plain'] / median['sidkit']:.2f}x")
 
 
 def cuda_rates(manifest, cache, steps: int) -> None:

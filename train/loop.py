@@ -65,6 +65,7 @@ class LoopState:
     loss_sum: float | torch.Tensor = 0.0   # since the last evaluation; a device tensor while training
     loss_count: int = 0
     seconds: float = 0.0        # training time before this process started
+    shown: float = math.nan     # the loss last logged (not saved)
 
     def progress(self, began: float) -> dict:
         return {"position": self.position, "loss_sum": float(self.loss_sum), "loss_count": self.loss_count,
@@ -131,13 +132,14 @@ def train_run(config: RunConfig, progress: bool = True, resume: bool = False,
                 state.position, state.step, state.loss_count = state.position + 1, state.step + 1, state.loss_count + 1
                 state.loss_sum = state.loss_sum + loss
                 if log and state.step % config.log_every == 0:
-                    log.scalars(state.step, {"train/loss": float(loss), "train/lr": lr})
-                if stop.requested(world, device) or state.step == stop_after_steps:
+                    state.shown = float(loss)       # waits for the device: every log_every steps only
+                    log.scalars(state.step, {"train/loss": state.shown, "train/lr": lr})
+                if stop.requested(world, device, state.step, config.log_every) or state.step == stop_after_steps:
                     saver.save("last.pt", **state.checkpoint(began))
                     finish(log, world)
                     raise TrainingStopped.at(state, config)
             state.epoch, state.position = state.epoch + 1, 0
-            advance(status=f"loss {state.mean_loss():.4f}  lr {lr:.1e}" if progress else None)
+            advance(status=f"loss {state.shown:.4f}  lr {lr:.1e}")
             if state.epoch % config.eval_every == 0 or state.epoch == config.epochs:
                 scores, improved = evaluation.run(model, state.best, rank, world, device)
                 if improved:
@@ -333,8 +335,11 @@ class StopFlag:
     def _set(self, signum, frame):
         self.flag = True
 
-    def requested(self, world: int, device: str) -> bool:
-        """True when any rank was signalled (agreed under DDP, so that all ranks stop together)."""
+    def requested(self, world: int, device: str, step: int = 0, every: int = 1) -> bool:
+        """True when any rank was signalled. Under DDP the ranks agree (a wait for the device) at
+        every ``every``-th step only, so that all of them stop together at the same step."""
+        if world > 1 and step % every:
+            return False
         return agree(self.flag, world, device, any_rank=True)
 
 
