@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from .atomic import atomic_write
+from .cachedir import cache_root
 from .errors import SidkitError
 from .exposure import RATIO_MAX, RATIO_MIN, format_exposure
 from .findings import CODES
@@ -35,9 +36,9 @@ SEVERITY_ORDER = {"error": 0, "warning": 1}
 
 
 def cache_dir() -> Path:
-    """Where thumbnails are cached: $SIDKIT_CACHE/thumbs, else ~/.cache/sidkit/thumbs."""
-    root = os.environ.get("SIDKIT_CACHE") or Path.home() / ".cache" / "sidkit"
-    return Path(root) / "thumbs"
+    """Where thumbnails are cached: curate.cachedir.cache_root()/thumbs ($SIDKIT_CACHE/thumbs,
+    else $XDG_CACHE_HOME/sidkit/thumbs, else ~/.cache/sidkit/thumbs)."""
+    return cache_root() / "thumbs"
 
 
 def render_small(path: str | os.PathLike, black: list[float], white: float, gain: float = 1.0) -> np.ndarray:
