@@ -300,6 +300,7 @@ def test_runs_page_numbers_match_the_evaluation(runs, tmp_path):
             assert float(cell) == pytest.approx(r["psnr"], abs=0.006)
     assert text.count('<figure class="sheet">') == 4 and "2 of 4 sheets, lowest PSNR first" in text
     assert text.count('src="data:image/png;base64,') == 1 + 4      # the curves and the sheets
+    assert text.count("<summary>config.toml</summary>") == 2 and "lr = 0.001" in text
 
 
 @pytest.mark.slow

@@ -259,6 +259,14 @@ def _sheets(run: Run, limit: int) -> str:
     return more + "".join(figures)
 
 
+def _config(run: Run) -> str:
+    path = run.folder / "config.toml"
+    if not path.is_file():
+        return ""
+    text = path.read_text(encoding="utf-8", errors="replace")
+    return f'<details><summary>config.toml</summary><pre>{html.escape(text)}</pre></details>'
+
+
 def _overview(runs: list[Run]) -> str:
     """One row per run: its settings that differ, last and best evaluation, and its test score."""
     keys = sorted({k for run in runs for k, v in run.config.items() if not isinstance(v, (dict, list))})
@@ -302,7 +310,7 @@ def build_report(paths: list[str | os.PathLike], out: str | os.PathLike, sheets:
     for run in runs:
         parts.append(f'<section class="run" data-run="{html.escape(run.name)}"><h2>{html.escape(run.name)}</h2>'
                      f'<h3>Evaluation beside the baseline (amplified short, same rendering)</h3>{_summary_table(run)}'
-                     f'<h3>Comparison sheets</h3>{_sheets(run, sheets)}</section>')
+                     f'<h3>Comparison sheets</h3>{_sheets(run, sheets)}{_config(run)}</section>')
     body = f"<style>{STYLE}</style>" + "".join(parts)
     text = page(f"sidkit runs: {', '.join(r.name for r in runs)}", body, SCRIPT)
     with atomic_write(out, "w", encoding="utf-8") as handle:
