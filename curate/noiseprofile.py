@@ -184,7 +184,7 @@ def dark_stats(mosaic: np.ndarray, cfa: str, black: np.ndarray) -> dict:
     """Per channel: mean, pixel variance with row means removed, residual sample; whole-row noise."""
     out = {"mean": [], "var": [], "residual": []}
     corrected = np.empty_like(mosaic[: mosaic.shape[0] // 2 * 2, : mosaic.shape[1] // 2 * 2])
-    for c, (plane, pos) in enumerate(zip(planes(mosaic, cfa), channel_positions(cfa))):
+    for plane, pos in zip(planes(mosaic, cfa), channel_positions(cfa)):
         residual = plane - plane.mean(axis=1, keepdims=True)
         w = plane.shape[1]
         out["mean"].append(float(plane.mean()))

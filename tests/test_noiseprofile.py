@@ -46,7 +46,7 @@ def calibration_set(rng, truth=TRUTH, darks=6, levels=(0.02, 0.05, 0.12, 0.3, 0.
     frames = []
     prnu = vignette_prnu(rng)
     for iso, (k, read, row) in truth.items():
-        for i in range(darks):
+        for _ in range(darks):
             frames.append(frame(rng, iso, 0.0, k=k, read=read, row=row, role="dark", exposure=1 / 30, tukey=tukey))
         for level in levels:
             mean_e = level * (WHITE - 512) / k
