@@ -9,6 +9,22 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 RAW_SAMPLE_DIRS = (REPO_ROOT.parent / "shared" / "raw-samples", Path("/work/shared/raw-samples"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def sidkit_cache(tmp_path_factory) -> Path:
+    """Every cache (decoded raws, thumbnails) goes to a session folder, never the user's ~/.cache:
+    SIDKIT_CACHE is set before any other fixture runs (subprocesses inherit it)."""
+    import os
+
+    folder = tmp_path_factory.mktemp("sidkit-cache")
+    before = os.environ.get("SIDKIT_CACHE")
+    os.environ["SIDKIT_CACHE"] = str(folder)
+    yield folder
+    if before is None:
+        os.environ.pop("SIDKIT_CACHE", None)
+    else:
+        os.environ["SIDKIT_CACHE"] = before
+
+
 @pytest.fixture(scope="session")
 def raw_samples() -> Path:
     """The folder of real camera raws (CR2, CR3, CRW, ...); the test is skipped without it."""

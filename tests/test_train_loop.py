@@ -15,7 +15,8 @@ import torch
 
 from capture.dng import write_dng
 from curate.errors import SidkitError
-from curate.manifest import write_manifest
+from curate.cachedir import cache_root
+from curate.manifest import read_manifest, write_manifest
 from curate.rawmeta import sha256_file
 from train.checkpoint import load_checkpoint, model_from_checkpoint
 from train.config import RunConfig, load_config
@@ -79,8 +80,10 @@ def test_training_lowers_the_loss_and_writes_the_run_folder(manifest, tmp_path):
     assert psnrs[-1] > psnrs[0] + 3
     assert (run / "config.toml").is_file() and (run / "checkpoints" / "best.pt").is_file()
     assert any(p.name.startswith("events.out.tfevents") for p in run.iterdir())
-    assert len(list((manifest.parent / ".sidkit-cache").glob("*.npy"))) == 8   # 4 shorts, 4 truths
     saved = load_config(run / "config.toml")
+    assert Path(saved.cache_dir) == cache_root() / "raw" and not (manifest.parent / ".sidkit-cache").exists()
+    shas = {str(s)[:16] for c in ("short_sha256", "long_sha256") for s in read_manifest(manifest)[c]}
+    assert len([p for p in Path(saved.cache_dir).glob("*.npy") if p.name[:16] in shas]) == 8  # 4 shorts, 4 truths
     assert saved.epochs == 12 and saved.device == "cpu" and saved.amp == "off" and saved.spec == TINY
 
 

@@ -17,12 +17,37 @@ from pathlib import Path
 import numpy as np
 
 from curate.atomic import atomic_write
+from curate.cachedir import cache_root, folder_usage
 from curate.manifest import black_levels, resolve, verify_checksum
 from curate.rawmeta import sha256_file
 
 from . import rawpack
 
 FORMAT_VERSION = 1
+
+
+def default_cache_dir() -> Path:
+    """Where decoded raws go unless --cache-dir says otherwise: <user cache folder>/raw."""
+    return cache_root() / "raw"
+
+
+def cache_usage(folder: str | os.PathLike | None = None) -> dict:
+    """{'folder', 'files', 'bytes'} of a decoded-raw cache (default_cache_dir() when None)."""
+    folder = Path(folder) if folder is not None else default_cache_dir()
+    files, size = folder_usage(folder)
+    return {"folder": str(folder), "files": files, "bytes": size}
+
+
+def clear_cache(folder: str | os.PathLike | None = None) -> dict:
+    """Delete a decoded-raw cache's entries (and stray temp files of interrupted fills); returns
+    {'folder', 'files', 'bytes'} removed. Anything else in the folder is left alone."""
+    folder = Path(folder) if folder is not None else default_cache_dir()
+    files = size = 0
+    for path in folder.glob("*"):
+        if path.is_file() and path.name.endswith((".npy", ".tmp")) and ("-packed-" in path.name or "-truth-" in path.name):
+            files, size = files + 1, size + path.stat().st_size
+            path.unlink()
+    return {"folder": str(folder), "files": files, "bytes": size}
 
 
 def _settings_hash(settings: dict) -> str:

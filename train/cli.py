@@ -185,6 +185,27 @@ def report_cmd(runs, output, sheets):
     stderr.print(f"wrote {output}: {len(done['runs'])} run(s), {done['sheets']} sheet(s)", highlight=False)
 
 
+@main.command("cache", context_settings=CONTEXT)
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="The cache folder.  [default: $SIDKIT_CACHE/raw, else $XDG_CACHE_HOME/sidkit/raw, "
+                   "else ~/.cache/sidkit/raw]")
+@click.option("--clear", is_flag=True, help="Delete the decoded raws (the next `train run` decodes again).")
+@reports_errors
+def cache_cmd(cache_dir, clear):
+    """Show where the decoded-raw cache is and its size; --clear empties it.
+
+    \b
+    train cache
+    train cache --clear
+    train cache --cache-dir /scratch/sidkit-raw --clear
+    """
+    from .cache import cache_usage, clear_cache
+
+    usage = clear_cache(cache_dir) if clear else cache_usage(cache_dir)
+    size = f"{usage['files']} files, {usage['bytes'] / 1e6:.1f} MB"
+    click.echo(f"removed {size} from {usage['folder']}" if clear else f"{usage['folder']}: {size}")
+
+
 @main.command(context_settings=CONTEXT)
 def presets():
     """List the network presets (`--arch`) with their parameter counts.

@@ -17,6 +17,7 @@ import tomli_w
 from curate.atomic import atomic_write
 from curate.errors import SidkitError
 
+from .cache import default_cache_dir
 from .rawpack import amplification
 
 AMP_MODES = ("bf16", "off")
@@ -47,7 +48,7 @@ class RunConfig:
     save_every: int = 50                # epochs between writes of checkpoints/last.pt
     log_every: int = 10                 # steps between TensorBoard loss points (each one waits for the device)
     num_workers: int = 0                # threads decoding raws into the cache (0: one per CPU core)
-    cache_dir: str | None = None        # None: <manifest folder>/.sidkit-cache
+    cache_dir: str | None = None        # None: <user cache>/raw (train.cache.default_cache_dir)
     synthetic: str | None = None        # a noise profile (curate noise-profile): synthetic shorts from longs
     synthetic_fraction: float | None = None  # share of steps with synthetic shorts; None: 1.0 for longs only, else 0.5
     synthetic_ratio: str = "100:300"    # exposure ratios of synthetic shorts, LOW:HIGH
@@ -65,7 +66,7 @@ class RunConfig:
             raise SidkitError(f"run config: amp {amp!r} is not one of {', '.join(AMP_MODES)}")
         manifest = Path(self.manifest)
         out = self.out or default_out(manifest)
-        cache_dir = self.cache_dir or str(manifest.resolve().parent / ".sidkit-cache")
+        cache_dir = str(Path(self.cache_dir).expanduser()) if self.cache_dir else str(default_cache_dir())
         numbers = {}
         for name, kind in NUMBERS.items():
             try:
@@ -159,7 +160,7 @@ def default_amp(device: str) -> str:
 # What a None default resolves to, for help texts (RunConfig.resolved does the resolving).
 MACHINE_DEFAULTS = {"device": "cuda when available", "amp": "bf16 on cuda",
                     "out": "runs/<manifest name>", "num_workers": "one per CPU core",
-                    "cache_dir": "<manifest folder>/.sidkit-cache"}
+                    "cache_dir": "$SIDKIT_CACHE/raw, else ~/.cache/sidkit/raw"}
 
 
 def default_text(name: str) -> str:
