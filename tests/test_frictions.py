@@ -35,3 +35,33 @@ def test_sweep_set_bare_word_and_bad_form(tiny_manifest, tmp_path):
     assert "--set device=cpu" in bad.output and "'cpu'" not in bad.output
     wrong = CliRunner().invoke(main, args + ["--set", "device=gpu"])
     assert wrong.exit_code == 1 and "'gpu' is not one of cuda, cpu" in wrong.output
+
+
+def test_scores_are_named_after_the_split_evaluated_and_a_noop_resume_writes_no_events(tiny_manifest, tmp_path):
+    """No val split: metrics.csv says test_psnr/test_ssim, TensorBoard test/psnr, never val_*; a
+    --resume of a finished run adds no (empty) events file."""
+    import csv
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from curate.manifest import read_manifest, resolve, write_manifest
+    from test_train_loop import tiny_config
+    from train.loop import train_run
+
+    df = read_manifest(tiny_manifest)
+    for column in ("short_path", "long_path"):
+        df[column] = [str(resolve(df, p)) for p in df[column]]
+    df["split"] = df["split"].replace({"val": "train"})
+    write_manifest(df, tmp_path / "no-val.csv")
+    run = train_run(tiny_config(tmp_path / "no-val.csv", tmp_path / "run", epochs=2, eval_every=1, log_every=1), progress=False)
+    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    assert list(rows[0]) == ["epoch", "step", "train_loss", "lr", "test_psnr", "test_ssim", "seconds"]
+    assert len(rows) == 2 and all(5 < float(r["test_psnr"]) < 60 for r in rows)
+    events = sorted(run.glob("events.out.tfevents*"))
+    assert len(events) == 1
+    tags = EventAccumulator(str(events[0])).Reload().Tags()["scalars"]
+    assert {"test/psnr", "test/ssim", "train/loss"} <= set(tags) and not any(t.startswith("val/") for t in tags)
+    train_run(tiny_config(tmp_path / "no-val.csv", tmp_path / "run", epochs=2, eval_every=1, log_every=1), progress=False,
+              resume=True)
+    assert sorted(run.glob("events.out.tfevents*")) == events
+    assert list(csv.DictReader((run / "metrics.csv").open())) == rows

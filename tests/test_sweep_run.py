@@ -56,8 +56,10 @@ def test_sweep_trains_evaluates_skips_and_resumes(manifest, tmp_path):
 
     paths = write_outputs(sweep, results, out)
     table = paths["markdown"].read_text().splitlines()
-    assert table[:4] == ["## Tiny learning rates", "", "| setting | PSNR | SSIM |", "| --- | --- | --- |"]
-    assert table[4] == f"| 1e-2 | {results.psnr[0]:.2f} | {results.ssim[0]:.3f} |"
+    assert table[2] == "| setting | PSNR | SSIM | baseline PSNR | baseline SSIM |"
+    assert table[4] == (f"| 1e-2 | {results.psnr[0]:.2f} | {results.ssim[0]:.3f} | {results.baseline_psnr[0]:.2f} | "
+                        f"{results.baseline_ssim[0]:.3f} |")
+    assert results.baseline_psnr.between(5, 60).all()
     assert pd.read_csv(paths["csv"], dtype={"setting": str})["setting"].tolist() == ["1e-2", "1e-3"]
     assert paths["plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     result = json.loads((out / "1e-3" / "result.json").read_text())

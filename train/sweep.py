@@ -178,7 +178,8 @@ def run_sweep(sweep: Sweep, manifest, out_dir, *, overrides: dict | None = None,
         checkpoint = scored_checkpoint(folder, has_val)
         result = evaluate(checkpoint, manifest, split=split, out=folder / "eval")
         summary = {"setting": run.name, "psnr": result["psnr"], "ssim": result["ssim"], "split": split,
-                   "baseline_psnr": result.get("baseline_psnr"), "run": run.slug, "checkpoint": checkpoint.name}
+                   "baseline_psnr": result.get("baseline_psnr"), "baseline_ssim": result.get("baseline_ssim"),
+                   "run": run.slug, "checkpoint": checkpoint.name}
         with atomic_write(folder / RESULT) as handle:
             json.dump(summary, handle, indent=2)
     return collect_results(sweep, out_dir)
@@ -190,15 +191,24 @@ def collect_results(sweep: Sweep, out_dir) -> pd.DataFrame:
         path = Path(out_dir) / run.slug / RESULT
         if path.exists():
             rows.append(json.loads(path.read_text()))
-    return pd.DataFrame(rows, columns=["setting", "psnr", "ssim", "split", "baseline_psnr", "run", "checkpoint"])
+    return pd.DataFrame(rows, columns=["setting", "psnr", "ssim", "split", "baseline_psnr", "baseline_ssim", "run",
+                                       "checkpoint"])
 
 
 def results_markdown(sweep: Sweep, results: pd.DataFrame) -> str:
-    """The study's table format: | setting | PSNR | SSIM |."""
-    lines = [f"## {sweep.title}", "", "| setting | PSNR | SSIM |", "| --- | --- | --- |"]
+    """The study's table format, | setting | PSNR | SSIM |, then the amplified-short baseline's scores
+    on the same split (one baseline for every run of a ratio policy, so it shows which runs beat it)."""
+    lines = [f"## {sweep.title}", "", "| setting | PSNR | SSIM | baseline PSNR | baseline SSIM |",
+             "| --- | --- | --- | --- | --- |"]
     for row in results.itertuples():
-        lines.append(f"| {row.setting} | {row.psnr:.2f} | {row.ssim:.3f} |")
+        lines.append(f"| {row.setting} | {row.psnr:.2f} | {row.ssim:.3f} | {_score(row.baseline_psnr, '.2f')} | "
+                     f"{_score(row.baseline_ssim, '.3f')} |")
     return "\n".join(lines) + "\n"
+
+
+def _score(value, fmt: str) -> str:
+    """A number, or '-' where a result.json from before the baseline column has none."""
+    return "-" if value is None or pd.isna(value) else format(float(value), fmt)
 
 
 def write_outputs(sweep: Sweep, results: pd.DataFrame, out_dir) -> dict[str, Path]:
@@ -220,13 +230,16 @@ def plot_psnr(sweep: Sweep, out_dir, path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 5))
+    splits = set()
     for run in sweep.runs:
         metrics = Path(out_dir) / run.slug / "metrics.csv"
         if metrics.exists():
             df = pd.read_csv(metrics)
-            if "val_psnr" in df and df["val_psnr"].notna().any():
-                ax.plot(df["epoch"], df["val_psnr"], marker="o", markersize=3, label=run.name)
-    ax.set(xlabel="epoch", ylabel="PSNR (dB)", title=sweep.title)
+            column = next((c for c in ("val_psnr", "test_psnr") if c in df and df[c].notna().any()), None)
+            if column:
+                splits.add(column.split("_")[0])
+                ax.plot(df["epoch"], df[column], marker="o", markersize=3, label=run.name)
+    ax.set(xlabel="epoch", ylabel=f"{' / '.join(sorted(splits)) or 'eval'} PSNR (dB)", title=sweep.title)
     ax.grid(alpha=0.3)
     if ax.lines:
         ax.legend(fontsize="small")
