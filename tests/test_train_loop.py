@@ -116,6 +116,24 @@ def test_interrupted_and_resumed_run_matches_an_uninterrupted_one(manifest, tmp_
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_a_split_held_on_the_device_trains_exactly_as_the_memmaps(manifest, tmp_path, monkeypatch):
+    """The GPU path (whole split on the device, crops cut with torch) run on the CPU: same crops,
+    same input formula, so the same weights bit for bit."""
+    import train.dataset
+
+    host = train_run(tiny_config(manifest, tmp_path / "host", epochs=2), progress=False)
+    calls = []
+    original = train.dataset.DevicePairs.batch
+    monkeypatch.setattr(train.dataset, "default_budget", lambda device: 2 ** 40)
+    monkeypatch.setattr(train.dataset.DevicePairs, "batch", lambda self, *a: calls.append(1) or original(self, *a))
+    held = train_run(tiny_config(manifest, tmp_path / "held", epochs=2), progress=False)
+    assert len(calls) == 4                                          # 2 epochs x 2 training scenes
+    assert [{**r, "seconds": 0} for r in metrics(held)] == [{**r, "seconds": 0} for r in metrics(host)]
+    a = load_checkpoint(host / "checkpoints" / "last.pt")["model"]
+    b = load_checkpoint(held / "checkpoints" / "last.pt")["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_sigterm_saves_last_and_stops(manifest, tmp_path):
     config = tiny_config(manifest, tmp_path / "run", epochs=50)
     import train.loop as loop

@@ -81,6 +81,11 @@ class LoopState:
         """The keyword arguments of CheckpointSaver.save."""
         return {"epoch": self.epoch, "step": self.step, "best": self.best, "progress": self.progress(began)}
 
+    def record(self, loss: torch.Tensor) -> None:
+        """One step done; its loss is added on the device (no wait)."""
+        self.position, self.step, self.loss_count = self.position + 1, self.step + 1, self.loss_count + 1
+        self.loss_sum = self.loss_sum + loss
+
     def mean_loss(self) -> float:
         return float(self.loss_sum) / max(self.loss_count, 1)
 
@@ -135,8 +140,7 @@ def train_run(config: RunConfig, progress: bool = True, resume: bool = False,
                 batch = synthetic.batch(scenes, generator, device) if synthetic else None
                 x, y = to_network(batch or crops.batch(scenes, None, generator, device), config)
                 loss = train_step(net, optimizer, x, y, config)
-                state.position, state.step, state.loss_count = state.position + 1, state.step + 1, state.loss_count + 1
-                state.loss_sum = state.loss_sum + loss
+                state.record(loss)
                 if log and state.step % config.log_every == 0:
                     state.shown = float(loss)       # waits for the device: every log_every steps only
                     log.scalars(state.step, {"train/loss": state.shown, "train/lr": lr})
