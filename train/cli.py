@@ -104,8 +104,11 @@ def run(manifest, config_file, resume, compile_, **flags):
 @click.option("--tile", type=int, help="Run the network in tiles of this many packed pixels.")
 @click.option("--device", type=click.Choice(DEVICES), help="[default: cuda when available]")
 @click.option("--no-images", is_flag=True, help="Skip the PNGs and comparison sheets.")
+@click.option("--protocol", type=click.Choice(["sidkit", "sid"]), default="sidkit", show_default=True,
+              help="sidkit: float images, per-channel SSIM. sid: the SID paper's (8-bit, MATLAB ssim); "
+                   "use it to compare with the paper's tables.")
 @reports_errors
-def eval_(checkpoint, manifest, split, fmt, out, tile, device, no_images):
+def eval_(checkpoint, manifest, split, fmt, out, tile, device, no_images, protocol):
     """Score CHECKPOINT on MANIFEST's split beside the amplified-short baseline.
 
     Writes report.md, outputs/<pair>.png and outputs/<pair>-sheet.png (amplified short | output |
@@ -114,15 +117,16 @@ def eval_(checkpoint, manifest, split, fmt, out, tile, device, no_images):
     \b
     train eval runs/canon90d/checkpoints/best.pt manifests/canon90d.csv
     train eval runs/a/checkpoints/best.pt manifests/sony.csv --split all --format json --out eval/
+    train eval runs/sony/checkpoints/last.pt manifests/sony.csv --protocol sid --out eval-sid/
     """
     from .evaluate import evaluate
 
     result = evaluate(checkpoint, manifest, split=split, out=out, tile=tile, device=device,
-                      images=not no_images)
+                      images=not no_images, protocol=protocol)
     if fmt == "json":
         click.echo(json.dumps(_finite(result), indent=2))
         return
-    table = Table(title=f"{checkpoint} on {manifest} ({split})")
+    table = Table(title=f"{checkpoint} on {manifest} ({split}, protocol {protocol})")
     for column in ("split", "environment", "images", "PSNR", "SSIM", "baseline PSNR", "baseline SSIM"):
         table.add_column(column, justify="left" if column in ("split", "environment") else "right")
     for r in result["summary"]:

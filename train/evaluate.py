@@ -19,7 +19,7 @@ from curate.atomic import atomic_write
 from curate.errors import SidkitError
 from curate.manifest import black_levels, read_manifest, resolve, verify_checksum
 
-from . import rawpack
+from . import rawpack, sidprotocol
 from .checkpoint import model_from_checkpoint
 from .config import default_amp, pick_device
 from .metrics import mean_metrics, psnr, ssim
@@ -144,6 +144,25 @@ def score(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     return {"psnr": psnr(pred, truth), "ssim": ssim(pred, truth)}
 
 
+# --protocol: how one image is scored. sidkit: float images, PSNR on data range 1, SSIM per channel
+# (train.metrics); sid: as the SID paper's MATLAB code, 8-bit images, peak 255, 3-D-volume SSIM.
+PROTOCOLS = {"sidkit": score, "sid": sidprotocol.scores}
+PROTOCOL_NOTES = {
+    "sidkit": "PSNR in dB (data range 1, mean of per-image values), SSIM (Gaussian sigma 1.5, per channel), "
+              "on float outputs before 8-bit rounding",
+    "sid": "the SID paper's protocol: outputs and ground truth rounded to 8 bits, PSNR in dB on 0-255 "
+           "(mean of per-image values), SSIM as MATLAB's ssim with default parameters (the RGB image as "
+           "one 3-D volume); compare these with the paper's tables",
+}
+
+
+def scorer(protocol: str) -> Callable[[np.ndarray, np.ndarray], dict[str, float]]:
+    """The per-image scoring of a protocol ('sidkit' or 'sid')."""
+    if protocol not in PROTOCOLS:
+        raise SidkitError(f"--protocol {protocol}: not one of {', '.join(PROTOCOLS)}")
+    return PROTOCOLS[protocol]
+
+
 Loader = Callable[[pd.DataFrame, object, str], tuple[np.ndarray, np.ndarray, float]]
 
 
@@ -181,14 +200,16 @@ def score_model(model: torch.nn.Module, df: pd.DataFrame, rows: pd.DataFrame, po
 
 def evaluate(checkpoint: str | os.PathLike, manifest: str | os.PathLike, split: str = "test",
              out: str | os.PathLike | None = None, tile: int | None = None, device: str | None = None,
-             images: bool = True) -> dict:
-    """Score a checkpoint on a manifest's ``split`` ('train', 'val', 'test' or 'all').
+             images: bool = True, protocol: str = "sidkit") -> dict:
+    """Score a checkpoint on a manifest's ``split`` ('train', 'val', 'test' or 'all'), every image
+    (network and baseline) as ``protocol`` says ('sidkit' or 'sid', see PROTOCOL_NOTES).
 
     Writes ``out``/report.md and, with ``images``, ``out``/outputs/<pair>.png and <pair>-sheet.png
     (amplified short | output | ground truth). ``out`` defaults to the checkpoint's run folder.
     Returns per-image rows and per split/environment means, baseline beside.
     """
     checkpoint = Path(checkpoint)
+    scores_of = scorer(protocol)
     device = pick_device(device)
     model, payload = model_from_checkpoint(checkpoint, device)
     data = payload["data"]
@@ -208,7 +229,7 @@ def evaluate(checkpoint: str | os.PathLike, manifest: str | os.PathLike, split: 
         pred = run_network(model, x, device=device, amp=amp, tile=tile)
         base = baseline_image(resolve(df, row.short_path), black_levels(row.black_level),
                               float(row.white_level), gain)
-        ours, theirs = score(pred, truth), score(base, truth)
+        ours, theirs = scores_of(pred, truth), scores_of(base, truth)
         result = {"pair_id": row.pair_id, "scene_id": row.scene_id, "split": row.split,
                   "environment": row.environment, "ratio": float(row.ratio), "amplification": gain,
                   "psnr": ours["psnr"], "ssim": ours["ssim"],
@@ -223,7 +244,7 @@ def evaluate(checkpoint: str | os.PathLike, manifest: str | os.PathLike, split: 
         results.append(result)
     summary = summarise(results)
     means = {k: float(np.mean([r[k] for r in results])) for k in ("psnr", "ssim", "baseline_psnr", "baseline_ssim")}
-    report = {"checkpoint": str(checkpoint), "manifest": str(manifest), "split": split,
+    report = {"checkpoint": str(checkpoint), "manifest": str(manifest), "split": split, "protocol": protocol,
               "epoch": payload["epoch"], "step": payload["step"], **means, "images": results, "summary": summary}
     report["report"] = str(write_report(report, out / "report.md"))
     return report
@@ -252,9 +273,9 @@ def write_report(report: dict, path: Path) -> Path:
     """report.md: the summary table, then one row per image."""
     lines = [f"# Evaluation of {report['checkpoint']}", "",
              f"Manifest `{report['manifest']}`, split `{report['split']}`, checkpoint epoch "
-             f"{report['epoch']} (step {report['step']}). PSNR in dB (data range 1, mean of per-image "
-             "values), SSIM (Gaussian sigma 1.5), on float outputs before 8-bit rounding. Baseline: the "
-             "short exposure scaled by the same amplification and rendered like the ground truth.", "",
+             f"{report['epoch']} (step {report['step']}). Protocol `{report.get('protocol', 'sidkit')}`: "
+             f"{PROTOCOL_NOTES[report.get('protocol', 'sidkit')]}. Baseline: the short exposure scaled by "
+             "the same amplification and rendered like the ground truth.", "",
              "| split | environment | images | PSNR | SSIM | baseline PSNR | baseline SSIM |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
     for r in report["summary"]:
@@ -273,10 +294,11 @@ def write_report(report: dict, path: Path) -> Path:
 
 
 def save_png(path: Path, image: np.ndarray) -> Path:
-    """An H x W x 3 float image in [0, 1] as an 8-bit PNG, written atomically."""
+    """An H x W x 3 float image in [0, 1] as an 8-bit PNG (rounded as the SID protocol scores it),
+    written atomically."""
     from PIL import Image
 
-    pixels = (np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8)
+    pixels = sidprotocol.to_8bit(image)
     with atomic_write(path, "wb") as handle:
         Image.fromarray(pixels).save(handle, format="PNG")
     return path
