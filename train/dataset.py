@@ -103,14 +103,16 @@ class PairDataset:
 
     # --- CPU cutting from memmaps --------------------------------------------------------------
     def cut(self, crop: Crop) -> tuple[np.ndarray, np.ndarray]:
-        return cut_pair(self.scenes[crop.scene][crop.short], crop)
+        """One crop: (input (C,n,n) float32, target (sn,sn,3) uint16)."""
+        inp, pixels = cut_pair(self.scenes[crop.scene][crop.short], crop)
+        return inp, _rgb(_stack([pixels]))[0]
 
     def batch(self, scenes: list[int], patch: int | None, generator: torch.Generator, device="cpu") -> Batch:
         """One crop of each of ``scenes`` (a random short each), stacked and moved to ``device``."""
         crops = self.plan(scenes, patch, _torch_draw(generator))
-        inputs, targets = zip(*(self.cut(c) for c in crops))
+        inputs, pixels = zip(*(cut_pair(self.scenes[c.scene][c.short], c) for c in crops))
         gains = [self.scenes[c.scene][c.short].amplification for c in crops]
-        return Batch(*(torch.from_numpy(_stack(a)).to(device) for a in (inputs, targets)),
+        return Batch(*(torch.from_numpy(a).to(device) for a in (_stack(inputs), _rgb(_stack(pixels)))),
                      torch.tensor(gains, dtype=torch.float32).to(device))
 
 
@@ -122,14 +124,15 @@ class Batch(NamedTuple):
 
 
 def cut_pair(p: Pair, crop: Crop) -> tuple[np.ndarray, np.ndarray]:
-    """(input (C,n,n) float32, from `rawpack.network_input`; target (sn,sn,3) uint16, a view).
+    """(input (C,n,n) float32, from `rawpack.network_input`; target (sn,sn) 6-byte RGB pixels, a view).
 
     Flips and the transpose are views of the memmap; the input's float conversion is its one copy
-    and the target is copied once, when the batch is stacked, in its stored layout (height, width,
-    colour: whole pixels move, ~10x faster than gathering colour planes)."""
+    and the target is copied once, when the batch is stacked, as whole uint16 RGB pixels in their
+    stored order (measured ~5x faster than gathering colour planes, 1.6x than uint16 triples)."""
     y, x, n, s = crop.y, crop.x, crop.size, p.scale
     counts = _augment(p.packed[:, y:y + n, x:x + n], crop)
-    target = _augment(p.truth[y * s:(y + n) * s, x * s:(x + n) * s], crop, rows=-3)
+    pixels = p.truth.view(_PIXEL)[y * s:(y + n) * s, x * s:(x + n) * s, 0]   # 6-byte RGB pixels move whole
+    target = _augment(pixels, crop)
     return rawpack.network_input(counts, p.black, p.white, p.amplification), target
 
 
@@ -192,13 +195,21 @@ def default_budget(device: torch.device) -> int:
     return 0
 
 
+_PIXEL = np.dtype((np.void, 6))   # one uint16 RGB pixel
+
+
+def _rgb(pixels: np.ndarray) -> np.ndarray:
+    """Contiguous 6-byte pixels (..., w) as uint16 (..., w, 3), no copy."""
+    return pixels.view(np.uint16).reshape(pixels.shape + (3,))
+
+
 def _torch_draw(generator: torch.Generator):
     return lambda n: int(torch.randint(n, (1,), generator=generator))
 
 
 def _stack(arrays) -> np.ndarray:
-    """One contiguous (N, ...) array; a single contiguous array is not copied again."""
-    if len(arrays) == 1 and arrays[0].flags.c_contiguous:
+    """One contiguous writable (N, ...) array; a single such array is not copied again."""
+    if len(arrays) == 1 and arrays[0].flags.c_contiguous and arrays[0].flags.writeable:
         return arrays[0][None]
     out = np.empty((len(arrays),) + arrays[0].shape, dtype=arrays[0].dtype)
     for i, a in enumerate(arrays):
