@@ -149,6 +149,12 @@ def check_data(data: dict, spec) -> None:
         amplification(100.0, data["ratio_policy"])
     except SidkitError:
         raise BadCheckpoint(f"data ratio_policy {_brief(data['ratio_policy'])} is not exif, cap:N or fixed:N") from None
+    if "input_level" in data:     # optional: checkpoints from before `predict --ratio auto` lack it
+        from .autoratio import check_stored
+        try:
+            check_stored(data["input_level"])
+        except (ValueError, TypeError, KeyError) as exc:
+            raise BadCheckpoint(f"data input_level {_brief(data['input_level'])} {exc}") from None
 
 
 def check_weights(weights: dict, shapes: dict[str, tuple[int, ...]]) -> None:

@@ -148,8 +148,9 @@ def _finite(value):
 @main.command(context_settings=CONTEXT)
 @click.argument("checkpoint", type=click.Path(dir_okay=False, path_type=Path))
 @click.argument("rawfile", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--ratio", type=float, help="Amplification (long/short exposure ratio); needed unless "
-              "the network was trained with a fixed:N policy.")
+@click.option("--ratio", help="Amplification (long/short exposure ratio), or auto: chosen so that the image's "
+              "99th percentile meets the training inputs' level. Needed unless the network was trained "
+              "with a fixed:N policy.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("out.png"),
               show_default=True, help="PNG to write.")
 @click.option("--tile", type=int, help="Run the network in tiles of this many packed pixels.")
@@ -160,10 +161,12 @@ def predict(checkpoint, rawfile, ratio, output, tile, device):
 
     \b
     train predict runs/canon90d/checkpoints/best.pt dark.CR3 --ratio 100 -o bright.png
+    train predict runs/canon90d/checkpoints/best.pt dark.CR3 --ratio auto -o bright.png
     """
     from .predict import predict as predict_file
 
-    click.echo(str(predict_file(checkpoint, rawfile, ratio=ratio, out=output, device=device, tile=tile)))
+    log = lambda line: stderr.print(line, markup=False, highlight=False)  # noqa: E731
+    click.echo(str(predict_file(checkpoint, rawfile, ratio=ratio, out=output, device=device, tile=tile, log=log)))
 
 
 @main.command("report", context_settings=CONTEXT)

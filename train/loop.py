@@ -30,6 +30,7 @@ from curate.errors import SidkitError
 from curate.manifest import read_manifest
 from curate.validate import row_findings
 
+from .autoratio import training_level
 from .cache import RawCache
 from .checkpoint import CheckpointSaver
 from .config import RunConfig, lr_at
@@ -112,6 +113,9 @@ def train_run(config: RunConfig, progress: bool = True, resume: bool = False,
                                  config.ratio_policy, config.patch, config.patch_choices, device)
                  if config.synthetic else None)
     data = data_config(df, config.ratio_policy, config.manifest)
+    level = training_level(df, cache, config.ratio_policy)   # for `predict --ratio auto`
+    if level:
+        data["input_level"] = level
     evaluation = Evaluation(df, config, cache, device, console)
 
     # The network, its optimiser and the checkpoints.

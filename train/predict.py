@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -10,21 +11,26 @@ import torch
 from curate.errors import SidkitError
 from curate.rawmeta import check_pixels
 
-from . import rawpack
+from . import autoratio, rawpack
 from .checkpoint import model_from_checkpoint
 from .config import check_device
 from .evaluate import cfa_kind, run_network, save_png
 
 
-def predict(checkpoint: str | os.PathLike, rawfile: str | os.PathLike, ratio: float | None = None,
-            out: str | os.PathLike = "out.png", device: str | None = None, tile: int | None = None) -> Path:
+def predict(checkpoint: str | os.PathLike, rawfile: str | os.PathLike, ratio: float | str | None = None,
+            out: str | os.PathLike = "out.png", device: str | None = None, tile: int | None = None,
+            log: Callable[[str], None] | None = None) -> Path:
     """Brighten ``rawfile`` with the checkpoint's network; returns the PNG's path.
 
     A single file has no long exposure to take a ratio from: a network trained with a 'fixed:N'
     policy uses N (``ratio`` overrides it), any other policy needs ``ratio``, the long/short
-    exposure ratio wanted, capped as in training under 'cap:N'.
+    exposure ratio wanted, capped as in training under 'cap:N'. ``ratio='auto'`` chooses it from
+    the image (train.autoratio); ``log`` is told the ratio used.
     """
-    if ratio is not None and not ratio > 0:
+    auto = ratio == "auto"
+    if isinstance(ratio, str) and not auto:
+        ratio = parse_ratio(ratio)
+    if not auto and ratio is not None and not ratio > 0:
         raise SidkitError(f"--ratio {ratio:g}: the amplification must be positive, e.g. --ratio 100")
     if Path(out).suffix.lower() != ".png":
         raise SidkitError(f"-o {out}: predict writes an 8-bit PNG; name the output *.png")
@@ -33,10 +39,12 @@ def predict(checkpoint: str | os.PathLike, rawfile: str | os.PathLike, ratio: fl
     data = payload["data"]
     policy = data["ratio_policy"]
     fixed = policy.startswith("fixed:")
+    if auto and "input_level" not in data:
+        raise SidkitError(f"{checkpoint}: trained before sidkit stored its inputs' level, so --ratio auto cannot "
+                          "be used with it; retrain it, or pass a number, e.g. --ratio 100")
     if ratio is None and not fixed:
         raise SidkitError(f"{rawfile}: {checkpoint} was trained with ratio policy {policy!r}, so the "
                           "amplification must be given; pass --ratio (e.g. --ratio 100)")
-    gain = float(ratio) if fixed and ratio is not None else rawpack.amplification(ratio or 1.0, policy)
     check_input(rawfile)
     try:
         frame = rawpack.read_raw(rawfile)
@@ -48,9 +56,28 @@ def predict(checkpoint: str | os.PathLike, rawfile: str | os.PathLike, ratio: fl
     if cfa_kind(frame.cfa) != data["cfa_kind"]:
         raise SidkitError(f"{rawfile}: a {frame.cfa} raw does not fit {checkpoint}, trained on "
                           f"{data['cfa_kind']} raws ({data['channels']} channels); use a matching checkpoint")
+    if auto:
+        stored = data["input_level"]
+        level = autoratio.image_level(rawpack.pack_raw_counts(frame), rawpack.black_packed(frame.cfa, frame.black),
+                                      frame.white, stored["percentile"])
+        ratio = autoratio.auto_ratio(level, stored)
+    gain = float(ratio) if fixed and ratio is not None and not auto else rawpack.amplification(ratio or 1.0, policy)
+    if log:
+        chosen = (f"ratio auto: {ratio:.1f} (the image's {stored['percentile']:g}th percentile {level:.4g} brought "
+                  f"to the training inputs' {stored['level']:.3g})" if auto else f"ratio {ratio or gain:g}")
+        log(chosen + (f"; amplification {gain:g} under policy {policy}" if gain != ratio else ""))
     x = rawpack.pack(frame, gain)
     amp = "bf16" if device == "cuda" else "off"
     return save_png(Path(out), run_network(model, x, device=device, amp=amp, tile=tile))
+
+
+def parse_ratio(text: str) -> float:
+    """--ratio: a number, or SidkitError saying what to write."""
+    try:
+        return float(text)
+    except ValueError:
+        raise SidkitError(f"--ratio {text}: give a number (the long/short exposure ratio, e.g. --ratio 100) "
+                          "or auto") from None
 
 
 def check_input(rawfile: str | os.PathLike) -> None:
