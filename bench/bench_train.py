@@ -13,7 +13,10 @@ CUDA (when present): sidkit's whole step at patch 512 in fp32 and in bf16 + chan
 study's set-up in minutes: 10 training scenes x 4000 epochs = 40,000 steps (network and data; the
 loop's periodic evaluation comes on top).
 
-    python bench/bench_train.py [--patch 256] [--steps 5] [--cpu-only]
+CPU time per step is printed beside the wall time: on a shared machine it moves far less (with
+--threads 1 it is the cost of the kernels alone; with more threads it includes their spin-waits).
+
+    python bench/bench_train.py [--patch 256] [--steps 5] [--threads 2] [--cpu-only]
 """
 from __future__ import annotations
 
@@ -142,9 +145,10 @@ def simulated(folder: Path, scenes: int, size: tuple[int, int]):
 
 
 def timed(function, *args):
-    started = time.perf_counter()
+    """(result, wall seconds, CPU seconds of this process: less moved by other work on the machine)."""
+    started, cpu = time.perf_counter(), time.process_time()
     result = function(*args)
-    return result, time.perf_counter() - started
+    return result, time.perf_counter() - started, time.process_time() - cpu
 
 
 def compare_cpu(manifest, cache, patch: int, steps: int, warmup: int = 2) -> None:
@@ -152,22 +156,24 @@ def compare_cpu(manifest, cache, patch: int, steps: int, warmup: int = 2) -> Non
     if torch.cpu._is_avx512_bf16_supported():     # native bf16 on this CPU: `--amp bf16` as a third line
         loops["sidkit --amp bf16"] = SidkitLoop(manifest, cache, patch, "cpu", amp="bf16")
     assert {count_parameters(loop.model) for loop in loops.values()} == {7_760_748}
-    data = {name: [] for name in loops}
-    total = {name: [] for name in loops}
+    data, total, cpu = ({name: [] for name in loops} for _ in range(3))
     for i in range(warmup + steps):
         for name, loop in loops.items():
-            batch, fetch = timed(loop.fetch)
-            _, step = timed(loop.step, *batch) if name == "plain" else timed(loop.step, batch)
+            batch, fetch, fetch_cpu = timed(loop.fetch)
+            _, step, step_cpu = timed(loop.step, *batch) if name == "plain" else timed(loop.step, batch)
             if i >= warmup:
                 data[name].append(fetch)
                 total[name].append(fetch + step)
+                cpu[name].append(fetch_cpu + step_cpu)
     print(f"CPU, patch {patch} packed ({2 * patch} output) px, batch 1, {torch.get_num_threads()} threads, "
           f"{steps} alternating steps each after {warmup} warm-up (load average before: {os.getloadavg()[0]:.1f}; "
           "other work on the machine slows every row)")
     median = {name: statistics.median(values) for name, values in total.items()}
+    cpu = {name: statistics.median(values) for name, values in cpu.items()}
     for name in loops:
         print(f"  {name:17s} {1e3 * median[name]:8.1f} ms/step  (data {1e3 * statistics.median(data[name]):5.2f} ms)"
-              f"  {1 / median[name]:.3f} steps/s  plain/this {median['plain'] / median[name]:.2f}x")
+              f"  {1 / median[name]:.3f} steps/s  plain/this {median['plain'] / median[name]:.2f}x   "
+              f"CPU time {1e3 * cpu[name]:8.1f} ms/step, plain/this {cpu['plain'] / cpu[name]:.2f}x")
     print(f"  data time per step (sidkit): {1e3 * statistics.median(data['sidkit']):.2f} ms")
     print(f"  ratio sidkit/plain: {median['plain'] / median['sidkit']:.2f}x")
 
@@ -196,8 +202,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--patch", type=int, default=256, help="CPU crop side in packed pixels")
     parser.add_argument("--steps", type=int, default=5, help="timed CPU steps per loop (after warm-up)")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's, one per core)")
     parser.add_argument("--cpu-only", action="store_true")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         manifest, cache = simulated(Path(tmp), scenes=2, size=(max(1024, 2 * args.patch), max(768, 2 * args.patch)))
         compare_cpu(manifest, cache, args.patch, args.steps)
