@@ -72,7 +72,7 @@ class LoopState:
     loss_sum: float | torch.Tensor = 0.0   # since the last evaluation; a device tensor while training
     loss_count: int = 0
     seconds: float = 0.0        # training time before this process started
-    shown: float = math.nan     # the loss last logged (not saved)
+    shown: float = math.nan     # the loss last read back from the device, for the progress bar (not saved)
 
     def progress(self, began: float) -> dict:
         return {"position": self.position, "loss_sum": float(self.loss_sum), "loss_count": self.loss_count,
@@ -153,7 +153,7 @@ def train_run(config: RunConfig, progress: bool = True, resume: bool = False,
                     finish(log, world)
                     raise TrainingStopped.at(state, config)
             state.epoch, state.position = state.epoch + 1, 0
-            advance(status=f"loss {state.shown:.4f}  lr {lr:.1e}")
+            advance(status=f"lr {lr:.1e}" + (f"  loss {state.shown:.4f}" if state.shown == state.shown else ""))
             if state.epoch % config.eval_every == 0 or state.epoch == config.epochs:
                 scores, improved = evaluation.run(model, state.best, rank, world, device)
                 if improved:
@@ -161,7 +161,7 @@ def train_run(config: RunConfig, progress: bool = True, resume: bool = False,
                     saver.save("best.pt", **state.checkpoint(began))
                 if log:
                     log.metrics(state, lr, scores, evaluation.split, state.progress(began)["seconds"], console)
-                state.loss_sum, state.loss_count = 0.0, 0
+                state.shown, state.loss_sum, state.loss_count = state.mean_loss(), 0.0, 0
             if state.epoch % config.save_every == 0 or state.epoch == config.epochs:
                 saver.save("last.pt", **state.checkpoint(began))
     finish(log, world)
