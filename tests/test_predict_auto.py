@@ -76,3 +76,18 @@ def test_auto_needs_a_checkpoint_that_stored_the_level(tiny_run, tiny_manifest, 
 def test_a_black_image_has_no_auto_ratio():
     with pytest.raises(SidkitError, match="too dark to measure"):
         auto_ratio(0.0, {"percentile": 99.0, "level": 0.5, "pairs": 1})
+
+
+def test_auto_ratio_script_compares_with_the_exif_ratio(tiny_run, tiny_manifest):
+    """scripts/auto_ratio.py (the docs' table): EXIF and auto ratio per pair, the network's PSNR with each."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "auto_ratio.py"
+    spec = importlib.util.spec_from_file_location("auto_ratio", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    rows = module.compare(tiny_run / "checkpoints" / "last.pt", tiny_manifest, "test")
+    assert len(rows) == 1 and rows[0]["true_ratio"] == 100 and rows[0]["true_gain"] == 100
+    assert rows[0]["auto_ratio"] == pytest.approx(100, rel=0.15) and rows[0]["auto_gain"] == rows[0]["auto_ratio"]
+    assert 5 < rows[0]["true_psnr"] < 60 and 5 < rows[0]["auto_psnr"] < 60
