@@ -309,8 +309,8 @@ class FullDisk:
 def full_disk(monkeypatch):
     import curate.atomic
 
-    real = os.fdopen
-    monkeypatch.setattr(curate.atomic.os, "fdopen", lambda *a, **k: FullDisk(real(*a, **k), room=4096))
+    # atomic_write opens its temp file with the module's open(): every write past 4 KiB fails
+    monkeypatch.setattr(curate.atomic, "open", lambda *a, **k: FullDisk(open(*a, **k), room=4096), raising=False)
 
 
 def test_a_full_disk_on_save_is_one_line_and_keeps_the_old_checkpoint(good, tmp_path, full_disk):
