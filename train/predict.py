@@ -5,7 +5,6 @@ import os
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import torch
 
 from curate.errors import SidkitError

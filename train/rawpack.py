@@ -81,7 +81,7 @@ def open_cfa_raw(path: str | os.PathLike):
     try:
         raw = rawpy.imread(str(path))
     except (rawpy.LibRawError, OSError) as exc:
-        raise SidkitError(f"{path}: rawpy cannot read it as a raw ({exc}); check that it is a camera raw file")
+        raise SidkitError(f"{path}: rawpy cannot read it as a raw ({exc}); check that it is a camera raw file") from None
     if raw.raw_image_visible.ndim != 2 or raw.raw_pattern is None:
         raw.close()
         raise SidkitError(f"{path}: not a colour-filter-array raw (already demosaiced); "
@@ -120,7 +120,7 @@ def _cfa_of(pattern: np.ndarray, colours: np.ndarray, desc: str, path) -> str:
     try:
         tile_size(letters)
     except SidkitError:
-        raise SidkitError(f"{path}: unsupported colour filter {letters!r} (only RGB Bayer and X-Trans)")
+        raise SidkitError(f"{path}: unsupported colour filter {letters!r} (only RGB Bayer and X-Trans)") from None
     return letters
 
 
