@@ -69,7 +69,8 @@ def metrics(run: Path) -> list[dict]:
     return list(csv.DictReader((run / "metrics.csv").open()))
 
 
-def test_training_lowers_the_loss_and_writes_the_run_folder(manifest, tmp_path):
+def test_training_lowers_the_loss_and_writes_the_run_folder(manifest, tmp_path, monkeypatch):
+    monkeypatch.setenv("SIDKIT_CACHE", str(tmp_path / "cache"))   # alone in its cache, to count its files
     run = train_run(tiny_config(manifest, tmp_path / "run", epochs=12, eval_every=4), progress=False)
     rows = metrics(run)
     assert [int(r["epoch"]) for r in rows] == [4, 8, 12]
