@@ -61,9 +61,9 @@ def read_log(dataset: str | os.PathLike, torn: list[int] | None = None) -> list[
                 if torn is not None:
                     torn.append(number)
                 continue
-            raise SidkitError(f"{path}: line {number} is not JSON; remove or fix that line")
+            raise SidkitError(f"{path}: line {number} is not JSON; remove or fix that line") from None
         try:
             records.append(CaptureRecord(**{k: v for k, v in data.items() if k in names}))
         except TypeError as exc:
-            raise SidkitError(f"{path}: line {number}: {exc}; fix that line")
+            raise SidkitError(f"{path}: line {number}: {exc}; fix that line") from None
     return records

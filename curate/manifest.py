@@ -105,7 +105,7 @@ def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
         df = pd.read_csv(io.StringIO(text.split("\n", 1)[1] if "\n" in text else ""), dtype=str,
                          keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise SidkitError(f"{path}: cannot parse CSV ({exc}); fix or re-create it with `curate scan`")
+        raise SidkitError(f"{path}: cannot parse CSV ({exc}); fix or re-create it with `curate scan`") from None
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:
         raise SidkitError(f"{path}: missing column {missing[0]!r}; re-create it with `curate scan`")

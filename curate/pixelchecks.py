@@ -199,7 +199,7 @@ def measure_pair(short: Frame, long: Frame, expected: float,
     }
 
 
-def _fit_ratio(s: np.ndarray, l: np.ndarray, s_sat: np.ndarray, l_sat: np.ndarray, block: int) -> dict:
+def _fit_ratio(s: np.ndarray, long: np.ndarray, s_sat: np.ndarray, l_sat: np.ndarray, block: int) -> dict:
     """Fit short = offset + long / ratio over blocks of the aligned planes without clipped pixels.
 
     The long is nearly noise-free, so least squares of the short on it is unbiased by the short's
@@ -211,7 +211,7 @@ def _fit_ratio(s: np.ndarray, l: np.ndarray, s_sat: np.ndarray, l_sat: np.ndarra
     def blocks(a, reduce):
         return reduce(a[:h * block, :w * block].reshape(h, block, w, block), axis=(1, 3)).ravel()
     keep = ~blocks(s_sat | l_sat, np.any)
-    x, y = blocks(l, np.mean)[keep].astype(np.float64), blocks(s, np.mean)[keep].astype(np.float64)
+    x, y = blocks(long, np.mean)[keep].astype(np.float64), blocks(s, np.mean)[keep].astype(np.float64)
     spread = float(((x - x.mean()) ** 2).sum()) if x.size else 0.0
     if x.size < 3 or spread <= 0:
         return {"measured_ratio": math.nan, "ratio_uncertainty_stops": math.inf,

@@ -40,12 +40,12 @@ def open_regular(path) -> tuple:
         info = os.stat(path)
     except (OSError, ValueError) as exc:
         raise UnreadableRaw(f"{shown(path)}: cannot open ({getattr(exc, 'strerror', None) or exc}); "
-                            "check the path and permissions")
+                            "check the path and permissions") from None
     _require_regular(path, info.st_mode)
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     except OSError as exc:
-        raise UnreadableRaw(f"{shown(path)}: cannot open ({exc.strerror}); check the path and permissions")
+        raise UnreadableRaw(f"{shown(path)}: cannot open ({exc.strerror}); check the path and permissions") from None
     handle = os.fdopen(fd, "rb")
     info = os.fstat(fd)
     try:

@@ -158,7 +158,7 @@ def read_labels(path: str | os.PathLike) -> dict[str, str]:
     try:
         labels = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise SidkitError(f"{path}: cannot read labels ({exc}); give a CSV with columns scene_id,environment")
+        raise SidkitError(f"{path}: cannot read labels ({exc}); give a CSV with columns scene_id,environment") from None
     if not {"scene_id", "environment"} <= set(labels.columns):
         raise SidkitError(f"{path}: labels need columns scene_id,environment")
     bad = labels[~labels["environment"].isin(ENVIRONMENTS)]

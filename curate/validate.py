@@ -77,7 +77,7 @@ def file_findings(df: pd.DataFrame, progress: Callable | None = None) -> list[Fi
             by_sha.setdefault(digest, set()).add(str(key))
         if progress:
             progress()
-    for digest, paths in by_sha.items():
+    for paths in by_sha.values():
         if len(paths) > 1:
             names = sorted(paths)
             out.append(Finding("", names[1], "duplicate-file",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import threading
 from pathlib import Path
 
@@ -102,8 +101,8 @@ def test_special_files_are_refused_without_opening_them(setup, tmp_path):
         predict(checkpoint, folder, ratio=100, out=tmp_path / "x.png", device="cpu")
     for raw, words in ((fifo, ["not a regular file"]), (tmp_path / "none.dng", ["no such file"])):
         outcome = {}
-        worker = threading.Thread(target=lambda: outcome.update(result=invoke(checkpoint, raw, tmp_path / "x.png")),
-                                  daemon=True)
+        worker = threading.Thread(target=lambda raw=raw, outcome=outcome: outcome.update(
+            result=invoke(checkpoint, raw, tmp_path / "x.png")), daemon=True)
         worker.start()
         worker.join(30)
         assert not worker.is_alive(), f"predict hangs on {raw}"

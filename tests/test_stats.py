@@ -1,5 +1,4 @@
 from curate.stats import manifest_stats
-from curate.split import assign_splits
 from test_manifest import make_rows
 
 
