@@ -20,6 +20,7 @@ import numpy as np
 
 from curate.capturelog import CaptureRecord, append_record, read_log
 from curate.errors import SidkitError
+from curate.manifest import is_number
 from curate.exposure import file_label, format_exposure, parse_ladder
 from curate.rawmeta import sha256_file
 
@@ -64,17 +65,9 @@ def resolve_isos(camera: Camera, text: str | None) -> list[str] | None:
                               "(frames are shot at its fixed ISO)")
         return None
     if text == "all":
-        return [c for c in setting.choices if _is_number(c)]
+        return [c for c in setting.choices if is_number(c)]
     wanted = [float(v) for v in (text or ",".join(map(str, DEFAULT_ISOS))).split(",") if v.strip()]
     return [choice_for_number(setting.choices, v, "ISO") for v in wanted]
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-        return True
-    except ValueError:
-        return False
 
 
 def log_short_exposures(dataset: Path) -> list[Fraction]:
@@ -251,13 +244,13 @@ def shoot_logged(camera: Camera, shot: Shot, iso: str | None, dataset: Path, req
         append_record(dataset, CaptureRecord(
             scene_id=Path(shot.stem).parent.name, role=shot.role, path=f.relative_to(dataset).as_posix(),
             requested_exposure_s=float(shot.seconds), camera_exposure=reported,
-            iso=float(iso) if iso is not None else None, fnumber=_number(fnumber), environment="unknown",
+            iso=float(iso) if iso is not None else None, fnumber=_fnumber(fnumber), environment="unknown",
             camera=camera.identity, captured_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
             backend=backend or camera.backend, notes=request.notes, sha256=sha256_file(f), extra=extra))
     return files[0]
 
 
-def _number(value) -> float | None:
+def _fnumber(value) -> float | None:
     try:
         return float(str(value).lower().lstrip("f/"))
     except (TypeError, ValueError):

@@ -62,7 +62,7 @@ def text(tags: dict, *names: str) -> str | None:
     return value or None
 
 
-def _number(tags: dict, *names: str):
+def _numeric_tag(tags: dict, *names: str):
     """The first value of a numeric tag: an exact Fraction, an int, or None (absent, x/0, non-numeric)."""
     tag = _tag(tags, *names)
     if tag is None or isinstance(tag.values, (str, bytes)) or not tag.values:
@@ -74,23 +74,23 @@ def _number(tags: dict, *names: str):
 
 
 def exposure(tags: dict) -> Fraction | None:
-    value = _number(tags, "ExposureTime")
+    value = _numeric_tag(tags, "ExposureTime")
     return Fraction(value) if value else None
 
 
 def iso(tags: dict) -> float | None:
     """ISO; 65535 (the field's ceiling) defers to RecommendedExposureIndex (0x8832) or ISOSpeed."""
-    iso = _number(tags, "ISOSpeedRatings", "PhotographicSensitivity")
+    iso = _numeric_tag(tags, "ISOSpeedRatings", "PhotographicSensitivity")
     if iso is None or iso == 65535:
-        better = _number(tags, "RecommendedExposureIndex", "Tag 0x8832", "ISOSpeed", "Tag 0x8833")
+        better = _numeric_tag(tags, "RecommendedExposureIndex", "Tag 0x8832", "ISOSpeed", "Tag 0x8833")
         iso = better or iso
     if iso is None:
-        iso = _number(tags, "Tag 0x0017") if text(tags, "Make") in ("Panasonic", "LEICA") else None
+        iso = _numeric_tag(tags, "Tag 0x0017") if text(tags, "Make") in ("Panasonic", "LEICA") else None
     return float(iso) if iso else None
 
 
 def fnumber(tags: dict) -> float | None:
-    value = _number(tags, "FNumber")
+    value = _numeric_tag(tags, "FNumber")
     return float(value) if value else None
 
 

@@ -229,12 +229,13 @@ def formula_cells(r) -> list[str]:
     for column, value in items:
         if not isinstance(value, str) or not value:
             continue
-        if value.startswith(FORMULA_START) or (value.startswith("-") and len(value) > 1 and not _number(value)):
+        if value.startswith(FORMULA_START) or (value.startswith("-") and len(value) > 1 and not is_number(value)):
             out.append(str(column))
     return out
 
 
-def _number(text: str) -> bool:
+def is_number(text: str) -> bool:
+    """Whether ``text`` parses as a float."""
     try:
         float(text)
     except ValueError:

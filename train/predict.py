@@ -5,14 +5,13 @@ import os
 from pathlib import Path
 from typing import Callable
 
-import torch
 
 from curate.errors import SidkitError
 from curate.rawmeta import check_pixels
 
 from . import autoratio, rawpack
 from .checkpoint import model_from_checkpoint
-from .config import check_device
+from .config import default_amp, pick_device
 from .evaluate import cfa_kind, run_network, save_png
 
 
@@ -33,7 +32,7 @@ def predict(checkpoint: str | os.PathLike, rawfile: str | os.PathLike, ratio: fl
         raise SidkitError(f"--ratio {ratio:g}: the amplification must be positive, e.g. --ratio 100")
     if Path(out).suffix.lower() != ".png":
         raise SidkitError(f"-o {out}: predict writes an 8-bit PNG; name the output *.png")
-    device = check_device(device) if device else ("cuda" if torch.cuda.is_available() else "cpu")
+    device = pick_device(device)
     model, payload = model_from_checkpoint(checkpoint, device)
     data = payload["data"]
     policy = data["ratio_policy"]
@@ -66,8 +65,7 @@ def predict(checkpoint: str | os.PathLike, rawfile: str | os.PathLike, ratio: fl
                   f"to the training inputs' {stored['level']:.3g})" if auto else f"ratio {ratio or gain:g}")
         log(chosen + (f"; amplification {gain:g} under policy {policy}" if gain != ratio else ""))
     x = rawpack.pack(frame, gain)
-    amp = "bf16" if device == "cuda" else "off"
-    return save_png(Path(out), run_network(model, x, device=device, amp=amp, tile=tile))
+    return save_png(Path(out), run_network(model, x, device=device, amp=default_amp(device), tile=tile))
 
 
 def parse_ratio(text: str) -> float:
