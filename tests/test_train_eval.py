@@ -109,3 +109,22 @@ def test_a_file_changed_after_scanning_is_refused(trained, tmp_path):
         handle.write(b"\0")
     with pytest.raises(SidkitError, match="s3_long.dng: file changed since the manifest was written"):
         evaluate(run / "checkpoints" / "best.pt", copy / manifest.name, images=False)
+
+
+def test_an_unreadable_pair_is_a_finding_and_the_others_are_scored(trained, tmp_path):
+    from click.testing import CliRunner
+
+    from train.cli import main
+
+    manifest, run = trained
+    copy = tmp_path / "data"
+    shutil.copytree(manifest.parent, copy, ignore=shutil.ignore_patterns(".sidkit-cache"))
+    (copy / "s3_long.dng").write_bytes(b"\0" * 100)                       # the test scene's long, broken
+    result = evaluate(run / "checkpoints" / "best.pt", copy / manifest.name, split="all", images=False,
+                      out=tmp_path / "eval")
+    assert [(f["code"], f["pair_id"]) for f in result["findings"]] == [("unreadable", "s3-0")]
+    assert len(result["images"]) == 3 and "s3-0" not in {r["pair_id"] for r in result["images"]}
+    cli = CliRunner().invoke(main, ["eval", str(run / "checkpoints" / "best.pt"), str(copy / manifest.name),
+                                    "--split", "all", "--no-images", "--out", str(tmp_path / "eval2")])
+    assert cli.exit_code == 1 and "s3_long.dng" in cli.stderr and "Traceback" not in cli.output
+    assert (tmp_path / "eval2" / "report.md").is_file()

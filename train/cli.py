@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import click
+from rich.markup import escape
 from rich.table import Table
 
 from curate.clitools import CONTEXT, reports_errors, stderr, stdout
@@ -123,9 +124,11 @@ def eval_(checkpoint, manifest, split, fmt, out, tile, device, no_images, protoc
 
     result = evaluate(checkpoint, manifest, split=split, out=out, tile=tile, device=device,
                       images=not no_images, protocol=protocol)
+    for finding in result["findings"]:
+        stderr.print(f"[bold red]error:[/] {escape(finding['message'])}", highlight=False, soft_wrap=True)
     if fmt == "json":
         click.echo(json.dumps(_finite(result), indent=2))
-        return
+        sys.exit(1 if result["findings"] else 0)
     table = Table(title=f"{checkpoint} on {manifest} ({split}, protocol {protocol})")
     for column in ("split", "environment", "images", "PSNR", "SSIM", "baseline PSNR", "baseline SSIM"):
         table.add_column(column, justify="left" if column in ("split", "environment") else "right")
@@ -134,6 +137,8 @@ def eval_(checkpoint, manifest, split, fmt, out, tile, device, no_images, protoc
                       f"{r['baseline_psnr']:.2f}", f"{r['baseline_ssim']:.4f}")
     stdout.print(table)
     stderr.print(f"wrote {result['report']}")
+    if result["findings"]:
+        sys.exit(1)     # the scores above leave out the pairs that could not be read
 
 
 def _finite(value):

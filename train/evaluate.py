@@ -222,13 +222,17 @@ def evaluate(checkpoint: str | os.PathLike, manifest: str | os.PathLike, split: 
     check_fits(data, rows, checkpoint, manifest)
     out = Path(out) if out is not None else _run_folder(checkpoint)
     amp = default_amp(device)
-    results = []
+    results, findings = [], []
     for row in rows.itertuples():
         started = time.perf_counter()
-        x, truth, gain = load_from_raw(df, row, data["ratio_policy"])
+        try:      # a file that cannot be read is a finding for its pair; the others are still scored
+            x, truth, gain = load_from_raw(df, row, data["ratio_policy"])
+            base = baseline_image(resolve(df, row.short_path), black_levels(row.black_level),
+                                  float(row.white_level), gain)
+        except Exception as exc:
+            findings.append(read_finding(row, exc))
+            continue
         pred = run_network(model, x, device=device, amp=amp, tile=tile)
-        base = baseline_image(resolve(df, row.short_path), black_levels(row.black_level),
-                              float(row.white_level), gain)
         ours, theirs = scores_of(pred, truth), scores_of(base, truth)
         result = {"pair_id": row.pair_id, "scene_id": row.scene_id, "split": row.split,
                   "environment": row.environment, "ratio": float(row.ratio), "amplification": gain,
@@ -242,12 +246,22 @@ def evaluate(checkpoint: str | os.PathLike, manifest: str | os.PathLike, split: 
             result["sheet"] = str(save_png(out / "outputs" / f"{name}-sheet.png", sheet))
         result["seconds"] = time.perf_counter() - started
         results.append(result)
+    if not results:
+        raise SidkitError(f"{manifest}: no pair of split {split!r} could be read; first: {findings[0]['message']}")
     summary = summarise(results)
     means = {k: float(np.mean([r[k] for r in results])) for k in ("psnr", "ssim", "baseline_psnr", "baseline_ssim")}
     report = {"checkpoint": str(checkpoint), "manifest": str(manifest), "split": split, "protocol": protocol,
-              "epoch": payload["epoch"], "step": payload["step"], **means, "images": results, "summary": summary}
+              "epoch": payload["epoch"], "step": payload["step"], **means, "images": results, "summary": summary, "findings": findings}
     report["report"] = str(write_report(report, out / "report.md"))
     return report
+
+
+def read_finding(row, exc: Exception) -> dict:
+    """An `unreadable` finding (validate's format) for a pair whose files could not be read."""
+    text = " ".join(str(exc).split())
+    message = text if isinstance(exc, SidkitError) else f"reading it failed ({type(exc).__name__}: {text[:200]})"
+    return {"pair_id": row.pair_id, "path": row.short_path, "code": "unreadable", "severity": "error",
+            "message": f"{message}; pair left out of the scores"}
 
 
 def _run_folder(checkpoint: Path) -> Path:
