@@ -134,3 +134,35 @@ def test_scan_into_a_log_file(sim_dataset, tmp_path):
     assert "scanning: started" in lines
     assert any(line.startswith("scanning: 8, done in ") for line in lines), text
     assert f"wrote {out}: 8 pairs, 4 scenes" in lines
+
+
+def test_train_run_in_a_log_prints_epoch_lines(tiny_manifest, tmp_path, capsys):
+    """train_run off a terminal: an EpochLog line for the first and the last epoch (these epochs are
+    far shorter than 10 s), none of the generic 'epoch: 0/3' lines."""
+    import re
+
+    from test_train_loop import tiny_config
+    from train.loop import train_run
+
+    train_run(tiny_config(tiny_manifest, tmp_path / "run", epochs=3, eval_every=3), progress=True)
+    err = capsys.readouterr().err.splitlines()
+    epochs = [line for line in err if re.fullmatch(r"epoch \d+/3, step \d+, loss \d\.\d{4}, lr 1\.0e-02, "
+                                                    r"[\d.]+ steps/s(, ETA \d+:\d\d:\d\d)?", line)]
+    assert [line.split(",")[:2] for line in epochs] == [["epoch 1/3", " step 2"], ["epoch 3/3", " step 6"]], err
+    assert "ETA" in epochs[0] and "ETA" not in epochs[-1]
+    assert not any(line.startswith("epoch: ") for line in err)
+
+
+def test_every_console_keeps_messages_whole():
+    """Every rich Console in capture/, curate/ and train/ is made with soft_wrap=True (no 80-column wrap)."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    made = []
+    for path in [p for package in ("capture", "curate", "train") for p in (root / package).glob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", "")) == "Console":
+                wraps = {k.arg: k.value for k in node.keywords}.get("soft_wrap")
+                made.append((path.name, isinstance(wraps, ast.Constant) and wraps.value is True))
+    assert len(made) >= 3 and all(ok for _, ok in made), made

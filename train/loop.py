@@ -37,6 +37,7 @@ from .config import RunConfig, lr_at
 from .dataset import Batch, PairDataset, sampler
 from .evaluate import cache_loader, data_config, score_model
 from .model import PRESETS, UNetSpec, build_model
+from .progresslog import EpochLog
 from .synthetic import SyntheticShorts
 
 
@@ -103,7 +104,7 @@ def train_run(config: RunConfig, progress: bool = True, resume: bool = False,
     if not resume and (out / "checkpoints" / "last.pt").exists():
         raise SidkitError(f"{out} already holds a run; continue it with --resume, or give another --out")
     rank, world, device = setup_distributed(config.device)
-    console = Console(stderr=True, quiet=not (progress and rank == 0))
+    console = Console(stderr=True, quiet=not (progress and rank == 0), soft_wrap=True)   # a log keeps lines whole
 
     # The data: manifest -> decoded once into the cache -> random crops (on the device when they fit).
     df, cache = filled_cache(config, rank, world, console, progress)
@@ -135,7 +136,8 @@ def train_run(config: RunConfig, progress: bool = True, resume: bool = False,
 
     # The epochs: a step per batch of scenes, evaluation and last.pt at their intervals.
     model.train()
-    with stop, progress_bar(config.epochs, "epoch", progress and rank == 0, state.epoch) as advance:
+    epoch_lines = EpochLog(config.epochs, state.epoch, state.step, enabled=progress and rank == 0)  # in a log
+    with stop, progress_bar(config.epochs, "epoch", progress and rank == 0, state.epoch, plain=False) as advance:
         while state.epoch < config.epochs:
             lr = set_lr(optimizer, lr_at(state.epoch, config.lr, config.lr_steps))
             batches = epoch_scenes(len(pairs), config.batch, state.epoch, config.seed, rank, world)
@@ -154,6 +156,7 @@ def train_run(config: RunConfig, progress: bool = True, resume: bool = False,
                     raise TrainingStopped.at(state, config)
             state.epoch, state.position = state.epoch + 1, 0
             advance(status=f"lr {lr:.1e}" + (f"  loss {state.shown:.4f}" if state.shown == state.shown else ""))
+            epoch_lines(state.epoch, state.step, state.mean_loss, lr)   # the loss read back only for a line
             if state.epoch % config.eval_every == 0 or state.epoch == config.epochs:
                 scores, improved = evaluation.run(model, state.best, rank, world, device)
                 if improved:
