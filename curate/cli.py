@@ -98,9 +98,10 @@ def scan(dataset, output, labels, scene_gap, show_scenes, test, val, seed, fmt):
     if output is None:
         fail("give -o MANIFEST.csv to write the manifest, or --show-scenes to only look at the grouping")
     label_map = read_labels(labels) if labels else None
-    with file_lock(output), progress_bar(0, "scanning") as advance:   # a second scan to -o waits or refuses
-        df, found = scan_dataset(dataset, output.parent, label_map, advance, test=test, val=val, seed=seed,
-                                 scene_gap=scene_gap)
+    with file_lock(output):       # a second scan to the same -o waits or refuses
+        with progress_bar(0, "scanning") as advance:
+            df, found = scan_dataset(dataset, output.parent, label_map, advance, test=test, val=val, seed=seed,
+                                     scene_gap=scene_gap)
         write_found(df, output)
     report(found, fmt, f"scan {shown(dataset)}")
 
@@ -142,9 +143,10 @@ def import_sid_cmd(lists, root, output, labels, exclude_misaligned, paper_test_s
         --paper-test-set --exclude-misaligned
     """
     label_map = read_labels(labels) if labels else None
-    with file_lock(output), progress_bar(0, "importing") as advance:
-        df, found = import_sid(lists, root, output.parent, label_map, advance,
-                               exclude_misaligned=exclude_misaligned, paper_test_set=paper_test_set)
+    with file_lock(output):
+        with progress_bar(0, "importing") as advance:
+            df, found = import_sid(lists, root, output.parent, label_map, advance,
+                                   exclude_misaligned=exclude_misaligned, paper_test_set=paper_test_set)
         write_found(df, output)
     report(found, fmt, "import-sid")
 

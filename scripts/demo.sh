@@ -20,7 +20,7 @@ curate split "$OUT/manifests/demo.csv" --test 0.25
 curate stats "$OUT/manifests/demo.csv"
 
 step "3/6 curate validate: must flag the planted defects (ratio 20, moved camera, changed light)"
-cat "$OUT/dataset/planted_defects.json"
+cat "$OUT/dataset/planted_defects.json"; echo
 if curate validate "$OUT/manifests/demo.csv" --clean "$OUT/manifests/demo-clean.csv"; then
   echo "validate found no errors, but defects were planted" >&2; exit 1
 fi
