@@ -64,3 +64,18 @@ def tiny_run(tiny_manifest, tmp_path_factory) -> Path:
 
     out = tmp_path_factory.mktemp("tiny-runs") / "tiny"
     return train_run(tiny_config(tiny_manifest, out, epochs=6, eval_every=3), progress=False)
+
+
+@pytest.fixture
+def vcam(tmp_path):
+    """Environment for a subprocess with libgphoto2's virtual camera (python-gphoto2's wheel): one
+    JPEG in VCAMERADIR, a private HOME."""
+    import os
+
+    from PIL import Image
+
+    folder, home = tmp_path / "vcamdir", tmp_path / "home"
+    folder.mkdir()
+    home.mkdir()
+    Image.new("RGB", (32, 24), (200, 120, 40)).save(folder / "frame.jpg")
+    return {**os.environ, "VCAMERADIR": str(folder), "HOME": str(home), "COLUMNS": "200"}

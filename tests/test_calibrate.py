@@ -2,14 +2,12 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from fractions import Fraction
 
 import pytest
 from click.testing import CliRunner
-from PIL import Image
 
 from capture import sensor
 from capture.calibrate import CalibrationRequest, flat_times, run_calibration
@@ -132,13 +130,6 @@ def test_run_calibration_prompts_then_checks_darks_are_dark(tmp_path):
 
 
 # --- the libgphoto2 virtual camera: the plan and the prompts ----------------------------------------
-@pytest.fixture
-def vcam(tmp_path):
-    folder, home = tmp_path / "vcamdir", tmp_path / "home"
-    folder.mkdir()
-    home.mkdir()
-    Image.new("RGB", (32, 24), (200, 120, 40)).save(folder / "frame.jpg")
-    return {**os.environ, "VCAMERADIR": str(folder), "HOME": str(home), "COLUMNS": "200"}
 
 
 def run(env, *args):

@@ -16,28 +16,17 @@ What the virtual camera is (explored with python-gphoto2 2.6.3 / libgphoto2 2.5.
 Each test runs the camera in its own subprocess with its own VCAMERADIR and HOME.
 """
 import json
-import os
 import subprocess
 import sys
 import textwrap
 
 import gphoto2 as gp
 import pytest
-from PIL import Image
 
 from capture.gphoto import GPhotoCamera, canon_release_labels, collect_added, explain
 from curate.errors import SidkitError
 
 
-@pytest.fixture
-def vcam(tmp_path):
-    """Environment for a subprocess with the virtual camera: one JPEG, a private HOME."""
-    folder, home = tmp_path / "vcamdir", tmp_path / "home"
-    folder.mkdir()
-    home.mkdir()
-    Image.new("RGB", (32, 24), (200, 120, 40)).save(folder / "frame.jpg")
-    env = {**os.environ, "VCAMERADIR": str(folder), "HOME": str(home), "COLUMNS": "200"}
-    return env
 
 
 def run(env, *args, cwd=None):
