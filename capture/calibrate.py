@@ -66,7 +66,11 @@ def resolve_isos(camera: Camera, text: str | None) -> list[str] | None:
         return None
     if text == "all":
         return [c for c in setting.choices if is_number(c)]
-    wanted = [float(v) for v in (text or ",".join(map(str, DEFAULT_ISOS))).split(",") if v.strip()]
+    items = [v.strip() for v in (text or ",".join(map(str, DEFAULT_ISOS))).split(",") if v.strip()]
+    if not items or not all(is_number(v) and float(v) > 0 for v in items):
+        raise SidkitError(f"--isos {text}: give ISO numbers separated by commas, e.g. --isos 100,400,1600,6400, "
+                          "or --isos all")
+    wanted = [float(v) for v in items]
     return [choice_for_number(setting.choices, v, "ISO") for v in wanted]
 
 

@@ -181,3 +181,12 @@ def test_check_compares_synthetic_and_real_shorts(sim_calibration, tmp_path):
         assert 0.8 < row["ratio"] < 1.25, row
     assert max(check["histogram_distance"].values()) < 0.1
     assert (tmp_path / "p-check.png").stat().st_size > 10_000 and read_profile(tmp_path / "p.json").isos
+
+
+@pytest.mark.parametrize("isos", ["abc", ",", "100,-400", "100;400"])
+def test_a_bad_iso_list_is_a_one_line_error(tmp_path, isos):
+    out = CliRunner().invoke(capture_main, ["calibrate", "--dataset", str(tmp_path / "cal"), "--camera", "sim",
+                                            "--isos", isos, "--yes"])
+    assert out.exit_code == 1 and out.exception.__class__ is SystemExit
+    assert f"--isos {isos}: give ISO numbers separated by commas" in out.stderr
+    assert not (tmp_path / "cal" / "captures.jsonl").exists()
