@@ -8,18 +8,15 @@ shorter is a short of it; a shot in between (a bracket, a second long) is left o
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from fractions import Fraction
 from pathlib import Path
 from typing import Callable
 
-from . import exif
 from .exposure import format_exposure
 from .files import shown
 from .findings import Finding
-from .rawfile import container_kind, mapped
 
 SCENE_GAP_S = 60.0
 SHORT_FACTOR = 2            # a short is at least this many times shorter than its scene's long
@@ -48,17 +45,14 @@ def body(meta) -> str:
     return f"{meta.camera} #{meta.serial}" if meta.serial else meta.camera
 
 
-def capture_time(captured_at: str | None, subsec: str | None = None) -> tuple[float | None, str]:
-    """(seconds, text) from an ISO 8601 capture time and EXIF SubSecTimeOriginal digits ('27' = .27 s)."""
+def capture_time(captured_at: str | None) -> tuple[float | None, str]:
+    """(seconds, text) from an ISO 8601 capture time (sub-seconds and offset as EXIF gave them)."""
     if not captured_at:
         return None, ""
     try:
         moment = datetime.fromisoformat(captured_at)
     except ValueError:
         return None, captured_at
-    if subsec and re.fullmatch(r"\d{1,9}", subsec.strip()) and not moment.microsecond:
-        fraction = subsec.strip()
-        moment = moment.replace(microsecond=int(fraction[:6].ljust(6, "0")))
     text = moment.isoformat(timespec="milliseconds" if moment.microsecond else "seconds")
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
@@ -110,16 +104,6 @@ def assign_roles(scene: list[Shot]) -> list[Finding]:
     return findings
 
 
-def exif_subsecond(path: Path) -> str | None:
-    """EXIF SubSecTimeOriginal of a raw ('27' = .27 s), None when absent or unreadable."""
-    try:
-        with mapped(path) as buf:
-            tags, _ = exif.read_tags(path, buf, container_kind(path, buf))
-        return exif.text(tags, "SubSecTimeOriginal")
-    except Exception:          # the time is then whole seconds; the file itself was read before
-        return None
-
-
 def _exposure(shot: Shot) -> str:
     return f"{format_exposure(shot.exposure_s)} s"
 
@@ -133,8 +117,7 @@ def scene_name(first: Path, dataset: Path, taken: set[str]) -> str:
     return name
 
 
-def card_shots(files: list[Path], read: Callable, subsec: Callable[[Path], str | None] | None = None
-               ) -> tuple[list[Shot], list[Finding]]:
+def card_shots(files: list[Path], read: Callable) -> tuple[list[Shot], list[Finding]]:
     """A Shot per raw that reads (``read(path, pair_id, findings)`` returns its RawMeta or None)."""
     shots, findings = [], []
     for path in files:
@@ -142,8 +125,6 @@ def card_shots(files: list[Path], read: Callable, subsec: Callable[[Path], str |
         if meta is None:
             continue
         seconds, when = capture_time(meta.captured_at)
-        if seconds is not None and subsec and "." not in when:
-            seconds, when = capture_time(meta.captured_at, subsec(path))
         if seconds is None:
             findings.append(Finding("", shown(path), "unpaired",
                                     "no capture time in its EXIF, so it cannot be placed in a scene; "

@@ -95,11 +95,16 @@ def fnumber(tags: dict) -> float | None:
 
 
 def captured_at(tags: dict) -> str | None:
-    """DateTimeOriginal (else DateTime) as ISO 8601, with OffsetTimeOriginal when the camera wrote it."""
-    for name, offset_name in (("DateTimeOriginal", "OffsetTimeOriginal"), ("DateTime", "OffsetTime")):
+    """DateTimeOriginal (else DateTime) as ISO 8601, with its sub-seconds (SubSecTimeOriginal: '27' is
+    .27 s; card dumps order bursts by it) and OffsetTimeOriginal when the camera wrote them."""
+    for name, sub_name, offset_name in (("DateTimeOriginal", "SubSecTimeOriginal", "OffsetTimeOriginal"),
+                                        ("DateTime", "SubSecTime", "OffsetTime")):
         match = _DATE.match(text(tags, name) or "")
         if match and match[1] != "0000":
             y, mo, d, h, mi, s = match.groups()
+            digits = (text(tags, sub_name) or "").strip()
+            fraction = f".{digits[:6]}" if re.fullmatch(r"\d{1,9}", digits) and int(digits) else ""
             offset = text(tags, offset_name) or ""
-            return f"{y}-{mo}-{d}T{h}:{mi}:{s}" + (offset if re.fullmatch(r"[+-]\d\d:\d\d|Z", offset) else "")
+            return (f"{y}-{mo}-{d}T{h}:{mi}:{s}{fraction}"
+                    + (offset if re.fullmatch(r"[+-]\d\d:\d\d|Z", offset) else ""))
     return None

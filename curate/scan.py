@@ -21,7 +21,7 @@ import pandas as pd
 
 from . import rawmeta
 from .capturelog import LOG_NAME, read_log
-from .carddump import SCENE_GAP_S, Shot, body, capture_time, card_shots, exif_subsecond, pair_card
+from .carddump import SCENE_GAP_S, Shot, body, capture_time, card_shots, pair_card
 from .errors import SidkitError
 from .exposure import exposure_from_name, name_agrees
 from .files import RAW_EXTENSIONS, file_problem, is_camera_name, is_raw_name, shown, walk
@@ -127,7 +127,7 @@ def pairs_from_folders(dataset: Path, files: list[Path]) -> tuple[list[PairSpec]
 def pairs_from_card(dataset: Path, files: list[Path], read: "MetadataReader", gap: float = SCENE_GAP_S
                     ) -> tuple[list[PairSpec], list[Finding], list[Shot]]:
     """Every raw under ``dataset`` grouped into scenes by EXIF (curate.carddump); the shots for --show-scenes."""
-    shots, findings = card_shots([f for f in files if is_raw_name(f)], read, exif_subsecond)
+    shots, findings = card_shots([f for f in files if is_raw_name(f)], read)
     pairs, more = pair_card(dataset, shots, gap)
     specs = [PairSpec(scene, _role_and_env(short.path.relative_to(dataset))[1], short.path, long.path)
              for scene, short, long in pairs]

@@ -201,19 +201,26 @@ def test_time_order_not_name_order(tmp_path):
 
 
 def test_capture_time_with_sub_seconds_and_offsets():
-    assert capture_time("2026-03-01T20:00:00", "27") == (capture_time("2026-03-01T20:00:00")[0] + 0.27,
-                                                          "2026-03-01T20:00:00.270")
-    assert capture_time("2026-03-01T20:00:00", "00")[1] == "2026-03-01T20:00:00"
+    from curate.exif import captured_at
+
+    def tags(**values):
+        return {f"EXIF {k}": type("Tag", (), {"values": v, "printable": v})() for k, v in values.items()}
+
+    assert captured_at(tags(DateTimeOriginal="2026:03:01 20:00:00", SubSecTimeOriginal="27")) == "2026-03-01T20:00:00.27"
+    assert captured_at(tags(DateTimeOriginal="2026:03:01 20:00:00", SubSecTimeOriginal="00")) == "2026-03-01T20:00:00"
+    assert capture_time("2026-03-01T20:00:00.27") == (capture_time("2026-03-01T20:00:00")[0] + 0.27,
+                                                       "2026-03-01T20:00:00.270")
     assert capture_time("2026-03-01T21:00:00+01:00")[0] == capture_time("2026-03-01T20:00:00")[0]
     assert capture_time(None) == (None, "") and capture_time("garbage")[0] is None
 
 
 def test_sub_second_time_of_a_real_raw(raw_samples):
-    from curate.carddump import exif_subsecond
+    from curate.rawmeta import read_metadata
 
-    assert exif_subsecond(raw_samples / "IMG_1361.dng") == "700"        # iPhone ProRAW, SubSecTimeOriginal
-    assert exif_subsecond(raw_samples / "CanonRaw.cr3") == "21"          # from the CR3's embedded EXIF
-    assert exif_subsecond(raw_samples / "Panasonic.rw2") is None
+    # SubSecTimeOriginal comes with the one EXIF read: the iPhone's ProRAW, the CR3's embedded EXIF
+    assert read_metadata(raw_samples / "IMG_1361.dng").captured_at == "2020-12-29T14:24:45.700-05:00"
+    assert read_metadata(raw_samples / "CanonRaw.cr3").captured_at == "2018-02-21T12:08:56.21+00:00"
+    assert read_metadata(raw_samples / "Panasonic.rw2").captured_at == "2008-08-06T15:21:56"
 
 
 def test_show_scenes_prints_the_grouping_and_writes_nothing(tmp_path):
