@@ -22,6 +22,20 @@ def missing_pixel_bytes(path: str | os.PathLike) -> str | None:
         return header_shortfall(buf, kind, tiff)
 
 
+def corrupt_cfa(path: str | os.PathLike) -> str | None:
+    """Why a DNG's CFAPattern is unusable (it names no 2x2 Bayer or 6x6 X-Trans colour pattern), from
+    the tags themselves: LibRaw makes up a pattern for such a file, differently from run to run."""
+    path = Path(path)
+    with mapped(path) as buf:
+        if container_kind(path, buf) not in TIFF_KINDS:
+            return None
+        dng = TiffDirectories(path, buf).dng_tags() or {}
+    return CORRUPT_CFA if "cfa" in dng and dng["cfa"] is None else None
+
+
+CORRUPT_CFA = "its DNG CFAPattern names no 2x2 Bayer or 6x6 X-Trans colour pattern: a corrupt CFAPattern"
+
+
 def header_shortfall(buf, kind: str | None, tiff: TiffDirectories | None) -> str | None:
     """missing_pixel_bytes on a file already mapped (``buf``) and parsed (``tiff`` for TIFF kinds)."""
     size = len(buf)

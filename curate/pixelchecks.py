@@ -19,7 +19,7 @@ from skimage.registration import phase_cross_correlation
 
 from .errors import SidkitError
 from .findings import Finding
-from .pixelbytes import missing_pixel_bytes
+from .pixelbytes import corrupt_cfa, missing_pixel_bytes
 from .rawfile import UnreadableRaw, check_sizes, shown
 
 
@@ -349,6 +349,9 @@ def _read_frame(path: str, cfa: str, black_level, white_level: float, pair_id: s
     if missing:
         return None, [Finding(pair_id, path, "no-pixel-data",
                               f"{missing}: truncated or stripped copy; copy the original file")]
+    cfa_problem = corrupt_cfa(path)
+    if cfa_problem:
+        return None, [Finding(pair_id, path, "unreadable", f"{cfa_problem}; copy the original file or drop the pair")]
     with ExitStack() as stack:
         try:
             raw = stack.enter_context(libraw_open(path))

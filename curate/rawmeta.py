@@ -23,7 +23,7 @@ from .exposure import snap_exposure
 from .findings import Finding
 from .errors import SidkitError
 from .librawinfo import LibRawInfo, libraw_message, libraw_open, read_libraw
-from .pixelbytes import header_shortfall, missing_pixel_bytes
+from .pixelbytes import CORRUPT_CFA, corrupt_cfa, header_shortfall, missing_pixel_bytes
 from .rawfile import NOT_RAW_FIX, TIFF_KINDS, UnreadableRaw, check_sizes, container_kind, mapped, open_regular, shown
 from .tiff import TiffDirectories
 
@@ -119,7 +119,8 @@ def _read_metadata(path: Path) -> RawMeta:
         raise UnreadableRaw(f"{shown(path)}: not a camera raw (starts with {head!r}; LibRaw: "
                             f"{libraw.error}); {NOT_RAW_FIX}")
     meta = _assemble(path, tags, exif_source, ciff, dng, libraw, tiff)
-    meta.pixel_problem = shortfall or _level_problem(meta)
+    meta.pixel_problem = (shortfall or _level_problem(meta)
+                          or (CORRUPT_CFA if dng and "cfa" in dng and dng["cfa"] is None else None))
     if tiff is not None:                   # damaged entries: worth a metadata-disagreement warning
         meta.disagreements += [f"header: {text}" for text in tiff.problems]
     return meta
@@ -150,7 +151,7 @@ def check_pixels(path: str | os.PathLike) -> str | None:
     """
     path = Path(path)
     try:
-        missing = missing_pixel_bytes(path)
+        missing = missing_pixel_bytes(path) or corrupt_cfa(path)
         if missing:
             return missing
         with libraw_open(path) as raw:
