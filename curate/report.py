@@ -288,7 +288,7 @@ def _crashed_job(job: Job) -> tuple[str, str]:
 
 def pair_jobs(df: pd.DataFrame, row, cache: Path | None) -> dict[str, Job]:
     """role -> the thumbnail job of the pair's long and its short amplified by the ratio."""
-    gain = _float(row.ratio)
+    gain = as_float(row.ratio)
     gain = gain if math.isfinite(gain) and gain > 0 else 1.0
     try:
         black, white = tuple(black_levels(row.black_level)), float(row.white_level)
@@ -321,7 +321,8 @@ def render_all(jobs: list[Job], workers: int = 0, progress: Callable[[int], None
     return results
 
 
-def _float(value) -> float:
+def as_float(value) -> float:
+    """A number from a cell, NaN when it is none."""
     try:
         return float(value)
     except (TypeError, ValueError):

@@ -21,7 +21,7 @@ import pandas as pd
 
 from curate.atomic import atomic_write
 from curate.errors import SidkitError
-from curate.report import data_uri, page
+from curate.report import as_float, data_uri, page
 
 SHEETS_PER_RUN = 12
 SHEET_BYTES = 600_000      # a sheet PNG larger than this is embedded as a JPEG (quality 90)
@@ -81,19 +81,12 @@ def markdown_tables(text: str) -> list[list[dict]]:
     return tables
 
 
-def _float(value) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return math.nan
-
-
 def _scores(row: dict) -> dict:
     """A table row (report.md headers or eval.json keys) in eval.json's keys."""
     names = {"PSNR": "psnr", "SSIM": "ssim", "baseline PSNR": "baseline_psnr", "baseline SSIM": "baseline_ssim"}
     out = {names.get(k, k): v for k, v in row.items()}
     for key in ("psnr", "ssim", "baseline_psnr", "baseline_ssim", "images"):
-        out[key] = _float(out.get(key))
+        out[key] = as_float(out.get(key))
     out["pair_id"] = out.get("pair_id", out.get("pair", ""))
     return out
 
