@@ -6,12 +6,17 @@ the straightforward way (nn.LeakyReLU, default Adam), float32 inputs and targets
 the ports keep them, random crop + flips + transpose copied with numpy: the ports' loop at its
 best. Both train the same 7,760,748-parameter network at batch 1 on the same simulated raws; the
 two steps alternate so that other work on the machine slows both alike; medians are reported, and
-`ratio sidkit/plain` is the plain step's time over sidkit's (above 1: sidkit is faster). On a CPU
-with native bf16 (AVX512-BF16) a third line runs sidkit with `--amp bf16`.
+`ratio sidkit/plain` is the plain step's time over sidkit's with `train run`'s defaults on this CPU
+(above 1: sidkit is faster). sidkit runs in float32 (`--amp off`) and, on a CPU with native bf16
+(AVX512-BF16 or AMX, where bf16 autocast is `train run`'s default), also under `--amp bf16`.
 
 CUDA (when present): sidkit's whole step at patch 512 in fp32 and in bf16 + channels_last, and the
 study's set-up in minutes: 10 training scenes x 4000 epochs = 40,000 steps (network and data; the
 loop's periodic evaluation comes on top).
+
+Beside the ratio, the arithmetic: the step's FLOPs (torch.utils.flop_counter) over its time, against
+this CPU's own matrix-multiply rate measured in the same run, in float32 and bf16: how close a step
+is to what the CPU can do at all.
 
 CPU time per step is printed beside the wall time: on a shared machine it moves far less (with
 --threads 1 it is the cost of the kernels alone; with more threads it includes their spin-waits).
@@ -31,13 +36,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from capture.simulate import simulate_dataset
 from curate.manifest import black_levels, read_manifest, resolve, write_manifest
 from curate.scan import scan_dataset
 from train import rawpack
 from train.cache import RawCache
-from train.config import RunConfig
+from train.config import RunConfig, default_amp, native_bf16
 from train.dataset import PairDataset, sampler
 from train.loop import make_optimizer, memory_format, to_network, train_step
 from train.model import PRESETS, build_model, count_parameters
@@ -151,9 +157,30 @@ def timed(function, *args):
     return result, time.perf_counter() - started, time.process_time() - cpu
 
 
+def step_flops(patch: int) -> int:
+    """Floating-point operations of one SID training step (forward and backward) at ``patch``."""
+    model = PlainSID()
+    x, y = torch.rand(1, 4, patch, patch), torch.rand(1, 3, 2 * patch, 2 * patch)
+    with FlopCounterMode(display=False) as counter:
+        F.l1_loss(model(x), y).backward()
+    return counter.get_total_flops()
+
+
+def matmul_rate(dtype: torch.dtype, n: int = 2048, repeats: int = 10) -> float:
+    """This CPU's FLOP/s on a large square matrix product in ``dtype`` (best of ``repeats``)."""
+    a, b = torch.rand(n, n, dtype=dtype), torch.rand(n, n, dtype=dtype)
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - started)
+    return 2 * n ** 3 / best
+
+
 def compare_cpu(manifest, cache, patch: int, steps: int, warmup: int = 2) -> None:
-    loops = {"plain": PlainLoop(manifest, cache, patch), "sidkit": SidkitLoop(manifest, cache, patch, "cpu")}
-    if torch.cpu._is_avx512_bf16_supported():     # native bf16 on this CPU: `--amp bf16` as a third line
+    loops = {"plain": PlainLoop(manifest, cache, patch),
+             "sidkit --amp off": SidkitLoop(manifest, cache, patch, "cpu", amp="off")}
+    if native_bf16():      # bf16 runs natively on this CPU: sidkit's default there, a third line
         loops["sidkit --amp bf16"] = SidkitLoop(manifest, cache, patch, "cpu", amp="bf16")
     assert {count_parameters(loop.model) for loop in loops.values()} == {7_760_748}
     data, total, cpu = ({name: [] for name in loops} for _ in range(3))
@@ -174,8 +201,20 @@ def compare_cpu(manifest, cache, patch: int, steps: int, warmup: int = 2) -> Non
         print(f"  {name:17s} {1e3 * median[name]:8.1f} ms/step  (data {1e3 * statistics.median(data[name]):5.2f} ms)"
               f"  {1 / median[name]:.3f} steps/s  plain/this {median['plain'] / median[name]:.2f}x   "
               f"CPU time {1e3 * cpu[name]:8.1f} ms/step, plain/this {cpu['plain'] / cpu[name]:.2f}x")
-    print(f"  data time per step (sidkit): {1e3 * statistics.median(data['sidkit']):.2f} ms")
-    print(f"  ratio sidkit/plain: {median['plain'] / median['sidkit']:.2f}x")
+    default = f"sidkit --amp {default_amp('cpu')}"
+    print(f"  data time per step (sidkit): {1e3 * statistics.median(data[default]):.2f} ms")
+    flops = step_flops(patch)
+    rates = {"float32": matmul_rate(torch.float32), "bf16": matmul_rate(torch.bfloat16)}
+    print(f"  arithmetic: {flops / 1e9:.1f} GFLOP a step; this CPU's matrix product: "
+          f"{rates['float32'] / 1e9:.0f} GFLOP/s float32, {rates['bf16'] / 1e9:.0f} GFLOP/s bf16")
+    for name in loops:
+        kind = "bf16" if "bf16" in name else "float32"
+        print(f"    {name:17s} {flops / median[name] / 1e9:6.0f} GFLOP/s = {flops / median[name] / rates[kind]:4.0%} "
+              f"of the {kind} matrix-product rate")
+    print(f"  ratio sidkit/plain: {median['plain'] / median[default]:.2f}x  (train run's defaults on this CPU: "
+          f"amp {default_amp('cpu')})")
+    if default != "sidkit --amp off":
+        print(f"  ratio sidkit/plain, both float32: {median['plain'] / median['sidkit --amp off']:.2f}x")
 
 
 def cuda_rates(manifest, cache, steps: int) -> None:

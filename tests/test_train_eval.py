@@ -1,16 +1,19 @@
 """train eval / predict: the network rebuilt from the checkpoint alone, reports, PNGs, mismatches."""
 from __future__ import annotations
 
+import json
 import shutil
 
 import numpy as np
 import pytest
 import torch
+from click.testing import CliRunner
 from PIL import Image
 
 from curate.errors import SidkitError
 from curate.manifest import read_manifest, write_manifest
 from train.checkpoint import load_checkpoint
+from train.cli import main
 from train.evaluate import evaluate, run_network
 from train.model import UNetSpec, build_model
 from train.predict import predict
@@ -50,6 +53,23 @@ def test_eval_defaults_to_the_run_folder_and_the_test_split(trained, tmp_path):
     result = evaluate(run / "checkpoints" / "last.pt", manifest, images=False)
     assert [r["pair_id"] for r in result["images"]] == ["s3-0"]
     assert (run / "report.md").is_file() and not (run / "outputs").exists()
+
+
+def test_eval_runs_the_network_in_the_precision_asked_and_says_so(trained, tmp_path):
+    manifest, run = trained
+    scores = {}
+    for amp in ("off", "bf16"):
+        result = evaluate(run / "checkpoints" / "last.pt", manifest, split="all", images=False,
+                          out=tmp_path / amp, amp=amp)
+        assert result["amp"] == amp
+        assert f"network run in {'float32' if amp == 'off' else 'bf16'}." in (tmp_path / amp / "report.md").read_text()
+        scores[amp] = [r["psnr"] for r in result["images"]]
+    assert scores["bf16"] != scores["off"] and scores["bf16"] == pytest.approx(scores["off"], abs=0.1)
+    out = CliRunner().invoke(main, ["eval", str(run / "checkpoints" / "last.pt"), str(manifest), "--split", "all",
+                                    "--no-images", "--amp", "off", "--out", str(tmp_path / "cli"), "--format", "json"])
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.stdout)["amp"] == "off" and json.loads(out.stdout)["psnr"] == pytest.approx(
+        np.mean(scores["off"]))
 
 
 def test_xtrans_manifest_on_a_bayer_network_is_a_one_line_error(trained, tmp_path):

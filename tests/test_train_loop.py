@@ -19,7 +19,8 @@ from curate.cachedir import cache_root
 from curate.manifest import read_manifest, write_manifest
 from curate.rawmeta import sha256_file
 from train.checkpoint import load_checkpoint, model_from_checkpoint
-from train.config import RunConfig, load_config
+from train import config as config_module
+from train.config import RunConfig, default_amp, load_config
 from train.dataset import Batch
 from train.loop import TrainingStopped, epoch_scenes, to_network, train_run
 
@@ -85,7 +86,7 @@ def test_training_lowers_the_loss_and_writes_the_run_folder(manifest, tmp_path, 
     assert Path(saved.cache_dir) == cache_root() / "raw" and not (manifest.parent / ".sidkit-cache").exists()
     shas = {str(s)[:16] for c in ("short_sha256", "long_sha256") for s in read_manifest(manifest)[c]}
     assert len([p for p in Path(saved.cache_dir).glob("*.npy") if p.name[:16] in shas]) == 8  # 4 shorts, 4 truths
-    assert saved.epochs == 12 and saved.device == "cpu" and saved.amp == "off" and saved.spec == TINY
+    assert saved.epochs == 12 and saved.device == "cpu" and saved.amp == default_amp("cpu") and saved.spec == TINY
 
 
 def test_checkpoints_load_with_weights_only_and_rebuild_the_network(tiny_run):
@@ -223,6 +224,15 @@ def test_config_file_overridden_by_flags_and_unknown_keys_rejected(tmp_path):
 def test_bad_settings_fail_before_any_decoding(settings, message):
     with pytest.raises(SidkitError, match=message):
         load_config(None, manifest="m.csv", **settings).resolved()
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_amp_defaults_to_bf16_where_the_hardware_computes_it(native, monkeypatch):
+    monkeypatch.setattr(config_module, "native_bf16", lambda: native)
+    cpu = "bf16" if native else "off"
+    assert load_config(None, manifest="m.csv", device="cpu").resolved().amp == cpu
+    assert load_config(None, manifest="m.csv", device="cpu", amp="off").resolved().amp == "off"
+    assert default_amp("cpu") == cpu and default_amp("cuda") == default_amp("cuda:1") == "bf16"
 
 
 def test_numbers_from_a_config_file_are_checked_and_converted(tmp_path):

@@ -22,7 +22,7 @@ def losses(run):
 @pytest.fixture(scope="module")
 def plain(manifest, tmp_path_factory):
     return train_run(tiny_config(manifest, tmp_path_factory.mktemp("plain") / "run", epochs=4, eval_every=2,
-                                 channels_last=False), progress=False)
+                                 amp="off", channels_last=False), progress=False)
 
 
 def test_bf16_autocast_and_channels_last_follow_fp32(manifest, plain, tmp_path):
@@ -36,13 +36,13 @@ def test_bf16_autocast_and_channels_last_follow_fp32(manifest, plain, tmp_path):
 
 @pytest.mark.slow
 def test_compiled_run_matches_and_its_checkpoint_evaluates(manifest, plain, tmp_path):
-    run = train_run(tiny_config(manifest, tmp_path / "compiled", epochs=4, eval_every=2, compile=True),
-                    progress=False)
+    run = train_run(tiny_config(manifest, tmp_path / "compiled", epochs=4, eval_every=2, amp="off",
+                                compile=True), progress=False)
     assert losses(run) == pytest.approx(losses(plain), rel=1e-2)
     checkpoint = run / "checkpoints" / "last.pt"
     assert not any(k.startswith("_orig_mod") for k in load_checkpoint(checkpoint)["model"])
     trained, payload = model_from_checkpoint(load_checkpoint(checkpoint))
-    result = evaluate(checkpoint, manifest, split="val", images=False, out=tmp_path / "eval")
+    result = evaluate(checkpoint, manifest, split="val", images=False, out=tmp_path / "eval", amp="off")
     untrained, _ = model_from_checkpoint({**payload, "model": untrained_weights(trained)})
     df = read_manifest(manifest)
     before = score_model(untrained, df, df[df["split"] == "val"], payload["data"]["ratio_policy"])["psnr"]

@@ -17,6 +17,11 @@ from curate.errors import SidkitError
 from .config import AMP_MODES, DEVICES, default_text, load_config, resume_config
 
 
+# train eval and train predict: the precision the network runs in
+amp_option = click.option("--amp", type=click.Choice(AMP_MODES),
+                          help=f"Run the network in bf16 or float32 (off).  {default_text('amp')}")
+
+
 @click.group(context_settings=CONTEXT)
 @click.version_option(package_name="sidkit", message="%(prog)s (sidkit) %(version)s")
 def main():
@@ -105,11 +110,12 @@ def run(manifest, config_file, resume, compile_, **flags):
 @click.option("--tile", type=int, help="Run the network in tiles of this many packed pixels.")
 @click.option("--device", type=click.Choice(DEVICES), help="[default: cuda when available]")
 @click.option("--no-images", is_flag=True, help="Skip the PNGs and comparison sheets.")
+@amp_option
 @click.option("--protocol", type=click.Choice(["sidkit", "sid"]), default="sidkit", show_default=True,
               help="sidkit: float images, per-channel SSIM. sid: the SID paper's (8-bit, MATLAB ssim); "
                    "use it to compare with the paper's tables.")
 @reports_errors
-def eval_(checkpoint, manifest, split, fmt, out, tile, device, no_images, protocol):
+def eval_(checkpoint, manifest, split, fmt, out, tile, device, no_images, amp, protocol):
     """Score CHECKPOINT on MANIFEST's split beside the amplified-short baseline.
 
     Writes report.md, outputs/<pair>.png and outputs/<pair>-sheet.png (amplified short | output |
@@ -123,7 +129,7 @@ def eval_(checkpoint, manifest, split, fmt, out, tile, device, no_images, protoc
     from .evaluate import evaluate
 
     result = evaluate(checkpoint, manifest, split=split, out=out, tile=tile, device=device,
-                      images=not no_images, protocol=protocol)
+                      images=not no_images, protocol=protocol, amp=amp)
     for finding in result["findings"]:
         stderr.print(f"[bold red]error:[/] {escape(finding['message'])}", highlight=False, soft_wrap=True)
     if fmt == "json":
@@ -160,8 +166,9 @@ def _finite(value):
               show_default=True, help="PNG to write.")
 @click.option("--tile", type=int, help="Run the network in tiles of this many packed pixels.")
 @click.option("--device", type=click.Choice(DEVICES), help="[default: cuda when available]")
+@amp_option
 @reports_errors
-def predict(checkpoint, rawfile, ratio, output, tile, device):
+def predict(checkpoint, rawfile, ratio, output, tile, device, amp):
     """Brighten one dark RAWFILE with CHECKPOINT's network into an 8-bit PNG.
 
     \b
@@ -171,7 +178,8 @@ def predict(checkpoint, rawfile, ratio, output, tile, device):
     from .predict import predict as predict_file
 
     log = lambda line: stderr.print(line, markup=False, highlight=False)  # noqa: E731
-    click.echo(str(predict_file(checkpoint, rawfile, ratio=ratio, out=output, device=device, tile=tile, log=log)))
+    click.echo(str(predict_file(checkpoint, rawfile, ratio=ratio, out=output, device=device, tile=tile,
+                                    amp=amp, log=log)))
 
 
 @main.command("report", context_settings=CONTEXT)

@@ -39,7 +39,7 @@ class RunConfig:
     spec: dict[str, Any] = field(default_factory=dict)  # UNetSpec fields overriding the preset
     ratio_policy: str = "cap:300"       # 'exif', 'cap:N' or 'fixed:N'
     device: str | None = None           # None: 'cuda' when available, else 'cpu'
-    amp: str | None = None              # None: 'bf16' on cuda, 'off' on cpu
+    amp: str | None = None              # None: 'bf16' on cuda and native-bf16 CPUs, else 'off'
     channels_last: bool = True          # NHWC layout: measured faster on CPU and CUDA
     compile: bool = False               # torch.compile the model
     out: str | None = None              # None: runs/<manifest stem>
@@ -152,13 +152,23 @@ def pick_device(device: str | None = None) -> str:
     return check_device(device)
 
 
+def native_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX), where bf16 convolutions are fast."""
+    import torch
+    cpu = getattr(torch, "cpu", None)
+    return any(bool(getattr(cpu, name, lambda: False)()) for name in ("_is_avx512_bf16_supported",
+                                                                      "_is_amx_tile_supported"))
+
+
 def default_amp(device: str) -> str:
-    """Mixed precision unless given: bf16 autocast on CUDA, off elsewhere (run, eval and predict)."""
-    return "bf16" if device.startswith("cuda") else "off"
+    """Mixed precision unless given (run, eval and predict): bf16 autocast where the hardware computes
+    bf16 natively, CUDA or a CPU with AVX512-BF16/AMX (1.9x a CPU step at patch 256, the same scores:
+    docs/experiments/precision-study.md); float32 elsewhere, where bf16 would be emulated and slower."""
+    return "bf16" if device.startswith("cuda") or native_bf16() else "off"
 
 
 # What a None default resolves to, for help texts (RunConfig.resolved does the resolving).
-MACHINE_DEFAULTS = {"device": "cuda when available", "amp": "bf16 on cuda",
+MACHINE_DEFAULTS = {"device": "cuda when available", "amp": "bf16 on cuda and on CPUs with native bf16, else off",
                     "out": "runs/<manifest name>", "num_workers": "one per CPU core",
                     "cache_dir": "$SIDKIT_CACHE/raw, else ~/.cache/sidkit/raw"}
 

@@ -200,9 +200,10 @@ def score_model(model: torch.nn.Module, df: pd.DataFrame, rows: pd.DataFrame, po
 
 def evaluate(checkpoint: str | os.PathLike, manifest: str | os.PathLike, split: str = "test",
              out: str | os.PathLike | None = None, tile: int | None = None, device: str | None = None,
-             images: bool = True, protocol: str = "sidkit") -> dict:
+             images: bool = True, protocol: str = "sidkit", amp: str | None = None) -> dict:
     """Score a checkpoint on a manifest's ``split`` ('train', 'val', 'test' or 'all'), every image
-    (network and baseline) as ``protocol`` says ('sidkit' or 'sid', see PROTOCOL_NOTES).
+    (network and baseline) as ``protocol`` says ('sidkit' or 'sid', see PROTOCOL_NOTES), the network
+    run under ``amp`` ('off' or 'bf16'; None: the device's default, as in training).
 
     Writes ``out``/report.md and, with ``images``, ``out``/outputs/<pair>.png and <pair>-sheet.png
     (amplified short | output | ground truth). ``out`` defaults to the checkpoint's run folder.
@@ -221,7 +222,7 @@ def evaluate(checkpoint: str | os.PathLike, manifest: str | os.PathLike, split: 
                           "pass --split with one of those")
     check_fits(data, rows, checkpoint, manifest)
     out = Path(out) if out is not None else _run_folder(checkpoint)
-    amp = default_amp(device)
+    amp = amp or default_amp(device)
     results, findings = [], []
     for row in rows.itertuples():
         started = time.perf_counter()
@@ -251,7 +252,7 @@ def evaluate(checkpoint: str | os.PathLike, manifest: str | os.PathLike, split: 
     summary = summarise(results)
     means = {k: float(np.mean([r[k] for r in results])) for k in ("psnr", "ssim", "baseline_psnr", "baseline_ssim")}
     report = {"checkpoint": str(checkpoint), "manifest": str(manifest), "split": split, "protocol": protocol,
-              "epoch": payload["epoch"], "step": payload["step"], **means, "images": results, "summary": summary, "findings": findings}
+              "amp": amp, "epoch": payload["epoch"], "step": payload["step"], **means, "images": results, "summary": summary, "findings": findings}
     report["report"] = str(write_report(report, out / "report.md"))
     return report
 
@@ -287,7 +288,8 @@ def write_report(report: dict, path: Path) -> Path:
     """report.md: the summary table, then one row per image."""
     lines = [f"# Evaluation of {report['checkpoint']}", "",
              f"Manifest `{report['manifest']}`, split `{report['split']}`, checkpoint epoch "
-             f"{report['epoch']} (step {report['step']}). Protocol `{report.get('protocol', 'sidkit')}`: "
+             f"{report['epoch']} (step {report['step']}), network run in "
+             f"{'bf16' if report.get('amp') == 'bf16' else 'float32'}. Protocol `{report.get('protocol', 'sidkit')}`: "
              f"{PROTOCOL_NOTES[report.get('protocol', 'sidkit')]}. Baseline: the short exposure scaled by "
              "the same amplification and rendered like the ground truth.", "",
              "| split | environment | images | PSNR | SSIM | baseline PSNR | baseline SSIM |",

@@ -17,13 +17,14 @@ from .evaluate import cfa_kind, run_network, save_png
 
 def predict(checkpoint: str | os.PathLike, rawfile: str | os.PathLike, ratio: float | str | None = None,
             out: str | os.PathLike = "out.png", device: str | None = None, tile: int | None = None,
-            log: Callable[[str], None] | None = None) -> Path:
+            log: Callable[[str], None] | None = None, amp: str | None = None) -> Path:
     """Brighten ``rawfile`` with the checkpoint's network; returns the PNG's path.
 
     A single file has no long exposure to take a ratio from: a network trained with a 'fixed:N'
     policy uses N (``ratio`` overrides it), any other policy needs ``ratio``, the long/short
     exposure ratio wanted, capped as in training under 'cap:N'. ``ratio='auto'`` chooses it from
-    the image (train.autoratio); ``log`` is told the ratio used.
+    the image (train.autoratio); ``log`` is told the ratio used. The network runs under ``amp``
+    ('off' or 'bf16'; None: the device's default).
     """
     auto = ratio == "auto"
     if isinstance(ratio, str) and not auto:
@@ -65,7 +66,7 @@ def predict(checkpoint: str | os.PathLike, rawfile: str | os.PathLike, ratio: fl
                   f"to the training inputs' {stored['level']:.3g})" if auto else f"ratio {ratio or gain:g}")
         log(chosen + (f"; amplification {gain:g} under policy {policy}" if gain != ratio else ""))
     x = rawpack.pack(frame, gain)
-    return save_png(Path(out), run_network(model, x, device=device, amp=default_amp(device), tile=tile))
+    return save_png(Path(out), run_network(model, x, device=device, amp=amp or default_amp(device), tile=tile))
 
 
 def parse_ratio(text: str) -> float:
