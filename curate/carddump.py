@@ -73,19 +73,20 @@ def group_scenes(shots: list[Shot], gap: float = SCENE_GAP_S) -> list[list[Shot]
     return scenes
 
 
-def assign_roles(scene: list[Shot]) -> list[Finding]:
+def assign_roles(scene: list[Shot], longs_only: bool = False) -> list[Finding]:
     """Long, shorts and left-out shots of one scene (its shots in time order), with a finding per
-    shot that is not paired."""
+    shot that is not paired. ``longs_only``: the longest is the long even with no short (one-shot
+    scenes included), and another shot of that exposure is a bracket."""
     long = max(scene, key=lambda s: s.exposure_s)       # the first of equal longest exposures
     shorts = [s for s in scene if s.exposure_s * SHORT_FACTOR <= long.exposure_s]
     short_ids = {id(s) for s in shorts}
     findings = []
     for shot in scene:
         if shot is long:
-            shot.role = "long" if shorts else "unpaired"
+            shot.role = "long" if shorts or longs_only else "unpaired"
         elif id(shot) in short_ids:
             shot.role = "short"
-        elif shot.exposure_s == long.exposure_s and not shorts:
+        elif shot.exposure_s == long.exposure_s and not shorts and not longs_only:
             shot.role = "unpaired"
         else:
             shot.role = "bracket"
@@ -93,8 +94,10 @@ def assign_roles(scene: list[Shot]) -> list[Finding]:
             findings.append(Finding("", shown(shot.path), "bracket",
                                     f"{_exposure(shot)} is {same} scene {shot.scene}'s longest "
                                     f"{_exposure(long)} ({long.path.name}): neither its long nor a short, "
-                                    "left out (a bracket?); check `curate scan --show-scenes`"))
-    if not shorts:
+                                    "left out (a bracket?); check `curate scan --show-scenes`"
+                                    + ("; --longs-only takes one long per scene (--scene-gap 0: every "
+                                       "shot its own scene)" if longs_only else "")))
+    if not shorts and not longs_only:
         why = (f"has one exposure ({_exposure(long)})" if all(s.exposure_s == long.exposure_s for s in scene)
                else f"has no shot {SHORT_FACTOR}x shorter than its longest ({_exposure(long)})")
         for shot in (s for s in scene if s.role == "unpaired"):
@@ -134,19 +137,19 @@ def card_shots(files: list[Path], read: Callable) -> tuple[list[Shot], list[Find
     return shots, findings
 
 
-def pair_card(dataset: Path, shots: list[Shot], gap: float = SCENE_GAP_S
+def pair_card(dataset: Path, shots: list[Shot], gap: float = SCENE_GAP_S, longs_only: bool = False
               ) -> tuple[list[tuple[str, Shot, Shot]], list[Finding]]:
     """(scene, short, long) for every short of every scene, and the findings of the grouping.
-    Each shot gets its ``scene`` and ``role``."""
+    Each shot gets its ``scene`` and ``role``. ``longs_only``: (scene, long, long) for every scene."""
     pairs, findings, taken = [], [], set()
     for scene in group_scenes(shots, gap):
         name = scene_name(scene[0].path, dataset, taken)
         taken.add(name)
         for shot in scene:
             shot.scene = name
-        findings += assign_roles(scene)
+        findings += assign_roles(scene, longs_only)
         long = next((s for s in scene if s.role == "long"), None)
-        pairs += [(name, s, long) for s in scene if s.role == "short"]
+        pairs += [(name, long, long)] if longs_only else [(name, s, long) for s in scene if s.role == "short"]
     return pairs, findings
 
 

@@ -13,7 +13,7 @@ from .clitools import CONTEXT, fail, progress_bar, reports_errors, stderr, stdou
 from .errors import SidkitError
 from .exposure import RATIO_MAX, RATIO_MIN, format_exposure
 from .atomic import file_lock
-from .manifest import read_manifest, write_manifest
+from .manifest import is_longs_only, read_manifest, write_manifest
 from .rawfile import shown
 from .rawmeta import inspect_file
 from .carddump import SCENE_GAP_S, scenes_table, shot_dict
@@ -64,12 +64,15 @@ def report(findings, fmt: str, title: str) -> None:
                    "next shot) starts a new scene.")
 @click.option("--show-scenes", is_flag=True,
               help="Print every shot with its scene and role (long, short, bracket, unpaired); write nothing.")
+@click.option("--longs-only", is_flag=True,
+              help="One row per long exposure, standing as its own short (ratio 1), one-shot card scenes "
+                   "included: a manifest for `train run --synthetic PROFILE`.")
 @click.option("--test", type=float, default=0.2, show_default=True, help="Default split: test scenes.")
 @click.option("--val", type=float, default=0.1, show_default=True, help="Default split: val scenes.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Default split: seed.")
 @FORMAT
 @reports_errors
-def scan(dataset, output, labels, scene_gap, show_scenes, test, val, seed, fmt):
+def scan(dataset, output, labels, scene_gap, show_scenes, longs_only, test, val, seed, fmt):
     """Read every raw of DATASET into a manifest (EXIF, raw levels, checksums).
 
     Pairs come from DATASET/captures.jsonl when present, else from short/ and long/ folders (scene
@@ -79,14 +82,19 @@ def scan(dataset, output, labels, scene_gap, show_scenes, test, val, seed, fmt):
     and every shot 2x shorter a short. Check that grouping with --show-scenes first. Unreadable files
     are findings, not fatal; no pair at all writes nothing and exits 1.
 
+    --longs-only writes every long exposure (each card scene's longest, one-shot scenes included) as
+    a row whose short is its long: shorts are then synthesised from a noise profile in training.
+
     \b
     curate scan datasets/canon90d -o manifests/canon90d.csv
     curate scan /media/card/DCIM --show-scenes
     curate scan /media/card/DCIM -o manifests/card.csv --scene-gap 30 --labels scenes.csv
     curate scan ~/sid/Sony -o manifests/sony.csv --labels scenes.csv --format json
+    curate scan ~/photos/2026 -o manifests/longs.csv --longs-only --scene-gap 0
+    train run manifests/longs.csv --synthetic profiles/eos90d.toml
     """
     if show_scenes:
-        shots, found = scan_scenes(dataset, scene_gap)
+        shots, found = scan_scenes(dataset, scene_gap, longs_only)
         stderr.print(f"{len(shots)} shot(s), {len({s.scene for s in shots})} scene(s); nothing written")
         if fmt == "json":
             click.echo(json.dumps({"shots": [shot_dict(s, dataset) for s in shots],
@@ -101,7 +109,7 @@ def scan(dataset, output, labels, scene_gap, show_scenes, test, val, seed, fmt):
     with file_lock(output):       # a second scan to the same -o waits or refuses
         with progress_bar(0, "scanning") as advance:
             df, found = scan_dataset(dataset, output.parent, label_map, advance, test=test, val=val, seed=seed,
-                                     scene_gap=scene_gap)
+                                     scene_gap=scene_gap, longs_only=longs_only)
         write_found(df, output)
     report(found, fmt, f"scan {shown(dataset)}")
 
@@ -110,7 +118,8 @@ def write_found(df, output: Path) -> None:
     """Write the manifest unless it would be empty (a `no-pairs` finding explains why)."""
     if len(df):
         write_manifest(df, output)
-        stderr.print(f"wrote {output}: {len(df)} pairs, {df['scene_id'].nunique()} scenes")
+        what = "long exposures, each its own short" if is_longs_only(df) else "pairs"
+        stderr.print(f"wrote {output}: {len(df)} {what}, {df['scene_id'].nunique()} scenes")
     else:
         stderr.print(f"no pairs: {output} not written" + (" (the existing file is left as it was)"
                                                           if output.exists() else ""))

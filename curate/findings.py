@@ -39,6 +39,7 @@ CODES = {
     "path-outside-root": "warning",  # a manifest path that leaves the manifest's folder
     "not-measured": "warning",       # a pixel check that cannot be measured on the pair (says why)
     "excluded": "warning",           # a pair the dataset's authors leave out of scores (validate --clean drops it)
+    "longs-only": "warning",         # a manifest of long exposures only: pair checks skipped, trains with --synthetic
 }
 
 

@@ -271,6 +271,12 @@ def path_findings(df: pd.DataFrame) -> list:
     return out
 
 
+def is_longs_only(df: pd.DataFrame) -> bool:
+    """A manifest of long exposures only (`curate scan --longs-only`): every row's short is its long
+    (short_sha256 == long_sha256), so it trains on synthetic shorts; empty or mixed: False."""
+    return bool(len(df)) and bool((df["short_sha256"] == df["long_sha256"]).all())
+
+
 def resolve(df: pd.DataFrame, relpath: str) -> Path:
     """A manifest path resolved against the manifest's own folder (normalised, no '..')."""
     p = Path(relpath)

@@ -278,9 +278,7 @@ def pair_findings(m: dict, short_path: str, long_path: str, pair_id: str = "",
     out = []
     t = thresholds
     if m["clipped_fraction"] > t.max_clipped_fraction:
-        out.append(Finding(pair_id, long_path, "clipped",
-                           f"{m['clipped_fraction']:.1%} of the long exposure is clipped (limit "
-                           f"{t.max_clipped_fraction:.1%}); shoot the long shorter or at lower ISO"))
+        out.append(clipped_finding(m["clipped_fraction"], long_path, pair_id, t))
     if m["short_snr"] < t.min_short_snr:
         out.append(Finding(pair_id, short_path, "too-dark",
                            f"short exposure signal {m['short_signal_dn']:.2f} DN is {m['short_snr']:.2f}x "
@@ -312,6 +310,23 @@ def pair_findings(m: dict, short_path: str, long_path: str, pair_id: str = "",
                            f"{t.max_ratio_error_stops:.2f}); the light changed or the EXIF is wrong: "
                            "re-shoot or drop the pair"))
     return out
+
+
+def clipped_finding(fraction: float, long_path: str, pair_id: str = "",
+                    thresholds: PixelThresholds = PixelThresholds()) -> Finding:
+    return Finding(pair_id, long_path, "clipped",
+                   f"{fraction:.1%} of the long exposure is clipped (limit "
+                   f"{thresholds.max_clipped_fraction:.1%}); shoot the long shorter or at lower ISO")
+
+
+def check_long_pixels(long_path, *, black_level, white_level, cfa: str, pair_id: str = "",
+                      thresholds: PixelThresholds = PixelThresholds()) -> list[Finding]:
+    """The pixel findings of one long exposure alone (a row of a longs-only manifest): those of
+    `read_frame` and `clipped`; nothing that compares a short with its long."""
+    frame, findings = read_frame(long_path, cfa, black_level, white_level, pair_id, thresholds)
+    if frame is not None and frame.clipped_fraction > thresholds.max_clipped_fraction:
+        findings.append(clipped_finding(frame.clipped_fraction, str(long_path), pair_id, thresholds))
+    return findings
 
 
 def read_frame(path: str | Path, cfa: str, black_level, white_level: float, pair_id: str = "",

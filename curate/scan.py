@@ -46,7 +46,7 @@ class PairSpec:
     split: str = ""
 
 
-def pairs_from_log(dataset: Path) -> tuple[list[PairSpec], list[Finding]]:
+def pairs_from_log(dataset: Path, longs_only: bool = False) -> tuple[list[PairSpec], list[Finding]]:
     torn: list[int] = []
     records = read_log(dataset, torn)
     shot = lambda rec: (rec.scene_id, rec.role, (rec.extra or {}).get("shot_index"))
@@ -67,6 +67,8 @@ def pairs_from_log(dataset: Path) -> tuple[list[PairSpec], list[Finding]]:
             longs.setdefault(rec.scene_id, (path, rec.environment))
         elif rec.role == "short":
             shorts.append((rec.scene_id, path, rec.environment))
+    if longs_only:
+        return [PairSpec(scene, env, long, long, shas) for scene, (long, env) in longs.items()], findings
     pairs = []
     for scene, short, env in shorts:
         if scene not in longs:
@@ -87,12 +89,14 @@ def scene_id_from_name(path: Path) -> str:
     return path.stem.split("_", 1)[0]
 
 
-def pairs_from_folders(dataset: Path, files: list[Path]) -> tuple[list[PairSpec], list[Finding]]:
-    """Files under short/ and long/ folders, paired by the scene id at the start of their names."""
+def pairs_from_folders(dataset: Path, files: list[Path], longs_only: bool = False
+                       ) -> tuple[list[PairSpec], list[Finding]]:
+    """Files under short/ and long/ folders, paired by the scene id at the start of their names
+    (``longs_only``: every file under long/ as its own short; short/ is not looked at)."""
     findings, longs, shorts = [], {}, []
     for path in files:
         role, env = _role_and_env(path.relative_to(dataset))
-        if role is None:
+        if role is None or (longs_only and role == "short"):
             continue
         if not is_raw_name(path):
             findings.append(Finding("", shown(path), "not-raw",
@@ -114,6 +118,8 @@ def pairs_from_folders(dataset: Path, files: list[Path]) -> tuple[list[PairSpec]
             longs[scene] = (path, env)
         else:
             shorts.append((scene, path, env))
+    if longs_only:
+        return [PairSpec(scene, env, long, long) for scene, (long, env) in longs.items()], findings
     pairs = []
     for scene, short, env in shorts:
         if scene not in longs:
@@ -124,29 +130,31 @@ def pairs_from_folders(dataset: Path, files: list[Path]) -> tuple[list[PairSpec]
     return pairs, findings
 
 
-def pairs_from_card(dataset: Path, files: list[Path], read: "MetadataReader", gap: float = SCENE_GAP_S
-                    ) -> tuple[list[PairSpec], list[Finding], list[Shot]]:
-    """Every raw under ``dataset`` grouped into scenes by EXIF (curate.carddump); the shots for --show-scenes."""
+def pairs_from_card(dataset: Path, files: list[Path], read: "MetadataReader", gap: float = SCENE_GAP_S,
+                    longs_only: bool = False) -> tuple[list[PairSpec], list[Finding], list[Shot]]:
+    """Every raw under ``dataset`` grouped into scenes by EXIF (curate.carddump); the shots for --show-scenes.
+    ``longs_only``: each scene's longest exposure as its own short, one-shot scenes included."""
     shots, findings = card_shots([f for f in files if is_raw_name(f)], read)
-    pairs, more = pair_card(dataset, shots, gap)
+    pairs, more = pair_card(dataset, shots, gap, longs_only)
     specs = [PairSpec(scene, _role_and_env(short.path.relative_to(dataset))[1], short.path, long.path)
              for scene, short, long in pairs]
     return specs, findings + more, shots
 
 
-def find_pairs(dataset: Path, read: "MetadataReader", gap: float = SCENE_GAP_S
+def find_pairs(dataset: Path, read: "MetadataReader", gap: float = SCENE_GAP_S, longs_only: bool = False
                ) -> tuple[str, list[PairSpec], list[Finding], list[Shot] | None]:
-    """(convention, pairs, findings, card shots or None): the first convention that applies."""
+    """(convention, pairs, findings, card shots or None): the first convention that applies.
+    ``longs_only``: a PairSpec(short=long) for every long exposure the convention finds."""
     if (dataset / LOG_NAME).exists():
         problem = file_problem(dataset / LOG_NAME)
         if problem:
             raise SidkitError(f"{problem.path}: {problem.message}")
-        return "log", *pairs_from_log(dataset), None
+        return "log", *pairs_from_log(dataset, longs_only), None
     files, findings = walk(dataset)
     if any(_role_and_env(f.relative_to(dataset))[0] for f in files if is_raw_name(f)):
-        pairs, more = pairs_from_folders(dataset, files)
+        pairs, more = pairs_from_folders(dataset, files, longs_only)
         return "folders", pairs, findings + more, None
-    pairs, more, shots = pairs_from_card(dataset, files, read, gap)
+    pairs, more, shots = pairs_from_card(dataset, files, read, gap, longs_only)
     return "card", pairs, findings + more, shots
 
 
@@ -285,7 +293,8 @@ def levels_known(meta, path: Path, pair_id: str, findings: list[Finding]) -> boo
 def pair_findings(pair_id: str, spec: PairSpec, short, long) -> list[Finding]:
     """Defects visible in the metadata of one pair's two files."""
     out = []
-    for meta, path in ((short, spec.short), (long, spec.long)):
+    files = ((long, spec.long),) if spec.short == spec.long else ((short, spec.short), (long, spec.long))
+    for meta, path in files:     # a long standing as its own short (--longs-only): its findings once
         for text in getattr(meta, "disagreements", []) or []:
             out.append(Finding(pair_id, str(path), "metadata-disagreement", text))
         expected = (spec.expected_sha or {}).get(path)
@@ -306,26 +315,30 @@ def pair_findings(pair_id: str, spec: PairSpec, short, long) -> list[Finding]:
     return out
 
 
-def no_pairs(dataset: Path, convention: str, findings: list[Finding]) -> Finding:
+def no_pairs(dataset: Path, convention: str, findings: list[Finding], longs_only: bool = False) -> Finding:
     """The `no-pairs` error: which conventions were looked for and what was found."""
     seen = {"log": f"read {LOG_NAME}", "folders": "read short/ and long/ folders",
             "card": "read it as a card dump"}[convention]
+    what = "no long exposure" if longs_only else "no short/long pair"
     return Finding("", shown(dataset), "no-pairs",
-                   f"no short/long pair found ({seen}; {len(findings)} other finding(s)); scan looks for "
+                   f"{what} found ({seen}; {len(findings)} other finding(s)); scan looks for "
                    f"{CONVENTIONS}: see docs/curate.md")
 
 
 def scan_dataset(dataset: str | os.PathLike, manifest_dir: str | os.PathLike | None = None,
                  labels: dict[str, str] | None = None, progress: Callable | None = None,
                  test: float = 0.2, val: float = 0.1, seed: int = 0,
-                 scene_gap: float = SCENE_GAP_S) -> tuple[pd.DataFrame, list[Finding]]:
+                 scene_gap: float = SCENE_GAP_S, longs_only: bool = False) -> tuple[pd.DataFrame, list[Finding]]:
     """Manifest rows for a dataset folder, with a default scene split, and every finding on the way.
-    No pair at all: an empty frame and a `no-pairs` error finding (write no manifest then)."""
+    No pair at all: an empty frame and a `no-pairs` error finding (write no manifest then).
+
+    ``longs_only``: one row per long exposure standing as its own short (short_* = long_*, ratio 1,
+    pair_id the long's stem): a manifest for `train run --synthetic` (curate.manifest.is_longs_only)."""
     dataset = Path(dataset)
     if not dataset.is_dir():
         raise SidkitError(f"{dataset}: no such dataset folder")
     read = MetadataReader()
-    convention, pairs, findings, _ = find_pairs(dataset, read, scene_gap)
+    convention, pairs, findings, _ = find_pairs(dataset, read, scene_gap, longs_only)
     for spec in pairs:
         if labels and spec.scene_id in labels:
             spec.environment = labels[spec.scene_id]
@@ -334,17 +347,18 @@ def scan_dataset(dataset: str | os.PathLike, manifest_dir: str | os.PathLike | N
     if len(df):
         df = assign_splits(df, test=test, val=val, seed=seed)
     else:
-        findings.append(no_pairs(dataset, convention, findings))
+        findings.append(no_pairs(dataset, convention, findings, longs_only))
     return df, findings
 
 
-def scan_scenes(dataset: str | os.PathLike, scene_gap: float = SCENE_GAP_S) -> tuple[list[Shot], list[Finding]]:
+def scan_scenes(dataset: str | os.PathLike, scene_gap: float = SCENE_GAP_S, longs_only: bool = False
+                ) -> tuple[list[Shot], list[Finding]]:
     """Every shot scan would use, with its scene and role, in capture-time order (for --show-scenes)."""
     dataset = Path(dataset)
     if not dataset.is_dir():
         raise SidkitError(f"{dataset}: no such dataset folder")
     read = MetadataReader()
-    _, pairs, findings, shots = find_pairs(dataset, read, scene_gap)
+    _, pairs, findings, shots = find_pairs(dataset, read, scene_gap, longs_only)
     if shots is None:                      # log or folders: the files of the pairs found
         shots, seen = [], set()
         for spec in pairs:

@@ -13,16 +13,18 @@ import pandas as pd
 from . import rawmeta
 from .exposure import RATIO_MAX, RATIO_MIN, exposure_from_name, name_agrees
 from .findings import Finding
-from .manifest import black_levels, formula_cells, path_findings, resolve, value_problems
+from .manifest import black_levels, formula_cells, is_longs_only, path_findings, resolve, value_problems
 from .rawfile import shown
 from .sidrules import excluded_findings
 
 UNBALANCED_SHARE = 0.75   # a split whose indoor or outdoor share of scenes exceeds this is unbalanced
 
 
-def row_findings(row, min_ratio: float = RATIO_MIN, max_ratio: float = RATIO_MAX) -> list[Finding]:
+def row_findings(row, min_ratio: float = RATIO_MIN, max_ratio: float = RATIO_MAX,
+                 longs_only: bool = False) -> list[Finding]:
     """Defects visible in one manifest row alone; a row with an impossible value (``bad-value``,
-    which read_manifest refuses) gets only those, since the other checks divide by its values."""
+    which read_manifest refuses) gets only those, since the other checks divide by its values.
+    ``longs_only`` (a row of a longs-only manifest): none of the checks that compare short and long."""
     out, pid = [], row.pair_id
     for column in formula_cells(row):
         out.append(Finding(pid, row.short_path, "formula-cell",
@@ -32,6 +34,12 @@ def row_findings(row, min_ratio: float = RATIO_MIN, max_ratio: float = RATIO_MAX
     for columns, message in problems:
         out.append(Finding(pid, row.short_path, "bad-value", f"column {columns.replace(' ', ', ')}: {message}"))
     if problems:
+        return out
+    if longs_only:
+        written = exposure_from_name(row.long_path)
+        if written and not name_agrees(written, row.long_exposure_s):
+            out.append(Finding(pid, row.long_path, "name-exif-mismatch",
+                               f"name says {written} s, EXIF says {row.long_exposure_s:.6g} s; EXIF is used"))
         return out
     if not (min_ratio <= row.ratio <= max_ratio):
         out.append(Finding(pid, row.short_path, "ratio-out-of-range",
@@ -55,11 +63,11 @@ def row_findings(row, min_ratio: float = RATIO_MIN, max_ratio: float = RATIO_MAX
     return out
 
 
-def file_findings(df: pd.DataFrame, progress: Callable | None = None) -> list[Finding]:
-    """Missing files, changed checksums and one file used twice."""
+def file_findings(df: pd.DataFrame, progress: Callable | None = None, longs_only: bool = False) -> list[Finding]:
+    """Missing files, changed checksums and one file used twice (``longs_only``: the long of each row)."""
     out, by_sha, digests = [], {}, {}
     for row in df.itertuples():
-        for role in ("short", "long"):
+        for role in ("long",) if longs_only else ("short", "long"):
             rel, expected = getattr(row, f"{role}_path"), getattr(row, f"{role}_sha256")
             path = resolve(df, rel)
             if not path.exists():
@@ -122,6 +130,20 @@ def _pixel_job(args):
     return [replace(f, path=shown.get(f.path, f.path)) for f in findings]
 
 
+def _long_job(args):
+    """_pixel_job for a row of a longs-only manifest: its long alone."""
+    from .pixelchecks import check_long_pixels
+
+    pair_id, _, long, kwargs, shown = args
+    try:
+        findings = check_long_pixels(long, pair_id=pair_id, **kwargs)
+    except Exception as exc:
+        text = " ".join(str(exc).split())[:300]
+        findings = [Finding(pair_id, long, "unreadable", f"pixel checks of this file failed ({type(exc).__name__}: "
+                            f"{text}); run `curate inspect` on it, re-scan or drop the row")]
+    return [replace(f, path=shown.get(f.path, f.path)) for f in findings]
+
+
 def _ignore_sigint() -> None:
     """Workers leave Ctrl-C to the parent, which stops the pool (no traceback from every worker)."""
     import signal
@@ -129,31 +151,35 @@ def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def pixel_findings(df: pd.DataFrame, workers: int = 0, progress: Callable | None = None) -> list[Finding]:
-    """The pixel checks of every pair, in a spawn pool (rawpy uses OpenMP, which fork breaks)."""
+def pixel_findings(df: pd.DataFrame, workers: int = 0, progress: Callable | None = None,
+                   longs_only: bool = False) -> list[Finding]:
+    """The pixel checks of every pair, in a spawn pool (rawpy uses OpenMP, which fork breaks);
+    ``longs_only``: of every row's long alone (check_long_pixels)."""
     jobs = []
     for row in df.itertuples():
         short, long = resolve(df, row.short_path), resolve(df, row.long_path)
         if not (short.is_file() and long.is_file()):   # missing or not a file: file_findings says so
             continue
         shown = {str(short): row.short_path, str(long): row.long_path}
-        jobs.append((row.pair_id, str(short), str(long), dict(
+        levels = dict(black_level=black_levels(row.black_level), white_level=row.white_level, cfa=row.cfa)
+        pair = {} if longs_only else dict(
             exif_ratio=row.ratio, iso_short=row.short_iso, iso_long=row.long_iso,
-            fnumber_short=row.short_fnumber, fnumber_long=row.long_fnumber,
-            black_level=black_levels(row.black_level), white_level=row.white_level, cfa=row.cfa), shown))
+            fnumber_short=row.short_fnumber, fnumber_long=row.long_fnumber)
+        jobs.append((row.pair_id, str(short), str(long), {**pair, **levels}, shown))
+    job = _long_job if longs_only else _pixel_job
     # a pool costs about a second to start (spawn imports numpy, skimage, rawpy): on 2 cores at
     # 2048x1536 it broke even at 12 pairs and gained 1.57x at 40 (bench/bench_validate.py)
     workers = workers or (min(len(jobs), os.cpu_count() or 1) if len(jobs) >= 16 else 1)
     out = []
     if workers <= 1:
-        for job in jobs:
-            out += _pixel_job(job)
+        for one in jobs:
+            out += job(one)
             if progress:
                 progress()
         return out
     # OpenBLAS threads spin in skimage's small products and steal the other workers' cores
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    for findings in pool_map(_pixel_job, jobs, workers, _crashed_job):
+    for findings in pool_map(job, jobs, workers, _crashed_job):
         out += findings
         if progress:
             progress()
@@ -191,17 +217,28 @@ def pool_map(func: Callable, jobs: list, workers: int, crashed: Callable):
 def validate_manifest(df: pd.DataFrame, fast: bool = False, min_ratio: float = RATIO_MIN,
                       max_ratio: float = RATIO_MAX, workers: int = 0,
                       progress: Callable | None = None) -> list[Finding]:
-    """Every finding for a manifest read with curate.manifest.read_manifest."""
-    findings = []
+    """Every finding for a manifest read with curate.manifest.read_manifest. A longs-only manifest
+    (curate.manifest.is_longs_only) gets one `longs-only` warning and no check that compares two shots."""
+    longs_only = is_longs_only(df)
+    findings = [longs_only_finding(df)] if longs_only else []
     for row in df.itertuples():
-        findings += row_findings(row, min_ratio, max_ratio)
+        findings += row_findings(row, min_ratio, max_ratio, longs_only)
     findings += split_findings(df)
     findings += path_findings(df)
     findings += excluded_findings(df)
-    findings += file_findings(df, progress)
+    findings += file_findings(df, progress, longs_only)
     if not fast:
-        findings += pixel_findings(df, workers, progress)
+        findings += pixel_findings(df, workers, progress, longs_only)
     return findings
+
+
+def longs_only_finding(df: pd.DataFrame) -> Finding:
+    """The one `longs-only` warning of a manifest whose every short is its long."""
+    name = df.attrs.get("path", "MANIFEST")
+    return Finding("", name, "longs-only",
+                   f"{len(df)} long exposure(s), each its own short (ratio 1): no real short to learn from, so the "
+                   f"checks that compare a short with its long are skipped; train with `train run {name} "
+                   "--synthetic PROFILE` (a profile from `curate noise-profile`; see docs/train.md)")
 
 
 def without_error_pairs(df: pd.DataFrame, findings) -> pd.DataFrame:
