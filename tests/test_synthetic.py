@@ -177,3 +177,30 @@ def test_synthetic_batches_are_noisy_shorts_of_the_longs_with_their_truth(tiny):
     assert 0.005 < float(noise) < 0.5 and float((batch.input - clean.input).mean()).__abs__() < 0.02
     with pytest.raises(SidkitError, match="no such noise profile"):
         SyntheticShorts(df, cache, str(manifest.parent / "none.toml"), 1.0, "100:300", "cap:300", 32, None, "cpu")
+
+
+# --- manifests of long exposures only -------------------------------------------------------------
+@pytest.fixture(scope="module")
+def longs(tiny):
+    """The tiny manifest as `curate scan --longs-only` writes it: every row's short is its long, ratio 1."""
+    from curate.manifest import read_manifest, write_manifest
+
+    manifest, _ = tiny
+    df = read_manifest(manifest)
+    df["short_path"], df["short_sha256"] = df["long_path"], df["long_sha256"]
+    df["short_exposure_s"], df["ratio"] = df["long_exposure_s"], 1.0
+    return write_manifest(df, manifest.with_name("longs-only.csv"))
+
+
+def test_longs_only_without_a_profile_is_one_line_error_before_any_decoding(longs, tmp_path):
+    from click.testing import CliRunner
+    from train.cli import main
+
+    result = CliRunner().invoke(main, ["run", str(longs), "--out", str(tmp_path / "run"),
+                                       "--cache-dir", str(tmp_path / "cache"), "--device", "cpu"])
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(longs) in lines[0] and "long exposures only" in lines[0]
+    assert "--synthetic PROFILE" in lines[0] and "curate noise-profile" in lines[0]
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())   # nothing decoded
+    assert not (tmp_path / "run" / "checkpoints").exists()

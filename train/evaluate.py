@@ -72,8 +72,12 @@ def read_truth(df: pd.DataFrame, row) -> np.ndarray:
     return truth.astype(np.float32) / 65535.0
 
 
-def baseline_image(path: str | os.PathLike, black: list[float], white: float, gain: float) -> np.ndarray:
-    """The short exposure with its counts above black scaled by ``gain``, rendered like the truth."""
+def baseline_image(path: str | os.PathLike, black: list[float], white: float, gain: float, *,
+                   packed: np.ndarray | None = None, cfa: str | None = None) -> np.ndarray:
+    """The short exposure with its counts above black scaled by ``gain``, rendered like the truth.
+
+    ``packed``: raw counts as rawpack.pack_raw_counts gathers them (of CFA ``cfa``), e.g. a synthetic
+    short, put in place of the counts of ``path`` (the file whose mosaic and colours render them)."""
     with rawpack.open_cfa_raw(path) as raw:
         counts = raw.raw_image_visible
         h, w = counts.shape
@@ -82,10 +86,28 @@ def baseline_image(path: str | os.PathLike, black: list[float], white: float, ga
             level = np.float32(np.mean(black))
         else:
             level = np.tile(np.asarray(black, dtype=np.float32).reshape(2, 2), (h // 2 + 1, w // 2 + 1))[:h, :w]
-        scaled = level + np.maximum(counts.astype(np.float32) - level, 0) * np.float32(gain)
+        source = counts.astype(np.float32)
+        if packed is not None:
+            source[...] = level          # the edge rows and columns that packing leaves out: black
+            unpack_raw_counts(packed, cfa, source)
+        scaled = level + np.maximum(source - level, 0) * np.float32(gain)
         counts[...] = np.clip(scaled, 0, white).astype(np.uint16)
         rgb = raw.postprocess(**rawpack.POSTPROCESS)
     return rgb[: h // t * t, : w // t * t].astype(np.float32) / 65535.0
+
+
+def unpack_raw_counts(packed: np.ndarray, cfa: str, mosaic: np.ndarray) -> np.ndarray:
+    """The inverse of rawpack.pack_raw_counts: ``packed`` (C, h, w) written into ``mosaic`` (H x W,
+    in place; the rows and columns past the last whole CFA tile are left as they are)."""
+    t = rawpack.tile_size(cfa)
+    if t == 2:
+        for channel, p in enumerate(rawpack.bayer_positions(cfa)):
+            mosaic[p // 2: packed.shape[1] * 2: 2, p % 2: packed.shape[2] * 2: 2] = packed[channel]
+        return mosaic
+    for channel, offsets in enumerate(rawpack._XTRANS_OFFSETS):
+        for block, (dy, dx) in enumerate(offsets):
+            mosaic[dy: packed.shape[1] * 3: 6, dx: packed.shape[2] * 3: 6] = packed[channel, block // 2::2, block % 2::2]
+    return mosaic
 
 
 @torch.no_grad()
@@ -184,6 +206,76 @@ def cache_loader(cache) -> Loader:
     return load
 
 
+class SyntheticLoader:
+    """A Loader for a manifest of long exposures only: each long is scored on a synthetic short of it
+    (train.synthetic.synthetic_counts, the training's noise model) at one fixed point, the geometric
+    middles of the ratio range and of the profile's K range, amplified by the run's policy. The draws
+    come from a generator seeded from the long's checksum, on the CPU: the same short for that image
+    at every evaluation, in a resumed run and in `train eval`. Reads the long from ``cache`` (a
+    filled train.cache.RawCache), else decodes its raw."""
+
+    def __init__(self, profile: str | os.PathLike, ratio: str, cache=None):
+        from .synthetic import NoiseModel, evaluation_point
+
+        self.profile, self.cache = str(profile), cache
+        self.model = NoiseModel.from_profile(self.profile)
+        self.ratio, self.k = evaluation_point(self.model, ratio)
+
+    def describe(self) -> dict:
+        return {"kind": "synthetic", "profile": self.profile, "ratio": self.ratio, "k": self.k}
+
+    def short_counts(self, df: pd.DataFrame, row) -> tuple[np.ndarray, np.ndarray]:
+        """(the synthetic short's packed raw counts, float32 (C, h, w); the long's truth, H x W x 3 in [0, 1])."""
+        from .synthetic import row_generator, synthetic_counts
+
+        black, white = black_levels(row.black_level), float(row.white_level)
+        path = resolve(df, row.long_path)
+        if self.cache is not None:
+            counts = self.cache.packed(path, row.long_sha256, row.cfa, black, white)
+            truth = self.cache.truth(path, row.long_sha256).astype(np.float32) / 65535.0
+        else:
+            counts = rawpack.pack_raw_counts(rawpack.read_raw(verify_checksum(path, row.long_sha256), row.cfa,
+                                                              black, white))
+            truth = read_truth(df, row)
+        level = rawpack.black_packed(row.cfa, black)
+        long = torch.from_numpy(rawpack.network_input(counts, level, white))[None]
+        short = synthetic_counts(long, torch.from_numpy(level), white, torch.tensor([self.ratio]), self.model,
+                                 row_generator(row.long_sha256), k=torch.tensor([self.k]))
+        return short[0].numpy(), truth
+
+    def load(self, df: pd.DataFrame, row, policy: str) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
+        """(input, truth, gain) as a Loader gives them, and the short's packed raw counts."""
+        counts, truth = self.short_counts(df, row)
+        gain = rawpack.amplification(self.ratio, policy)
+        level = rawpack.black_packed(row.cfa, black_levels(row.black_level))
+        return rawpack.network_input(counts, level, float(row.white_level), gain), truth, gain, counts
+
+    def __call__(self, df: pd.DataFrame, row, policy: str) -> tuple[np.ndarray, np.ndarray, float]:
+        return self.load(df, row, policy)[:3]
+
+
+def synthetic_inputs(df: pd.DataFrame, config: dict, profile, manifest, checkpoint) -> SyntheticLoader | None:
+    """`train eval`'s loader for a manifest of long exposures only (None for real pairs): ``profile``,
+    else the one recorded in the checkpoint's config, at the run's synthetic ratio range."""
+    from .config import RunConfig
+    from .synthetic import longs_only
+
+    if not longs_only(df):
+        return None
+    fix = "pass --synthetic PROFILE (a noise profile of the camera, made by `curate noise-profile`)"
+    recorded = config.get("synthetic")
+    if not (profile or recorded):
+        raise SidkitError(f"{manifest}: every row's short is its long (long exposures only) and {checkpoint} "
+                          f"records no noise profile to synthesise shorts with; {fix}")
+    try:
+        return SyntheticLoader(profile or recorded, config.get("synthetic_ratio", RunConfig.synthetic_ratio))
+    except SidkitError as exc:
+        if profile:
+            raise
+        raise SidkitError(f"{manifest}: long exposures only, and the noise profile {checkpoint} records does not "
+                          f"read ({exc}); {fix}") from None
+
+
 def score_model(model: torch.nn.Module, df: pd.DataFrame, rows: pd.DataFrame, policy: str, *,
                 device: str = "cpu", amp: str = "off", channels_last: bool = False,
                 load: Loader = load_from_raw) -> dict[str, float]:
@@ -200,10 +292,13 @@ def score_model(model: torch.nn.Module, df: pd.DataFrame, rows: pd.DataFrame, po
 
 def evaluate(checkpoint: str | os.PathLike, manifest: str | os.PathLike, split: str = "test",
              out: str | os.PathLike | None = None, tile: int | None = None, device: str | None = None,
-             images: bool = True, protocol: str = "sidkit", amp: str | None = None) -> dict:
+             images: bool = True, protocol: str = "sidkit", amp: str | None = None,
+             synthetic: str | os.PathLike | None = None) -> dict:
     """Score a checkpoint on a manifest's ``split`` ('train', 'val', 'test' or 'all'), every image
     (network and baseline) as ``protocol`` says ('sidkit' or 'sid', see PROTOCOL_NOTES), the network
-    run under ``amp`` ('off' or 'bf16'; None: the device's default, as in training).
+    run under ``amp`` ('off' or 'bf16'; None: the device's default, as in training). A manifest of
+    long exposures only is scored on synthetic shorts (SyntheticLoader) made with the noise profile
+    ``synthetic``, else the one the checkpoint's run trained with; real pairs ignore ``synthetic``.
 
     Writes ``out``/report.md and, with ``images``, ``out``/outputs/<pair>.png and <pair>-sheet.png
     (amplified short | output | ground truth). ``out`` defaults to the checkpoint's run folder.
@@ -221,22 +316,29 @@ def evaluate(checkpoint: str | os.PathLike, manifest: str | os.PathLike, split: 
         raise SidkitError(f"{manifest}: no pairs in split {split!r} (splits present: {present}); "
                           "pass --split with one of those")
     check_fits(data, rows, checkpoint, manifest)
+    shorts = synthetic_inputs(df, payload.get("config") or {}, synthetic, manifest, checkpoint)
     out = Path(out) if out is not None else _run_folder(checkpoint)
     amp = amp or default_amp(device)
     results, findings = [], []
     for row in rows.itertuples():
         started = time.perf_counter()
         try:      # a file that cannot be read is a finding for its pair; the others are still scored
-            x, truth, gain = load_from_raw(df, row, data["ratio_policy"])
-            base = baseline_image(resolve(df, row.short_path), black_levels(row.black_level),
-                                  float(row.white_level), gain)
+            if shorts is None:
+                x, truth, gain = load_from_raw(df, row, data["ratio_policy"])
+                base = baseline_image(resolve(df, row.short_path), black_levels(row.black_level),
+                                      float(row.white_level), gain)
+            else:
+                x, truth, gain, counts = shorts.load(df, row, data["ratio_policy"])
+                base = baseline_image(resolve(df, row.long_path), black_levels(row.black_level),
+                                      float(row.white_level), gain, packed=counts, cfa=row.cfa)
         except Exception as exc:
             findings.append(read_finding(row, exc))
             continue
         pred = run_network(model, x, device=device, amp=amp, tile=tile)
         ours, theirs = scores_of(pred, truth), scores_of(base, truth)
         result = {"pair_id": row.pair_id, "scene_id": row.scene_id, "split": row.split,
-                  "environment": row.environment, "ratio": float(row.ratio), "amplification": gain,
+                  "environment": row.environment, "ratio": float(row.ratio) if shorts is None else shorts.ratio,
+                  "amplification": gain,
                   "psnr": ours["psnr"], "ssim": ours["ssim"],
                   "baseline_psnr": theirs["psnr"], "baseline_ssim": theirs["ssim"]}
         if images:
@@ -252,7 +354,9 @@ def evaluate(checkpoint: str | os.PathLike, manifest: str | os.PathLike, split: 
     summary = summarise(results)
     means = {k: float(np.mean([r[k] for r in results])) for k in ("psnr", "ssim", "baseline_psnr", "baseline_ssim")}
     report = {"checkpoint": str(checkpoint), "manifest": str(manifest), "split": split, "protocol": protocol,
-              "amp": amp, "epoch": payload["epoch"], "step": payload["step"], **means, "images": results, "summary": summary, "findings": findings}
+              "amp": amp, "epoch": payload["epoch"], "step": payload["step"],
+              "inputs": {"kind": "real"} if shorts is None else shorts.describe(),
+              **means, "images": results, "summary": summary, "findings": findings}
     report["report"] = str(write_report(report, out / "report.md"))
     return report
 
@@ -291,7 +395,7 @@ def write_report(report: dict, path: Path) -> Path:
              f"{report['epoch']} (step {report['step']}), network run in "
              f"{'bf16' if report.get('amp') == 'bf16' else 'float32'}. Protocol `{report.get('protocol', 'sidkit')}`: "
              f"{PROTOCOL_NOTES[report.get('protocol', 'sidkit')]}. Baseline: the short exposure scaled by "
-             "the same amplification and rendered like the ground truth.", "",
+             "the same amplification and rendered like the ground truth.", *inputs_note(report.get("inputs")), "",
              "| split | environment | images | PSNR | SSIM | baseline PSNR | baseline SSIM |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
     for r in report["summary"]:
@@ -307,6 +411,16 @@ def write_report(report: dict, path: Path) -> Path:
     with atomic_write(path, "w", encoding="utf-8") as handle:
         handle.write("\n".join(lines) + "\n")
     return path
+
+
+def inputs_note(inputs: dict | None) -> list[str]:
+    """report.md's line on synthetic inputs (none for real pairs)."""
+    if not inputs or inputs.get("kind") != "synthetic":
+        return []
+    return ["", f"Inputs: synthetic shorts (the manifest holds long exposures only), one per image, synthesised "
+                f"from the long with noise profile `{inputs['profile']}` at ratio {inputs['ratio']:.1f} and "
+                f"K {inputs['k']:.3g} DN per electron (the geometric middles of the run's ratio range and of the "
+                "profile's K range), draws seeded from the long's checksum; the baseline amplifies that short."]
 
 
 def save_png(path: Path, image: np.ndarray) -> Path:

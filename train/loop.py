@@ -23,6 +23,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from rich.console import Console
+from rich.markup import escape
 
 from curate.atomic import atomic_write
 from curate.clitools import progress_bar
@@ -35,10 +36,10 @@ from .cache import RawCache
 from .checkpoint import CheckpointSaver
 from .config import RunConfig, lr_at
 from .dataset import Batch, PairDataset, sampler
-from .evaluate import cache_loader, data_config, score_model
+from .evaluate import SyntheticLoader, cache_loader, data_config, score_model
 from .model import PRESETS, UNetSpec, build_model
 from .progresslog import EpochLog
-from .synthetic import SyntheticShorts
+from .synthetic import SyntheticShorts, check_synthetic_data, longs_only
 
 
 
@@ -218,12 +219,17 @@ def wrap(model: torch.nn.Module, config: RunConfig, world: int, rank: int, devic
 
 
 class Evaluation:
-    """The loop's periodic full-image evaluation on val, else test (said so on the console)."""
+    """The loop's periodic full-image evaluation on val, else test (said so on the console). A
+    manifest of long exposures only is scored on fixed synthetic shorts of its longs (SyntheticLoader)."""
 
     def __init__(self, df, config: RunConfig, cache: RawCache, device: str, console: Console):
         self.split = next((s for s in ("val", "test") if (df["split"] == s).any()), None)
         self.df, self.rows, self.config, self.device = df, df[df["split"] == self.split], config, device
         self.load = cache_loader(cache)
+        if self.split is not None and config.synthetic and longs_only(df):
+            self.load = SyntheticLoader(config.synthetic, config.synthetic_ratio, cache)
+            console.print(f"evaluation on {self.split}: synthetic shorts of its long exposures, one per image "
+                          f"(ratio {self.load.ratio:.1f}, K {self.load.k:.3g} DN/e-)", highlight=False)
         if self.split is None:
             console.print("[yellow]no val or test pairs: training without evaluation[/]")
         elif self.split == "test":
@@ -282,7 +288,10 @@ def filled_cache(config: RunConfig, rank: int, world: int, console: Console, pro
     """(manifest rows, RawCache) with every raw decoded: rank 0 warns about bad pairs and fills the
     cache while the other ranks wait."""
     df, cache = read_manifest(config.manifest), RawCache(config.cache_dir)
+    synthetic_warnings = check_synthetic_data(df, config.manifest, config.synthetic)
     if rank == 0:
+        for line in synthetic_warnings:
+            console.print(f"[yellow]warning:[/] {escape(line)}", highlight=False)
         warn_about_bad_pairs(df, config.manifest, console)
         cache.fill(df, config.num_workers or None, progress=progress)
     if world > 1:

@@ -94,16 +94,11 @@ class NoiseModel:
         return torch.exp(torch.where(inside, ys[i - 1] + t * (ys[i] - ys[i - 1]), line))
 
 
-def synthesise(long: torch.Tensor, black: torch.Tensor, white: torch.Tensor | float, ratio: torch.Tensor,
-               model: NoiseModel, generator: torch.Generator, *, k: torch.Tensor | None = None,
-               amplification: torch.Tensor | None = None, bayer: bool = True) -> torch.Tensor:
-    """Short inputs (N, C, h, w) for long crops ``long`` (N, C, h, w, normalised in [0, 1]).
-
-    ``black`` (C,) or (N, C) and ``white`` in DN are the long's levels; ``ratio`` (N,) the exposure
-    ratio per sample; ``k`` (N,) the gain (default: log-uniform over the profile's range);
-    ``amplification`` (N,) the input gain (default: the ratio). Bayer inputs (R, Gr, B, Gb) share
-    one row offset between R and Gr and one between B and Gb, as rows of the mosaic do.
-    """
+def synthetic_counts(long: torch.Tensor, black: torch.Tensor, white: torch.Tensor | float, ratio: torch.Tensor,
+                     model: NoiseModel, generator: torch.Generator, *, k: torch.Tensor | None = None,
+                     bayer: bool = True) -> torch.Tensor:
+    """The raw counts (DN, black included, whole numbers in [0, white]) of the shorts that
+    ``synthesise`` makes of ``long``; the same arguments, the same draws."""
     n, c, h, w = long.shape
     device, dtype = long.device, long.dtype
     black = torch.as_tensor(black, dtype=dtype, device=device).reshape(-1, c, 1, 1).expand(n, c, 1, 1)
@@ -124,8 +119,26 @@ def synthesise(long: torch.Tensor, black: torch.Tensor, white: torch.Tensor | fl
     else:
         rows = torch.randn((n, 1, h, 1), generator=generator, device=device, dtype=dtype)
     counts = torch.round(electrons * k + read + rows * model.row_sigma(k) + black)
-    counts = torch.minimum(counts.clamp_(min=0), white)
-    x = ((counts - black) / span).clamp_(0, 1)
+    return torch.minimum(counts.clamp_(min=0), white)
+
+
+def synthesise(long: torch.Tensor, black: torch.Tensor, white: torch.Tensor | float, ratio: torch.Tensor,
+               model: NoiseModel, generator: torch.Generator, *, k: torch.Tensor | None = None,
+               amplification: torch.Tensor | None = None, bayer: bool = True) -> torch.Tensor:
+    """Short inputs (N, C, h, w) for long crops ``long`` (N, C, h, w, normalised in [0, 1]).
+
+    ``black`` (C,) or (N, C) and ``white`` in DN are the long's levels; ``ratio`` (N,) the exposure
+    ratio per sample; ``k`` (N,) the gain (default: log-uniform over the profile's range);
+    ``amplification`` (N,) the input gain (default: the ratio). Bayer inputs (R, Gr, B, Gb) share
+    one row offset between R and Gr and one between B and Gb, as rows of the mosaic do.
+    """
+    n, c = long.shape[:2]
+    dtype, device = long.dtype, long.device
+    counts = synthetic_counts(long, black, white, ratio, model, generator, k=k, bayer=bayer)
+    black = torch.as_tensor(black, dtype=dtype, device=device).reshape(-1, c, 1, 1).expand(n, c, 1, 1)
+    white = torch.as_tensor(white, dtype=dtype, device=device).reshape(-1, 1, 1, 1)
+    ratio = torch.as_tensor(ratio, dtype=dtype, device=device).reshape(n, 1, 1, 1)
+    x = ((counts - black) / (white - black)).clamp_(0, 1)
     gain = ratio if amplification is None else torch.as_tensor(amplification, dtype=dtype, device=device).reshape(n, 1, 1, 1)
     return torch.clamp_max(x * gain, 1.0)
 
@@ -153,6 +166,37 @@ def longs_manifest(df):
     longs["short_path"], longs["short_sha256"], longs["ratio"] = longs["long_path"], longs["long_sha256"], 1.0
     longs.attrs = dict(df.attrs)
     return longs
+
+
+def check_synthetic_data(df, manifest, profile: str | None) -> list[str]:
+    """Before any decoding: a manifest of longs only without a noise profile is a SidkitError (it
+    would train the network to copy its input); a profile of another camera than the manifest's
+    gives a warning line (returned: a user may borrow a profile knowingly)."""
+    if not profile:
+        if longs_only(df):
+            raise SidkitError(f"{manifest}: every row's short is its long (long exposures only), so there is "
+                              "nothing to learn without synthetic shorts; pass --synthetic PROFILE (a noise profile "
+                              "of the camera, made by `curate noise-profile`)")
+        return []
+    camera = read_profile(profile).camera
+    others = sorted({str(c) for c in df["camera"] if not camera.startswith(str(c))})
+    if not others:
+        return []
+    return [f"noise profile {profile} is of {camera!r}, but {manifest} has raws of {', '.join(map(repr, others))}; "
+            "its synthetic shorts carry that camera's noise (`curate noise-profile` on this camera's dark and "
+            "flat frames makes its own)"]
+
+
+def evaluation_point(model: NoiseModel, ratio: str) -> tuple[float, float]:
+    """(ratio, K) of the synthetic shorts a run is scored on: the geometric middles of the ratio range
+    and of the profile's K range (100:300 -> 173.2)."""
+    low, high = parse_ratio_range(ratio)
+    return math.sqrt(low * high), math.sqrt(model.k_min * model.k_max)
+
+
+def row_generator(sha256: str) -> torch.Generator:
+    """A CPU generator seeded from a file's checksum: the same draws for that file in every run."""
+    return torch.Generator().manual_seed(int(str(sha256)[:15], 16))
 
 
 class SyntheticShorts:
