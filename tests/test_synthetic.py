@@ -204,3 +204,140 @@ def test_longs_only_without_a_profile_is_one_line_error_before_any_decoding(long
     assert "--synthetic PROFILE" in lines[0] and "curate noise-profile" in lines[0]
     assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())   # nothing decoded
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+@pytest.fixture(scope="module")
+def longs_run(longs, tmp_path_factory):
+    """A run on the longs-only manifest, started from the data folder with a RELATIVE --synthetic (a
+    profile of another camera), stopped after 3 of 6 steps and resumed from another folder: (run
+    folder, profile, what both processes printed)."""
+    import contextlib
+    import io
+    import os
+
+    from test_train_loop import tiny_config
+    from train.config import resume_config
+    from train.loop import TrainingStopped, train_run
+
+    profile = write_test_profile(longs.parent / "other.toml", camera="Other Cam 7")
+    out = tmp_path_factory.mktemp("longs-run") / "run"
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    before, printed = os.getcwd(), io.StringIO()
+    try:
+        os.chdir(longs.parent)
+        with contextlib.redirect_stderr(printed):
+            with pytest.raises(TrainingStopped):
+                train_run(tiny_config(longs, out, synthetic="other.toml"), progress=True, stop_after_steps=3)
+            os.chdir(elsewhere)
+            config, _ = resume_config(None, manifest=str(longs), out=str(out))
+            train_run(config, progress=True, resume=True)
+    finally:
+        os.chdir(before)
+    return out, profile, printed.getvalue()
+
+
+def test_a_profile_of_another_camera_warns_in_one_line(longs_run):
+    _, profile, printed = longs_run
+    warnings = [line for line in printed.splitlines() if line.startswith("warning: noise profile")]
+    assert len(warnings) == 2                       # the run and its resume, one line each
+    assert "'Other Cam 7'" in warnings[0] and "raws of 'Sim Tiny'" in warnings[0] and "other.toml" in warnings[0]
+
+
+def test_longs_only_run_is_scored_on_the_same_synthetic_shorts_every_time(longs_run, longs):
+    from curate.manifest import read_manifest
+    from test_train_loop import metrics
+    from train.cache import RawCache
+    from train.checkpoint import model_from_checkpoint
+    from train.config import load_config
+    from train.evaluate import SyntheticLoader, cache_loader, score_model
+
+    out, _, printed = longs_run
+    assert "evaluation on val: synthetic shorts of its long exposures, one per image (ratio 173.2, K 2 DN/e-)" in printed
+    psnrs = [float(r["val_psnr"]) for r in metrics(out)]
+    assert len(psnrs) == 3 and all(math.isfinite(p) for p in psnrs)
+    config = load_config(out / "config.toml")
+    model, _ = model_from_checkpoint(out / "checkpoints" / "last.pt")   # the weights of the last evaluation
+    df = read_manifest(longs)
+    val, cache = df[df["split"] == "val"], RawCache(config.cache_dir)
+    shorts = SyntheticLoader(config.synthetic, config.synthetic_ratio, cache)
+    options = dict(device="cpu", amp=config.amp, channels_last=config.channels_last)
+    twice = [score_model(model, df, val, config.ratio_policy, load=shorts, **options)["psnr"] for _ in range(2)]
+    assert twice[0] == twice[1] == pytest.approx(psnrs[-1], abs=1e-3)
+    clean = score_model(model, df, val, config.ratio_policy, load=cache_loader(cache), **options)["psnr"]
+    assert abs(clean - psnrs[-1]) > 0.01                  # the loop did not score the clean long
+    x, truth, gain = shorts(df, next(val.itertuples()), config.ratio_policy)
+    assert gain == pytest.approx(173.2, abs=0.05) and x.shape == (4, 32, 32) and truth.shape == (64, 64, 3)
+
+
+def test_relative_profile_is_stored_absolute_so_resume_and_eval_work_from_another_folder(longs_run, longs,
+                                                                                         tmp_path, monkeypatch):
+    from test_train_loop import metrics
+    from train.config import load_config
+    from train.evaluate import evaluate
+
+    out, profile, _ = longs_run
+    assert load_config(out / "config.toml").synthetic == str(profile.resolve())   # written from longs.parent
+    assert [int(r["step"]) for r in metrics(out)] == [2, 4, 6]                     # resumed elsewhere, finished
+    monkeypatch.chdir(tmp_path)
+    report = evaluate(out / "checkpoints" / "last.pt", longs, split="val", out=tmp_path / "e", device="cpu",
+                      images=False)                                                 # the recorded profile
+    assert report["inputs"]["profile"] == str(profile.resolve())
+
+
+def test_eval_of_longs_only_scores_synthetic_shorts_beside_their_baseline(longs_run, longs, tmp_path, monkeypatch):
+    import json
+
+    from click.testing import CliRunner
+    from curate.manifest import black_levels, read_manifest
+    from train.cli import main
+    from train.evaluate import baseline_image, read_truth, score
+
+    out, profile, _ = longs_run
+    monkeypatch.chdir(longs.parent)
+    result = CliRunner().invoke(main, ["eval", str(out / "checkpoints" / "last.pt"), str(longs), "--split", "all",
+                                       "--synthetic", "other.toml", "--format", "json", "--out", str(tmp_path / "e"),
+                                       "--device", "cpu", "--no-images"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["inputs"] == {"kind": "synthetic", "profile": "other.toml", "ratio": pytest.approx(173.205, abs=1e-3),
+                                "k": pytest.approx(2.0)}
+    assert [r["ratio"] for r in report["images"]] == [pytest.approx(173.205, abs=1e-3)] * 4
+    text = (tmp_path / "e" / "report.md").read_text()
+    assert "Inputs: synthetic shorts" in text and "`other.toml`" in text and "ratio 173.2" in text
+    df = read_manifest(longs)
+    for image, row in zip(report["images"], df.itertuples()):
+        clean = baseline_image(longs.parent / row.long_path, black_levels(row.black_level), row.white_level,
+                               image["amplification"])          # the long itself amplified: all white
+        clean_psnr = score(clean, read_truth(df, row))["psnr"]
+        assert math.isfinite(image["baseline_psnr"]) and image["baseline_psnr"] > clean_psnr + 3
+        assert image["psnr"] != pytest.approx(image["baseline_psnr"], abs=0.01)
+    recorded = CliRunner().invoke(main, ["eval", str(out / "checkpoints" / "last.pt"), str(longs), "--split", "all",
+                                         "--format", "json", "--out", str(tmp_path / "r"), "--device", "cpu",
+                                         "--no-images"])
+    same = json.loads(recorded.stdout)                         # the checkpoint's profile: the same shorts
+    assert [r["psnr"] for r in same["images"]] == [r["psnr"] for r in report["images"]]
+
+
+def test_eval_of_longs_only_without_any_profile_is_one_line_error(tiny_run, longs, tmp_path):
+    from click.testing import CliRunner
+    from train.cli import main
+
+    result = CliRunner().invoke(main, ["eval", str(tiny_run / "checkpoints" / "last.pt"), str(longs),
+                                       "--out", str(tmp_path / "e"), "--device", "cpu"])
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "long exposures only" in lines[0] and "records no noise profile" in lines[0]
+    assert "--synthetic PROFILE" in lines[0] and not (tmp_path / "e").exists()
+
+
+def test_real_pairs_ignore_the_synthetic_profile(longs_run, tiny, tmp_path):
+    from train.evaluate import evaluate
+
+    out, profile, _ = longs_run
+    manifest, _ = tiny
+    plain = evaluate(out / "checkpoints" / "last.pt", manifest, out=tmp_path / "a", device="cpu", images=False)
+    given = evaluate(out / "checkpoints" / "last.pt", manifest, out=tmp_path / "b", device="cpu", images=False,
+                     synthetic=profile)
+    assert plain["inputs"] == given["inputs"] == {"kind": "real"}
+    keys = ("psnr", "ssim", "baseline_psnr", "baseline_ssim")
+    assert [plain[k] for k in keys] == [given[k] for k in keys] and plain["images"][0]["ratio"] == 100.0

@@ -114,8 +114,11 @@ def run(manifest, config_file, resume, compile_, **flags):
 @click.option("--protocol", type=click.Choice(["sidkit", "sid"]), default="sidkit", show_default=True,
               help="sidkit: float images, per-channel SSIM. sid: the SID paper's (8-bit, MATLAB ssim); "
                    "use it to compare with the paper's tables.")
+@click.option("--synthetic", type=click.Path(dir_okay=False, path_type=Path),
+              help="Noise profile for a manifest of long exposures only: each long is scored on a fixed synthetic "
+                   "short.  [default: the profile the checkpoint trained with]")
 @reports_errors
-def eval_(checkpoint, manifest, split, fmt, out, tile, device, no_images, amp, protocol):
+def eval_(checkpoint, manifest, split, fmt, out, tile, device, no_images, amp, protocol, synthetic):
     """Score CHECKPOINT on MANIFEST's split beside the amplified-short baseline.
 
     Writes report.md, outputs/<pair>.png and outputs/<pair>-sheet.png (amplified short | output |
@@ -125,17 +128,20 @@ def eval_(checkpoint, manifest, split, fmt, out, tile, device, no_images, amp, p
     train eval runs/canon90d/checkpoints/best.pt manifests/canon90d.csv
     train eval runs/a/checkpoints/best.pt manifests/sony.csv --split all --format json --out eval/
     train eval runs/sony/checkpoints/last.pt manifests/sony.csv --protocol sid --out eval-sid/
+    train eval runs/longs/checkpoints/best.pt manifests/longs.csv --synthetic profiles/eos90d.toml
     """
     from .evaluate import evaluate
 
     result = evaluate(checkpoint, manifest, split=split, out=out, tile=tile, device=device,
-                      images=not no_images, protocol=protocol, amp=amp)
+                      images=not no_images, protocol=protocol, amp=amp, synthetic=synthetic)
     for finding in result["findings"]:
         stderr.print(f"[bold red]error:[/] {escape(finding['message'])}", highlight=False, soft_wrap=True)
     if fmt == "json":
         click.echo(json.dumps(_finite(result), indent=2))
         sys.exit(1 if result["findings"] else 0)
-    table = Table(title=f"{checkpoint} on {manifest} ({split}, protocol {protocol})")
+    inputs = result["inputs"]
+    shown = "" if inputs["kind"] != "synthetic" else f", synthetic shorts: ratio {inputs['ratio']:.1f}, K {inputs['k']:.3g}"
+    table = Table(title=f"{checkpoint} on {manifest} ({split}, protocol {protocol}{shown})")
     for column in ("split", "environment", "images", "PSNR", "SSIM", "baseline PSNR", "baseline SSIM"):
         table.add_column(column, justify="left" if column in ("split", "environment") else "right")
     for r in result["summary"]:

@@ -104,7 +104,9 @@ FIELDS = {f.name for f in dataclasses.fields(RunConfig)}
 
 
 def _check_synthetic(config: RunConfig) -> dict[str, Any]:
-    """The synthetic settings checked (the profile readable), the fraction's default filled in."""
+    """The synthetic settings checked (the profile readable), the fraction's default filled in, the
+    profile's path made absolute (config.toml's, so that --resume and `train eval` find it from any
+    folder)."""
     from curate.manifest import read_manifest
     from curate.noiseprofile import read_profile
 
@@ -117,7 +119,8 @@ def _check_synthetic(config: RunConfig) -> dict[str, Any]:
         fraction = 1.0 if longs_only(read_manifest(config.manifest)) else 0.5
     if not 0 <= float(fraction) <= 1:
         raise SidkitError(f"run config: synthetic_fraction {fraction!r} must be from 0 to 1")
-    return {"synthetic_fraction": float(fraction), "synthetic_ratio": f"{low:g}:{high:g}"}
+    return {"synthetic": str(Path(config.synthetic).expanduser().resolve()), "synthetic_fraction": float(fraction),
+            "synthetic_ratio": f"{low:g}:{high:g}"}
 
 
 def _check_network(arch: str, spec: dict) -> None:
