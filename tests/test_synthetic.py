@@ -272,12 +272,15 @@ def test_longs_only_run_is_scored_on_the_same_synthetic_shorts_every_time(longs_
 def test_relative_profile_is_stored_absolute_so_resume_and_eval_work_from_another_folder(longs_run, longs,
                                                                                          tmp_path, monkeypatch):
     from test_train_loop import metrics
-    from train.config import load_config
+    from train.config import load_config, resume_config
     from train.evaluate import evaluate
 
     out, profile, _ = longs_run
     assert load_config(out / "config.toml").synthetic == str(profile.resolve())   # written from longs.parent
     assert [int(r["step"]) for r in metrics(out)] == [2, 4, 6]                     # resumed elsewhere, finished
+    monkeypatch.chdir(longs.parent)      # the same profile given again, relative: no "changed settings" line
+    assert resume_config(None, manifest=str(longs), out=str(out), synthetic="other.toml")[1] == []
+    assert resume_config(None, manifest=str(longs), out=str(out), synthetic="p.toml")[1] != []
     monkeypatch.chdir(tmp_path)
     report = evaluate(out / "checkpoints" / "last.pt", longs, split="val", out=tmp_path / "e", device="cpu",
                       images=False)                                                 # the recorded profile

@@ -259,6 +259,9 @@ def resume_config(config_file: str | os.PathLike | None, **overrides: Any) -> tu
     if config_file is None:
         return config, []
     before, now = load_config(config_file).to_dict(), config.to_dict()
+    for values in (before, now):     # a profile is the same file however its path is written
+        if values.get("synthetic"):
+            values["synthetic"] = str(Path(values["synthetic"]).expanduser().resolve())
     return config, [f"{key}: {before.get(key)!r} -> {now.get(key)!r}"
                     for key in changed_settings(before, now, MACHINE_SETTINGS | {"manifest"})]
 
