@@ -344,3 +344,16 @@ def test_real_pairs_ignore_the_synthetic_profile(longs_run, tiny, tmp_path):
     assert plain["inputs"] == given["inputs"] == {"kind": "real"}
     keys = ("psnr", "ssim", "baseline_psnr", "baseline_ssim")
     assert [plain[k] for k in keys] == [given[k] for k in keys] and plain["images"][0]["ratio"] == 100.0
+
+
+@pytest.mark.parametrize("cfa", ["RGGB", "GBRG", "XTRANS"])
+def test_unpacking_packed_counts_restores_the_mosaic(cfa):
+    from train.evaluate import unpack_raw_counts
+    from train.rawpack import RawFrame, pack_raw_counts
+
+    mosaic = np.random.default_rng(0).integers(0, 16383, (26, 38), dtype=np.uint16)   # edges past whole tiles
+    packed = pack_raw_counts(RawFrame(mosaic, cfa, [0.0] * 4, 16383.0))
+    back = unpack_raw_counts(packed, cfa, np.zeros_like(mosaic))
+    t = 6 if cfa == "XTRANS" else 2
+    h, w = 26 // t * t, 38 // t * t
+    assert np.array_equal(back[:h, :w], mosaic[:h, :w]) and not back[h:].any() and not back[:, w:].any()
