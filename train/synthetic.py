@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from curate.errors import SidkitError
+from curate.manifest import is_longs_only
 from curate.noiseprofile import NoiseProfile, read_profile
 
 from . import rawpack
@@ -157,7 +158,7 @@ def amplifications(ratios: torch.Tensor, policy: str) -> torch.Tensor:
 # --- in a training run ----------------------------------------------------------------------------
 def longs_only(df) -> bool:
     """A manifest of long exposures only: every row's short is its long (nothing real to learn from)."""
-    return bool(len(df)) and bool((df["short_sha256"] == df["long_sha256"]).all())
+    return is_longs_only(df)
 
 
 def longs_manifest(df):
