@@ -241,6 +241,18 @@ def test_a_profile_of_another_camera_warns_in_one_line(longs_run):
     warnings = [line for line in printed.splitlines() if line.startswith("warning: noise profile")]
     assert len(warnings) == 2                       # the run and its resume, one line each
     assert "'Other Cam 7'" in warnings[0] and "raws of 'Sim Tiny'" in warnings[0] and "other.toml" in warnings[0]
+    assert "have errors" not in printed             # a ratio of 1 is no error in a manifest of longs only
+
+
+def test_real_steps_on_longs_only_warn_and_real_pairs_do_not(longs, tiny):
+    from curate.manifest import read_manifest
+    from train.synthetic import check_synthetic_data
+
+    profile = write_test_profile(longs.parent / "same.toml", camera="Sim Tiny")
+    lines = check_synthetic_data(read_manifest(longs), longs, str(profile), 0.25)
+    assert len(lines) == 1 and "75% of steps without synthetic shorts" in lines[0] and str(longs) in lines[0]
+    assert check_synthetic_data(read_manifest(longs), longs, str(profile), 1.0) == []
+    assert check_synthetic_data(read_manifest(tiny[0]), tiny[0], str(profile), 0.25) == []
 
 
 def test_longs_only_run_is_scored_on_the_same_synthetic_shorts_every_time(longs_run, longs):
@@ -348,7 +360,7 @@ def test_real_pairs_ignore_the_synthetic_profile(longs_run, tiny, tmp_path):
 
 @pytest.mark.parametrize("cfa", ["RGGB", "GBRG", "XTRANS"])
 def test_unpacking_packed_counts_restores_the_mosaic(cfa):
-    from train.evaluate import unpack_raw_counts
+    from train.rawpack import unpack_raw_counts
     from train.rawpack import RawFrame, pack_raw_counts
 
     mosaic = np.random.default_rng(0).integers(0, 16383, (26, 38), dtype=np.uint16)   # edges past whole tiles

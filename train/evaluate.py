@@ -89,25 +89,11 @@ def baseline_image(path: str | os.PathLike, black: list[float], white: float, ga
         source = counts.astype(np.float32)
         if packed is not None:
             source[...] = level          # the edge rows and columns that packing leaves out: black
-            unpack_raw_counts(packed, cfa, source)
+            rawpack.unpack_raw_counts(packed, cfa, source)
         scaled = level + np.maximum(source - level, 0) * np.float32(gain)
         counts[...] = np.clip(scaled, 0, white).astype(np.uint16)
         rgb = raw.postprocess(**rawpack.POSTPROCESS)
     return rgb[: h // t * t, : w // t * t].astype(np.float32) / 65535.0
-
-
-def unpack_raw_counts(packed: np.ndarray, cfa: str, mosaic: np.ndarray) -> np.ndarray:
-    """The inverse of rawpack.pack_raw_counts: ``packed`` (C, h, w) written into ``mosaic`` (H x W,
-    in place; the rows and columns past the last whole CFA tile are left as they are)."""
-    t = rawpack.tile_size(cfa)
-    if t == 2:
-        for channel, p in enumerate(rawpack.bayer_positions(cfa)):
-            mosaic[p // 2: packed.shape[1] * 2: 2, p % 2: packed.shape[2] * 2: 2] = packed[channel]
-        return mosaic
-    for channel, offsets in enumerate(rawpack._XTRANS_OFFSETS):
-        for block, (dy, dx) in enumerate(offsets):
-            mosaic[dy: packed.shape[1] * 3: 6, dx: packed.shape[2] * 3: 6] = packed[channel, block // 2::2, block % 2::2]
-    return mosaic
 
 
 @torch.no_grad()

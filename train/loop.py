@@ -288,7 +288,7 @@ def filled_cache(config: RunConfig, rank: int, world: int, console: Console, pro
     """(manifest rows, RawCache) with every raw decoded: rank 0 warns about bad pairs and fills the
     cache while the other ranks wait."""
     df, cache = read_manifest(config.manifest), RawCache(config.cache_dir)
-    synthetic_warnings = check_synthetic_data(df, config.manifest, config.synthetic)
+    synthetic_warnings = check_synthetic_data(df, config.manifest, config.synthetic, config.synthetic_fraction)
     if rank == 0:
         for line in synthetic_warnings:
             console.print(f"[yellow]warning:[/] {escape(line)}", highlight=False)
@@ -301,7 +301,8 @@ def filled_cache(config: RunConfig, rank: int, world: int, console: Console, pro
 
 def warn_about_bad_pairs(df, manifest, console: Console) -> None:
     """One warning line when rows have errors that `curate validate --fast` reports (bad ratios...)."""
-    errors = [f for row in df.itertuples() for f in row_findings(row) if f.severity == "error"]
+    only_longs = longs_only(df)         # their ratio of 1 is no error: shorts are synthesised
+    errors = [f for row in df.itertuples() for f in row_findings(row, longs_only=only_longs) if f.severity == "error"]
     if errors:
         console.print(f"[yellow]warning:[/] {len(errors)} pair(s) of {manifest} have errors (first: {errors[0].code} "
                       f"in {errors[0].pair_id}); `curate validate {manifest} --clean CLEAN.csv` leaves them out",

@@ -139,6 +139,20 @@ def pack_raw_counts(frame: RawFrame) -> np.ndarray:
     return out
 
 
+def unpack_raw_counts(packed: np.ndarray, cfa: str, mosaic: np.ndarray) -> np.ndarray:
+    """The inverse of pack_raw_counts: ``packed`` (C, h, w) written into ``mosaic`` (H x W,
+    in place; the rows and columns past the last whole CFA tile are left as they are)."""
+    t = tile_size(cfa)
+    if t == 2:
+        for channel, p in enumerate(bayer_positions(cfa)):
+            mosaic[p // 2: packed.shape[1] * 2: 2, p % 2: packed.shape[2] * 2: 2] = packed[channel]
+        return mosaic
+    for channel, offsets in enumerate(_XTRANS_OFFSETS):
+        for block, (dy, dx) in enumerate(offsets):
+            mosaic[dy: packed.shape[1] * 3: 6, dx: packed.shape[2] * 3: 6] = packed[channel, block // 2::2, block % 2::2]
+    return mosaic
+
+
 def black_packed(cfa: str, black) -> np.ndarray:
     """The black level of each packed channel, float32 (C,), from levels per 2x2 tile position.
 

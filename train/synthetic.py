@@ -169,23 +169,28 @@ def longs_manifest(df):
     return longs
 
 
-def check_synthetic_data(df, manifest, profile: str | None) -> list[str]:
+def check_synthetic_data(df, manifest, profile: str | None, fraction: float | None = None) -> list[str]:
     """Before any decoding: a manifest of longs only without a noise profile is a SidkitError (it
-    would train the network to copy its input); a profile of another camera than the manifest's
-    gives a warning line (returned: a user may borrow a profile knowingly)."""
+    would train the network to copy its input); warning lines (returned: a user may mean it) for a
+    profile of another camera than the manifest's and for real steps on longs only."""
+    only_longs = longs_only(df)
     if not profile:
-        if longs_only(df):
+        if only_longs:
             raise SidkitError(f"{manifest}: every row's short is its long (long exposures only), so there is "
                               "nothing to learn without synthetic shorts; pass --synthetic PROFILE (a noise profile "
                               "of the camera, made by `curate noise-profile`)")
         return []
+    warnings = []
     camera = read_profile(profile).camera
     others = sorted({str(c) for c in df["camera"] if not camera.startswith(str(c))})
-    if not others:
-        return []
-    return [f"noise profile {profile} is of {camera!r}, but {manifest} has raws of {', '.join(map(repr, others))}; "
-            "its synthetic shorts carry that camera's noise (`curate noise-profile` on this camera's dark and "
-            "flat frames makes its own)"]
+    if others:
+        warnings.append(f"noise profile {profile} is of {camera!r}, but {manifest} has raws of "
+                        f"{', '.join(map(repr, others))}; its synthetic shorts carry that camera's noise "
+                        "(`curate noise-profile` on this camera's dark and flat frames makes its own)")
+    if only_longs and fraction is not None and fraction < 1:
+        warnings.append(f"{manifest} has long exposures only, so the {1 - fraction:.0%} of steps without synthetic "
+                        "shorts teach the network to copy its input; leave out --synthetic-fraction (1.0 here)")
+    return warnings
 
 
 def evaluation_point(model: NoiseModel, ratio: str) -> tuple[float, float]:
