@@ -329,7 +329,8 @@ def report_cmd(manifest, output, findings_file, page_size, no_cache, workers):
     if workers < 0:
         raise SidkitError(f"--workers {workers}: give 0 (all cores) or a positive number")
     found = load_findings(findings_file) if findings_file else None
-    with progress_bar(2 * len(read_manifest(manifest)), "thumbnails") as advance:
+    df = read_manifest(manifest)
+    with progress_bar(len(df) * (1 if is_longs_only(df) else 2), "thumbnails") as advance:
         done = build_report(manifest, output, found, page_size=page_size, cache=not no_cache, workers=workers,
                             progress=advance)
     stderr.print(f"wrote {output}: {done['pairs']} pairs, {done['thumbnails']} thumbnails, "

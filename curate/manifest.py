@@ -273,8 +273,12 @@ def path_findings(df: pd.DataFrame) -> list:
 
 def is_longs_only(df: pd.DataFrame) -> bool:
     """A manifest of long exposures only (`curate scan --longs-only`): every row's short is its long
-    (short_sha256 == long_sha256), so it trains on synthetic shorts; empty or mixed: False."""
-    return bool(len(df)) and bool((df["short_sha256"] == df["long_sha256"]).all())
+    (the same checksum, or the same path where checksums are missing), so it trains on synthetic
+    shorts; empty or mixed: False."""
+    if not len(df):
+        return False
+    short, long = df["short_sha256"].astype(str), df["long_sha256"].astype(str)
+    return bool((((short == long) & (short != "")) | (df["short_path"] == df["long_path"])).all())
 
 
 def resolve(df: pd.DataFrame, relpath: str) -> Path:

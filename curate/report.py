@@ -27,7 +27,7 @@ from .cachedir import cache_root
 from .errors import SidkitError
 from .exposure import RATIO_MAX, RATIO_MIN, format_exposure
 from .findings import CODES
-from .manifest import black_levels, read_manifest, resolve
+from .manifest import black_levels, is_longs_only, read_manifest, resolve
 
 THUMB_WIDTH = 320        # pixels across one thumbnail
 PAGE_SIZE = 50           # pairs per page
@@ -226,11 +226,14 @@ def _shown(value, fmt: str = "g") -> str:
 
 
 def _pair_card(row, images: dict[str, tuple[str, str]], found: list[dict]) -> str:
-    """One pair: the two thumbnails (or what went wrong) and its badges."""
+    """One pair: the two thumbnails (or what went wrong) and its badges; a row of a longs-only
+    manifest (``images`` has no short): its one picture and the long's values."""
     codes = sorted({f["code"] for f in found})
     figures = []
     for role, caption in (("long", f"long {_exposure(row.long_exposure_s)} s"),
                           ("short", f"short {_exposure(row.short_exposure_s)} s × {_shown(row.ratio, '.4g')}")):
+        if role not in images:
+            continue
         uri, error = images[role]
         if uri:
             img = f'<img data-src="{uri}" alt="{html.escape(role)} exposure of {html.escape(str(row.pair_id))}">'
@@ -239,13 +242,16 @@ def _pair_card(row, images: dict[str, tuple[str, str]], found: list[dict]) -> st
         figures.append(f'<figure>{img}<figcaption>{html.escape(caption)}</figcaption></figure>')
     ratio = float(row.ratio) if _shown(row.ratio) != "?" else math.nan
     ratio_ok = RATIO_MIN <= ratio <= RATIO_MAX
-    badges = [_badge(f"split {row.split or '?'}", "split"), _badge(str(row.environment or "?"), "env"),
-              _badge(f"ratio {_shown(row.ratio, '.4g')}", "" if ratio_ok else "error",
-                     "" if ratio_ok else f"outside {RATIO_MIN:g}-{RATIO_MAX:g}"),
-              _badge(f"ISO {_shown(row.short_iso)}" + ("" if _shown(row.short_iso) == _shown(row.long_iso)
-                                                         else f" / {_shown(row.long_iso)}")),
-              _badge(f"{_exposure(row.short_exposure_s)} s / {_exposure(row.long_exposure_s)} s"),
-              _badge(str(row.camera or "?"), "camera")]
+    badges = [_badge(f"split {row.split or '?'}", "split"), _badge(str(row.environment or "?"), "env")]
+    if "short" in images:
+        badges += [_badge(f"ratio {_shown(row.ratio, '.4g')}", "" if ratio_ok else "error",
+                          "" if ratio_ok else f"outside {RATIO_MIN:g}-{RATIO_MAX:g}"),
+                   _badge(f"ISO {_shown(row.short_iso)}" + ("" if _shown(row.short_iso) == _shown(row.long_iso)
+                                                              else f" / {_shown(row.long_iso)}")),
+                   _badge(f"{_exposure(row.short_exposure_s)} s / {_exposure(row.long_exposure_s)} s")]
+    else:
+        badges += [_badge(f"ISO {_shown(row.long_iso)}"), _badge(f"{_exposure(row.long_exposure_s)} s")]
+    badges.append(_badge(str(row.camera or "?"), "camera"))
     order = sorted(found, key=lambda f: (SEVERITY_ORDER.get(f["severity"], 2), f["code"]))
     badges += [_badge(f["code"], f["severity"], f["message"]) for f in order]
     notes = "".join(f'<li class="{html.escape(f["severity"])}"><b>{html.escape(f["code"])}</b> '
@@ -286,8 +292,9 @@ def _crashed_job(job: Job) -> tuple[str, str]:
     return "", f"unreadable: {Path(job[0]).name} (the raw decoder crashed on it; run `curate inspect` on it)"
 
 
-def pair_jobs(df: pd.DataFrame, row, cache: Path | None) -> dict[str, Job]:
-    """role -> the thumbnail job of the pair's long and its short amplified by the ratio."""
+def pair_jobs(df: pd.DataFrame, row, cache: Path | None, longs_only: bool = False) -> dict[str, Job]:
+    """role -> the thumbnail job of the pair's long and its short amplified by the ratio (the long
+    alone in a longs-only manifest, where the short is the same file)."""
     gain = as_float(row.ratio)
     gain = gain if math.isfinite(gain) and gain > 0 else 1.0
     try:
@@ -295,7 +302,7 @@ def pair_jobs(df: pd.DataFrame, row, cache: Path | None) -> dict[str, Job]:
     except (TypeError, ValueError):
         black, white = (0.0,), 65535.0
     return {role: (str(resolve(df, getattr(row, f"{role}_path"))), black, white, 1.0 if role == "long" else gain,
-                   str(cache or "")) for role in ("long", "short")}
+                   str(cache or "")) for role in (("long",) if longs_only else ("long", "short"))}
 
 
 def render_all(jobs: list[Job], workers: int = 0, progress: Callable[[int], None] | None = None,
@@ -351,7 +358,8 @@ def build_report(manifest: str | os.PathLike, out: str | os.PathLike, findings: 
     general = []
     for f in findings:
         (by_pair.setdefault(f["pair_id"], []) if f["pair_id"] in pair_ids else general).append(f)
-    per_pair = [pair_jobs(df, row, cache) for row in df.itertuples()]
+    only_longs = is_longs_only(df)
+    per_pair = [pair_jobs(df, row, cache, only_longs) for row in df.itertuples()]
     slots = Counter(job for jobs in per_pair for job in jobs.values())    # a long serves all its shorts
     unique = list(slots)
     done = dict(zip(unique, render_all(unique, workers, progress, [slots[job] for job in unique])))
@@ -371,7 +379,7 @@ def build_report(manifest: str | os.PathLike, out: str | os.PathLike, findings: 
         cards.append(_pair_card(row, images, known))
     counts = counts_by_split(df)
     code_counts = Counter(f["code"] for f in findings)
-    body = _header(manifest, df, counts, code_counts, general, findings) + \
+    body = _header(manifest, df, counts, code_counts, general, findings, only_longs) + \
         f'<main id="pairs">{"".join(cards)}</main>'
     text = page(f"{Path(manifest).name}: sidkit dataset report", body,
                 SCRIPT.replace("__PAGE_SIZE__", str(int(page_size))))
@@ -381,7 +389,7 @@ def build_report(manifest: str | os.PathLike, out: str | os.PathLike, findings: 
             "findings": dict(code_counts), "thumbnails": rendered, "missing_thumbnails": failed}
 
 
-def _header(manifest, df, counts, code_counts, general, findings) -> str:
+def _header(manifest, df, counts, code_counts, general, findings, longs_only: bool = False) -> str:
     rows = "".join(f'<tr><td>{html.escape(c["split"])}</td><td>{html.escape(c["environment"])}</td>'
                    f'<td data-count="pairs:{html.escape(c["split"])}:{html.escape(c["environment"])}">{c["pairs"]}</td>'
                    f'<td data-count="scenes:{html.escape(c["split"])}:{html.escape(c["environment"])}">{c["scenes"]}</td></tr>'
@@ -398,15 +406,17 @@ def _header(manifest, df, counts, code_counts, general, findings) -> str:
     splits = [c["split"] for c in counts if c["environment"] == "all"]
     envs = sorted(df["environment"].astype(str).unique())
     return (f'<header><h1>{html.escape(Path(manifest).name)}</h1>'
-            f'<p><span id="total-pairs" data-count="pairs">{len(df)}</span> pairs, '
+            f'<p><span id="total-pairs" data-count="pairs">{len(df)}</span> '
+            f'{"long exposures (each its own short)" if longs_only else "pairs"}, '
             f'<span data-count="scenes">{df["scene_id"].nunique()}</span> scenes; cameras: {cameras}. '
             f'<span data-count="findings">{len(findings)}</span> findings, '
             f'<span data-count="errors">{errors}</span> errors.</p>'
             f'<div class="top"><table class="counts"><thead><tr><th>split</th><th>environment</th><th>pairs</th>'
             f'<th>scenes</th></tr></thead><tbody>{rows}</tbody></table>'
-            + histogram_svg(pd.to_numeric(df["ratio"], errors="coerce").tolist(), "ratio (long / short)", "×",
-                            log=True, good=(RATIO_MIN, RATIO_MAX))
-            + histogram_svg(pd.to_numeric(df["short_iso"], errors="coerce").tolist(), "ISO (short)")
+            + ("" if longs_only else histogram_svg(pd.to_numeric(df["ratio"], errors="coerce").tolist(),
+                                                   "ratio (long / short)", "×", log=True, good=(RATIO_MIN, RATIO_MAX)))
+            + histogram_svg(pd.to_numeric(df["long_iso" if longs_only else "short_iso"], errors="coerce").tolist(),
+                            "ISO (long)" if longs_only else "ISO (short)")
             + f'<ul class="codes">{code_rows or "<li>no findings</li>"}</ul></div>'
             + (f'<ul class="notes general">{general_rows}</ul>' if general_rows else "")
             + '<nav class="filters">'
@@ -433,7 +443,7 @@ nav select{margin-right:12px}
 main{display:flex;flex-wrap:wrap;gap:12px;margin-top:12px}
 .pair{background:#fff;border:1px solid #ddd;border-radius:6px;padding:8px;width:660px;box-sizing:border-box}
 .pair[hidden]{display:none}
-.shots{display:flex;gap:8px} .shots figure{margin:0;flex:1;min-width:0}
+.shots{display:flex;gap:8px} .shots figure{margin:0;flex:1;min-width:0;max-width:calc(50% - 4px)}
 .shots img{width:100%;display:block;background:#000}
 .shots figcaption{font-size:12px;color:#444}
 .noimg{height:200px;display:flex;align-items:center;justify-content:center;text-align:center;

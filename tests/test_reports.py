@@ -140,6 +140,18 @@ def test_dataset_page_counts_badges_and_thumbnails(dataset_manifest, findings, t
     assert {p.name.split("-")[0] for p in thumbs_cache.glob("*.jpg")} == set(df["short_sha256"]) | set(df["long_sha256"])
 
 
+def test_a_longs_only_page_shows_each_long_once_without_ratios(sim_dataset, tmp_path):
+    df, _ = scan_dataset(sim_dataset, tmp_path, test=0.25, val=0.0, longs_only=True)
+    manifest = write_manifest(df, tmp_path / "longs.csv")
+    result = CliRunner().invoke(curate_main, ["report", str(manifest), "-o", str(tmp_path / "r.html")])
+    assert result.exit_code == 0, result.output
+    assert "thumbnails: 4/4, done" in result.stderr                     # one picture a long, not two
+    text = (tmp_path / "r.html").read_text()
+    assert text.count('<img data-src="data:image/jpeg;base64,') == len(df) == 4
+    assert "4</span> long exposures (each its own short)" in text and "ratio (long / short)" not in text
+    assert "ISO (long)" in text and ">ratio 1<" not in text and "longs-only" in text
+
+
 def test_thumbnails_come_from_the_cache_the_second_time(dataset_manifest, tmp_path, thumbs_cache, monkeypatch):
     dataset_report(dataset_manifest, tmp_path / "a.html", [])
     assert cache_dir() == thumbs_cache
@@ -204,7 +216,8 @@ def test_a_bad_file_is_a_badge_not_a_traceback(dataset_manifest, sim_dataset, tm
 
 @pytest.mark.slow
 def test_real_camera_raws_render_or_say_why(raw_samples, tmp_path):
-    """Every sample raw (many truncated on purpose, two demosaiced 'Stack' raws) is a picture or a reason."""
+    """Every sample raw (many truncated on purpose, two demosaiced 'Stack' raws) is a picture or a reason
+    (each file stands as its own short: a longs-only manifest, one picture a row)."""
     from test_manifest import make_rows
 
     files = sorted(p for p in raw_samples.iterdir() if p.suffix.lower() not in (".md", ".txt"))
@@ -214,7 +227,7 @@ def test_real_camera_raws_render_or_say_why(raw_samples, tmp_path):
     write_manifest(df, tmp_path / "m.csv")
     done = dataset_report(tmp_path / "m.csv", tmp_path / "r.html", [])
     text = (tmp_path / "r.html").read_text()
-    assert done["thumbnails"] + done["missing_thumbnails"] == 2 * len(files)
+    assert done["thumbnails"] + done["missing_thumbnails"] == len(files)
     assert done["thumbnails"] >= 4 and done["missing_thumbnails"] >= 4
     assert text.count('class="noimg">unreadable: ') == done["missing_thumbnails"]
     for name in ("DNG.dng", "Panasonic.rw2", "IMG_1361.dng"):      # Bayer DNG, RW2 and a linear DNG
