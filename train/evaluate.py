@@ -226,7 +226,7 @@ class SyntheticLoader:
         level = rawpack.black_packed(row.cfa, black)
         long = torch.from_numpy(rawpack.network_input(counts, level, white))[None]
         short = synthetic_counts(long, torch.from_numpy(level), white, torch.tensor([self.ratio]), self.model,
-                                 row_generator(row.long_sha256), k=torch.tensor([self.k]))
+                                 row_generator(row.long_sha256 or row.long_path), k=torch.tensor([self.k]))
         return short[0].numpy(), truth
 
     def load(self, df: pd.DataFrame, row, policy: str) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:

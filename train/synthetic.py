@@ -10,6 +10,7 @@ the batch's device, seeded from the run's generator, so a resumed run draws the 
 """
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
 
@@ -200,9 +201,10 @@ def evaluation_point(model: NoiseModel, ratio: str) -> tuple[float, float]:
     return math.sqrt(low * high), math.sqrt(model.k_min * model.k_max)
 
 
-def row_generator(sha256: str) -> torch.Generator:
-    """A CPU generator seeded from a file's checksum: the same draws for that file in every run."""
-    return torch.Generator().manual_seed(int(str(sha256)[:15], 16))
+def row_generator(key: str) -> torch.Generator:
+    """A CPU generator seeded from a file's checksum (or any text naming it): the same draws for that
+    file in every run."""
+    return torch.Generator().manual_seed(int(hashlib.sha256(str(key).encode()).hexdigest()[:15], 16))
 
 
 class SyntheticShorts:
