@@ -4,6 +4,7 @@ import json
 import pandas as pd
 import pytest
 
+from curate.errors import SidkitError
 from train.loop import TrainingStopped, train_run
 from train.sweep import collect_results, load_sweep, run_config, run_sweep, scored_checkpoint, write_outputs
 
@@ -68,7 +69,6 @@ def test_sweep_trains_evaluates_skips_and_resumes(manifest, tmp_path):
 
 
 def test_sweep_refuses_changed_settings_and_a_missing_split_before_training(manifest, tmp_path):
-    from curate.errors import SidkitError
 
     path = tmp_path / "sweep.toml"
     path.write_text(SWEEP.replace('name = "1e-3"\nlr = 1e-3\n', 'name = "1e-3"\nlr = 1e-3\nepochs = 1\n'))
@@ -83,9 +83,29 @@ def test_sweep_refuses_changed_settings_and_a_missing_split_before_training(mani
         run_sweep(load_sweep(path), manifest, out, split="bogus", train=fake_train)
     run_sweep(load_sweep(path), manifest, out)            # trains both
     path.write_text(SWEEP)                                 # run "1e-3" now has 2 epochs
-    with pytest.raises(SidkitError, match=r"run '1e-3' was made with epochs = 1, the sweep now says 2"):
+    with pytest.raises(SidkitError, match=r"run '1e-3' was made with epochs = 1, the sweep now says 2; delete that "
+                                          r"folder to re-run it, give another --out, or pass --set epochs=1 to go on"):
         run_sweep(load_sweep(path), manifest, out, train=fake_train)
     assert trained == []
+
+
+def test_a_sweep_made_on_other_hardware_names_amp_and_how_to_go_on(manifest, tmp_path, monkeypatch):
+    from train import config as config_module
+
+    path = tmp_path / "sweep.toml"
+    path.write_text('[base]\nepochs = 1\n[[runs]]\nname = "a"\nlr = 1e-3\n')
+    out = tmp_path / "runs"
+    monkeypatch.setattr(config_module, "native_bf16", lambda: False)     # made on a CPU without bf16
+    folder = out / "a"
+    folder.mkdir(parents=True)
+    config = run_config(load_sweep(path).runs[0], manifest, out, {"device": "cpu"}, 1.0)
+    config.save(folder / "config.toml")
+    monkeypatch.setattr(config_module, "native_bf16", lambda: True)      # resumed on one with bf16
+    with pytest.raises(SidkitError, match=r"amp = 'off', the sweep now says 'bf16' \(amp's default follows the "
+                                          r"hardware.*or pass --set amp=off to go on as it was made"):
+        run_sweep(load_sweep(path), manifest, out, overrides={"device": "cpu"}, train=lambda c, resume: None)
+    run_sweep(load_sweep(path), manifest, out, overrides={"device": "cpu", "amp": "off"},
+              train=lambda c, resume: None, evaluate=lambda *a, **k: {"psnr": 1.0, "ssim": 0.5})
 
 
 @pytest.mark.parametrize("text, message", [

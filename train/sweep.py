@@ -130,8 +130,12 @@ def check_unchanged(config, folder: Path, name: str) -> None:
     changed = changed_settings(saved, now)
     if changed:
         key = changed[0]
-        raise SidkitError(f"{folder}: run {name!r} was made with {key} = {saved.get(key)!r}, the sweep now says "
-                          f"{now.get(key)!r}; delete that folder to re-run it, or give another --out")
+        value = saved.get(key)
+        why = " (amp's default follows the hardware: bf16 on CUDA and on CPUs with native bf16)" if key == "amp" else ""
+        keep = (f", or pass --set {key}={value} to go on as it was made"
+                if isinstance(value, (int, float, str)) and not isinstance(value, bool) else "")
+        raise SidkitError(f"{folder}: run {name!r} was made with {key} = {value!r}, the sweep now says "
+                          f"{now.get(key)!r}{why}; delete that folder to re-run it, give another --out{keep}")
 
 
 def check_split(manifest, split: str) -> bool:
