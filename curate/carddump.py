@@ -95,8 +95,8 @@ def assign_roles(scene: list[Shot], longs_only: bool = False) -> list[Finding]:
                                     f"{_exposure(shot)} is {same} scene {shot.scene}'s longest "
                                     f"{_exposure(long)} ({long.path.name}): neither its long nor a short, "
                                     "left out (a bracket?); check `curate scan --show-scenes`"
-                                    + ("; --longs-only takes one long per scene (--scene-gap 0: every "
-                                       "shot its own scene)" if longs_only else "")))
+                                    + ("; --longs-only takes one long per scene (--scene-gap 0: a new "
+                                       "scene at any pause between shots)" if longs_only else "")))
     if not shorts and not longs_only:
         why = (f"has one exposure ({_exposure(long)})" if all(s.exposure_s == long.exposure_s for s in scene)
                else f"has no shot {SHORT_FACTOR}x shorter than its longest ({_exposure(long)})")
