@@ -18,11 +18,14 @@ from .session import check_lines, quick_check, run_session, session_table
 from .tables import titled_table
 
 
-def open_camera(camera: str, profile: str, sim_size: str) -> Camera:
-    """'sim' -> simulated sensor, 'auto' -> first libgphoto2 camera, anything else -> that port."""
+def open_camera(camera: str, profile: str, sim_size: str | None) -> Camera:
+    """'sim' -> simulated sensor (``sim_size`` None: the profile's own size), 'auto' -> first
+    libgphoto2 camera, anything else -> that port."""
     if camera == "sim":
+        from .sensor import get_profile
         from .simcamera import SimCamera
-        width, height = parse_size(sim_size, "--sim-size")
+        body = get_profile(profile)
+        width, height = parse_size(sim_size, "--sim-size") if sim_size else (body.width, body.height)
         return SimCamera(profile, width=width, height=height)
     from .gphoto import GPhotoCamera
     return GPhotoCamera(None if camera == "auto" else camera)
@@ -55,7 +58,8 @@ camera_options = [
     click.option("--camera", default="auto", show_default=True,
                  help="auto (first libgphoto2 camera), sim (simulated sensor) or a port from `capture detect`."),
     click.option("--profile", default="sim-dslr14", show_default=True, help="Sensor profile for --camera sim."),
-    click.option("--sim-size", default="512x384", show_default=True, help="Image size for --camera sim."),
+    click.option("--sim-size", default=None,
+                 help="Image size WIDTHxHEIGHT for --camera sim  [default: the profile's, 512x384; sim-xtrans14 768x516]."),
 ]
 shoot_options = [
     click.option("--ratio", type=float, default=250, show_default=True,
@@ -192,6 +196,7 @@ def pair(scene, environment, notes, ratio, long_, short, shorts, iso, fnumber, i
     capture pair --ratio 250 --long 10 --scene kitchen --environment indoor --dataset datasets/canon90d
     capture pair --ratio 100 --short 1/10 --iso 800 --scene porch --environment outdoor --dataset d --dry-run
     capture pair --camera sim --scene demo --environment indoor --dataset datasets/sim --format json
+    capture pair --camera sim --profile sim-xtrans14 --scene fuji --environment indoor --dataset datasets/fuji
     """
     request = request_from(scene, environment, notes, ratio, long_, short, shorts, iso, fnumber, image_format,
                            target, repeat_long, allow_any_ratio)
@@ -254,7 +259,9 @@ def session(prefix, environment, ratio, long_, short, shorts, iso, fnumber, imag
 @click.option("--shorts", type=int, default=2, show_default=True, help="Short exposures per scene.")
 @click.option("--long", "long_", default="10", show_default=True, help="Long exposure in seconds.")
 @click.option("--ratio", type=float, default=250, show_default=True, help="Long/short exposure ratio.")
-@click.option("--size", "size_", default="512x384", show_default=True, help="Raw size WIDTHxHEIGHT.")
+@click.option("--size", "size_", default=None,
+              help="Raw size WIDTHxHEIGHT (multiples of 6 for sim-xtrans14)  [default: each profile's, 512x384; "
+                   "sim-xtrans14 768x516].")
 @click.option("--defects/--no-defects", default=True, show_default=True,
               help="Plant a ratio-20 scene, a moved camera and a changed light (planted_defects.json).")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -270,16 +277,17 @@ def simulate(dataset, scenes, profiles, shorts, long_, ratio, size_, defects, se
     capture simulate datasets/sim --scenes 8
     capture simulate datasets/sim-ratio10 --ratio 10 --allow-any-ratio --no-defects
     capture simulate datasets/sim --scenes 4 --size 128x96 --format json
+    capture simulate datasets/fuji --profiles sim-xtrans14 --size 192x132
     """
     from curate.clitools import progress_bar
 
     from .simulate import dataset_summary, scenes_table, simulate_dataset
 
-    width, height = parse_size(size_, "--size")
+    size = parse_size(size_, "--size") if size_ else None
     names = tuple(p.strip() for p in profiles.split(",") if p.strip())
     with progress_bar(scenes * (1 + shorts), "simulating") as advance:
         simulate_dataset(dataset, scenes=scenes, profiles=names, shorts_per_scene=shorts,
-                         long_s=float(exposure_option(long_)), ratio=ratio, size=(width, height),
+                         long_s=float(exposure_option(long_)), ratio=ratio, size=size,
                          defects=defects, seed=seed, allow_any_ratio=allow_any_ratio,
                          progress=lambda done, total: advance())
     summary = dataset_summary(dataset)

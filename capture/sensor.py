@@ -18,7 +18,7 @@ from skimage.transform import resize
 
 from curate.errors import SidkitError
 
-from .dng import XYZ_TO_SRGB
+from .dng import XYZ_TO_SRGB, XTRANS_PATTERN, black_tile, cfa_name, cfa_tile
 
 REFERENCE_EXPOSURE_S = 10.0
 REFERENCE_FNUMBER = 8.0
@@ -42,9 +42,9 @@ class SensorProfile:
     model: str
     serial: str
     bits: int
-    black_level: tuple[int, int, int, int]      # per position of the 2x2 CFA tile, row-major
+    black_level: tuple[int, int, int, int]      # per position of the 2x2 tile, row-major (any CFA)
     white_level: int
-    cfa: str                                    # RGGB, GRBG, GBRG or BGGR
+    cfa: str                                    # RGGB, GRBG, GBRG, BGGR or a 6x6 X-Trans tile's 36 letters
     gain_e_per_dn: float                        # at base ISO
     base_iso: int
     read_noise_e: float                         # before the amplifier, electrons
@@ -61,6 +61,16 @@ class SensorProfile:
     @property
     def camera(self) -> str:
         return f"{self.make} {self.model} {self.serial}"
+
+    @property
+    def tile(self) -> int:
+        """The CFA tile's side: 2 for Bayer, 6 for X-Trans."""
+        return cfa_tile(self.cfa).shape[0]
+
+    @property
+    def cfa_name(self) -> str:
+        """The pattern as curate names it: the Bayer name, or 'XTRANS'."""
+        return cfa_name(self.cfa)
 
     def gain(self, iso: float) -> float:
         """Electrons per DN at ``iso``."""
@@ -83,6 +93,11 @@ PROFILES: dict[str, SensorProfile] = {p.name: p for p in (
                   "GRBG", gain_e_per_dn=6.3, base_iso=100, read_noise_e=1.8, read_noise_dn=0.35,
                   row_noise_dn=0.15, sensitivity=(0.55, 1.0, 0.7), full_well_e=6000,
                   isos=THIRD_STOP_ISOS[:16], fnumbers=(1.8,)),
+    # A Fuji-like X-Trans body (the SID paper's second camera is an X-T2): one black level, 6x6 tile.
+    SensorProfile("sim-xtrans14", "Sidkit", "SIM-XT14", "XT14-0001", 14, (1024,) * 4, 16383,
+                  XTRANS_PATTERN, gain_e_per_dn=3.3, base_iso=100, read_noise_e=2.8, read_noise_dn=1.2,
+                  row_noise_dn=0.4, sensitivity=(0.5, 1.0, 0.65), full_well_e=50700, width=768, height=516,
+                  isos=THIRD_STOP_ISOS[:19]),
 )}
 
 
@@ -255,6 +270,9 @@ def expose(profile: SensorProfile, radiance: np.ndarray, *, exposure_s: float, i
            fnumber: float, light: float = 1.0, shift: tuple[int, int] = (0, 0), seed: int = 0) -> np.ndarray:
     """A uint16 H x W raw mosaic of ``radiance`` (H x W x 3, linear), deterministic by ``seed``.
 
+    The profile's CFA tile (2x2 Bayer or 6x6 X-Trans) repeats from the top-left pixel; H and W are
+    even (a DNG of an X-Trans body also needs multiples of 6: see capture.dng.write_dng).
+
     ``shift=(dy, dx)`` moves the scene down and right by whole pixels (a nudged camera); the
     uncovered border repeats the scene mirrored.
     """
@@ -266,13 +284,14 @@ def expose(profile: SensorProfile, radiance: np.ndarray, *, exposure_s: float, i
     radiance = _shifted(radiance, *shift)
     scale = (light * float(exposure_s) / REFERENCE_EXPOSURE_S * (REFERENCE_FNUMBER / float(fnumber)) ** 2
              * REFERENCE_FILL * profile.full_well_e)
-    mean_e = np.empty((h, w))
-    black = np.empty((h, w))
-    for position, colour in enumerate(profile.cfa):
-        i, j = divmod(position, 2)
-        c = CFA_INDEX[colour]
-        mean_e[i::2, j::2] = radiance[i::2, j::2, c] * profile.sensitivity[c] * scale
-        black[i::2, j::2] = profile.black_level[position]
+    # The CFA tile (2x2 Bayer or 6x6 X-Trans) repeated over the sensor; a partial tile at the edge
+    # is cut off, as on real sensors whose size is no multiple of the tile.
+    tile = cfa_tile(profile.cfa)
+    t, reps = tile.shape[0], (-(-h // tile.shape[0]), -(-w // tile.shape[0]))
+    colour = np.tile(tile, reps)[:h, :w]
+    black = np.tile(black_tile(profile.black_level, t), reps)[:h, :w]
+    chosen = np.take_along_axis(radiance, colour[..., None].astype(np.intp), axis=2)[..., 0]
+    mean_e = chosen * np.asarray(profile.sensitivity, dtype=np.float64)[colour] * scale
     electrons = np.minimum(rng.poisson(mean_e), profile.full_well_e)
     gain = profile.gain(iso)
     read_sigma = math.hypot(profile.read_noise_e / gain, profile.read_noise_dn)

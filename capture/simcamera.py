@@ -42,15 +42,23 @@ class Disturbance:
 
 
 class SimCamera(Camera):
-    """A simulated body of one sensor profile ('sim-dslr14', 'sim-phone10', 'sim-mirrorless12')."""
+    """A simulated body of one sensor profile ('sim-dslr14', 'sim-phone10', 'sim-mirrorless12', 'sim-xtrans14')."""
 
     backend = "sim"
 
-    def __init__(self, profile: str = "sim-dslr14", *, width: int = 256, height: int = 192, seed: int = 0,
-                 light: float = 1.0, clock: datetime | None = None, readout_s: float = 2.0):
+    def __init__(self, profile: str = "sim-dslr14", *, width: int | None = None, height: int | None = None,
+                 seed: int = 0, light: float = 1.0, clock: datetime | None = None, readout_s: float = 2.0):
+        """``width`` and ``height`` default to half the profile's size (256x192 for the Bayer bodies,
+        384x258 for sim-xtrans14); an X-Trans body needs multiples of 6."""
         if profile not in sensor.PROFILES:
             raise SidkitError(f"unknown simulated profile {profile!r}; choose one of: {', '.join(sensor.PROFILES)}")
         self.profile = sensor.PROFILES[profile]
+        t = self.profile.tile
+        width = width or self.profile.width // 2 // t * t
+        height = height or self.profile.height // 2 // t * t
+        if width % t or height % t:
+            raise SidkitError(f"{profile} has a {t}x{t} CFA tile ({self.profile.cfa_name}): the image size "
+                              f"{width}x{height} must be multiples of {t}, e.g. {width // t * t}x{height // t * t}")
         self.profile_name, self.width, self.height, self.seed = profile, width, height, seed
         self.light, self.readout_s = light, readout_s
         self.clock, self._own_clock = clock or datetime.now(timezone.utc).replace(microsecond=0), clock is not None

@@ -46,7 +46,8 @@ def simulate_dataset(out: str | os.PathLike, *, scenes: int = 8,
 
     The first half of the scenes are indoor, the rest outdoor; scene i uses profile i mod
     len(profiles), an ISO of 100-400 and a light level that puts the long exposure in the same
-    range whatever the ISO. ``size`` is (width, height), even, overriding the profiles' sizes. With
+    range whatever the ISO. ``size`` is (width, height), even (multiples of 6 for an X-Trans profile such
+    as 'sim-xtrans14'), overriding the profiles' sizes. With
     ``defects`` the last scene is shot at ratio 20, the second last has one short moved by ~12 px
     and the third last one short in light dimmed to 0.4; each is noted in the log and listed in
     `planted_defects.json` ([{scene_id, short_path, defect}], defect being the finding code).
@@ -60,6 +61,11 @@ def simulate_dataset(out: str | os.PathLike, *, scenes: int = 8,
                           "pass more scenes or plant none (--no-defects)")
     if size is not None and (size[0] % 2 or size[1] % 2 or min(size) < 16):
         raise SidkitError(f"{out}: size {size} must be even and at least 16x16 pixels")
+    for body in sensors:
+        t = body.tile
+        if size is not None and (size[0] % t or size[1] % t):
+            raise SidkitError(f"{out}: size {size[0]}x{size[1]} does not fit {body.name}'s {t}x{t} CFA tile; "
+                              f"give multiples of {t}, e.g. {size[0] // t * t}x{size[1] // t * t}")
     for name in (LOG_NAME, DEFECTS_NAME, *(f"sim{i + 1:02d}" for i in range(scenes))):
         if (out / name).exists():
             raise SidkitError(f"{out / name} exists; simulate into a new folder or delete the old dataset")

@@ -165,7 +165,7 @@ def test_detect_and_simulate_as_json(tmp_path):
     cameras = json.loads(invoke("detect", "--format", "json").output)
     assert [c for c in cameras if c["camera"] == "sim"] == [
         {"model": f"simulated {name}", "camera": "sim", "profile": name}
-        for name in ("sim-dslr14", "sim-mirrorless12", "sim-phone10")]
+        for name in ("sim-dslr14", "sim-mirrorless12", "sim-phone10", "sim-xtrans14")]
     result = CliRunner().invoke(main, ["simulate", str(tmp_path / "ds"), "--scenes", "3", "--size", "32x32",
                                        "--format", "json"])
     assert result.exit_code == 0, result.output
