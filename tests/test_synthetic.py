@@ -10,7 +10,7 @@ from scipy import stats
 
 from curate.errors import SidkitError
 from curate.noiseprofile import IsoNoise, NoiseProfile, cross_iso_fit
-from train.synthetic import NoiseModel, parse_ratio_range, synthesise, tukey_sample, tukey_std
+from train.synthetic import NoiseModel, parse_ratio_range, synthesise, synthetic_counts, tukey_sample, tukey_std
 
 BLACK, WHITE = 512.0, 16383.0
 SPAN = WHITE - BLACK
@@ -54,6 +54,33 @@ def test_row_noise_is_shared_along_a_row_and_by_the_channels_of_that_row():
     assert np.corrcoef(rows[2], rows[3])[0, 1] > 0.95        # B and Gb
     assert abs(np.corrcoef(rows[0], rows[2])[0, 1]) < 0.3
     assert rows[0].std() == pytest.approx(5.0, rel=0.2)
+
+
+@pytest.mark.parametrize("cfa", ["RGGB", "XTRANS"])
+def test_row_noise_is_one_offset_per_mosaic_row_after_unpacking(cfa):
+    from train.rawpack import unpack_raw_counts
+
+    c, s = (9, 3) if cfa == "XTRANS" else (4, 2)
+    h, w = 40, 24                                          # packed; the mosaic is h*s x w*s
+    g = torch.Generator().manual_seed(7)
+    # no light (no shot noise), no read noise (sigma exp(-inf)): only the row offsets (sigma 40 DN) above black
+    rows_only = NoiseModel(1.0, 1.0, 0.0, -math.inf, 0.0, math.log(40.0), 0.14)
+    x = synthesise(torch.zeros(1, c, h, w), torch.full((c,), BLACK), WHITE, torch.ones(1), rows_only, g,
+                   amplification=torch.ones(1))
+    counts = synthetic_counts(torch.zeros(1, c, h, w), torch.full((c,), BLACK), WHITE, torch.ones(1), rows_only,
+                              torch.Generator().manual_seed(7))
+    assert torch.equal((counts - BLACK).clamp(min=0) / SPAN, x)        # the counts the short is made of
+    mosaic = unpack_raw_counts(counts[0].double().numpy(), cfa, np.zeros((h * s, w * s)))
+    assert np.ptp(mosaic, axis=1).max() == 0                # every pixel of a mosaic row: one offset
+    offsets = mosaic[:, 0] - BLACK
+    assert np.count_nonzero(np.diff(offsets)) >= 0.9 * (h * s - 1)   # each row its own (ties of whole DN aside)
+    assert offsets.std() == pytest.approx(40.0, rel=0.25)
+    assert abs(np.corrcoef(offsets[:-1], offsets[1:])[0, 1]) < 0.3     # neighbouring rows independent
+
+
+def test_synthesis_refuses_a_packing_of_neither_bayer_nor_x_trans():
+    with pytest.raises(SidkitError, match="4 \\(Bayer\\) or 9 \\(X-Trans\\)"):
+        synthesise(torch.zeros(1, 3, 8, 8), torch.zeros(3), WHITE, torch.ones(1), model(), torch.Generator())
 
 
 @pytest.mark.parametrize("lam", [-0.2, 0.0, 0.14, 0.5])

@@ -10,10 +10,12 @@ the batch's device, seeded from the run's generator, so a resumed run draws the 
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from curate.errors import SidkitError
@@ -96,9 +98,28 @@ class NoiseModel:
         return torch.exp(torch.where(inside, ys[i - 1] + t * (ys[i] - ys[i - 1]), line))
 
 
+@functools.lru_cache(maxsize=32)
+def row_index(channels: int, h: int, w: int, device) -> tuple[torch.Tensor, int]:
+    """For each value of a packed crop (C, h, w) (Bayer canonical R, Gr, B, Gb; X-Trans SID's 9
+    channels), which of the row offsets (one per mosaic row) it takes, and how many to draw: the
+    packing code (rawpack.pack_raw_counts) applied to a mosaic of row numbers, as if the crop started
+    at a tile's corner. (C, h, 1) where it is the same along each packed row (Bayer), else (C, h, w)."""
+    cfa = {4: "RGGB", 9: rawpack.XTRANS}.get(channels)
+    if cfa is None:
+        raise SidkitError(f"synthetic shorts need 4 (Bayer) or 9 (X-Trans) packed channels, not {channels}; "
+                          "train on a manifest of Bayer or X-Trans raws")
+    t, s = rawpack.tile_size(cfa), rawpack.scale(cfa)
+    height, width = -(-h * s // t) * t, -(-w * s // t) * t          # whole tiles covering the crop
+    mosaic = np.broadcast_to(np.arange(height, dtype=np.int64)[:, None], (height, width))
+    rows = rawpack.pack_raw_counts(rawpack.RawFrame(mosaic, cfa, [0.0], 1.0))[:, :h, :w]
+    draw = rows % t * (height // t) + rows // t    # draw [phase, tile row]: Bayer's (n, 2, h) order as before
+    if (draw == draw[:, :, :1]).all():
+        draw = draw[:, :, :1]                      # the same along packed rows: broadcast, no gather
+    return torch.from_numpy(np.ascontiguousarray(draw)).to(device), height
+
+
 def synthetic_counts(long: torch.Tensor, black: torch.Tensor, white: torch.Tensor | float, ratio: torch.Tensor,
-                     model: NoiseModel, generator: torch.Generator, *, k: torch.Tensor | None = None,
-                     bayer: bool = True) -> torch.Tensor:
+                     model: NoiseModel, generator: torch.Generator, *, k: torch.Tensor | None = None) -> torch.Tensor:
     """The raw counts (DN, black included, whole numbers in [0, white]) of the shorts that
     ``synthesise`` makes of ``long``; the same arguments, the same draws."""
     n, c, h, w = long.shape
@@ -115,28 +136,26 @@ def synthetic_counts(long: torch.Tensor, black: torch.Tensor, white: torch.Tenso
     electrons = torch.poisson(signal_dn / k, generator=generator)
     read = tukey_sample((n, c, h, w), model.tukey_lambda, generator, device).to(dtype)
     read = read * (model.read_sigma(k) / tukey_std(model.tukey_lambda))
-    if bayer and c == 4:
-        rows = torch.randn((n, 2, h, 1), generator=generator, device=device, dtype=dtype)
-        rows = rows[:, [0, 0, 1, 1]]
-    else:
-        rows = torch.randn((n, 1, h, 1), generator=generator, device=device, dtype=dtype)
+    index, mosaic_rows = row_index(c, h, w, device)
+    rows = torch.randn((n, mosaic_rows), generator=generator, device=device, dtype=dtype)[:, index]
     counts = torch.round(electrons * k + read + rows * model.row_sigma(k) + black)
     return torch.minimum(counts.clamp_(min=0), white)
 
 
 def synthesise(long: torch.Tensor, black: torch.Tensor, white: torch.Tensor | float, ratio: torch.Tensor,
                model: NoiseModel, generator: torch.Generator, *, k: torch.Tensor | None = None,
-               amplification: torch.Tensor | None = None, bayer: bool = True) -> torch.Tensor:
+               amplification: torch.Tensor | None = None) -> torch.Tensor:
     """Short inputs (N, C, h, w) for long crops ``long`` (N, C, h, w, normalised in [0, 1]).
 
     ``black`` (C,) or (N, C) and ``white`` in DN are the long's levels; ``ratio`` (N,) the exposure
     ratio per sample; ``k`` (N,) the gain (default: log-uniform over the profile's range);
-    ``amplification`` (N,) the input gain (default: the ratio). Bayer inputs (R, Gr, B, Gb) share
-    one row offset between R and Gr and one between B and Gb, as rows of the mosaic do.
+    ``amplification`` (N,) the input gain (default: the ratio). C is 4 (Bayer) or 9 (X-Trans): row
+    noise is one offset per row of the mosaic the crop packs (``row_index``), so R and Gr share one,
+    as do the X-Trans channels' pixels of one mosaic row.
     """
     n, c = long.shape[:2]
     dtype, device = long.dtype, long.device
-    counts = synthetic_counts(long, black, white, ratio, model, generator, k=k, bayer=bayer)
+    counts = synthetic_counts(long, black, white, ratio, model, generator, k=k)
     black = torch.as_tensor(black, dtype=dtype, device=device).reshape(-1, c, 1, 1).expand(n, c, 1, 1)
     white = torch.as_tensor(white, dtype=dtype, device=device).reshape(-1, 1, 1, 1)
     ratio = torch.as_tensor(ratio, dtype=dtype, device=device).reshape(n, 1, 1, 1)
