@@ -30,7 +30,22 @@ CLIP_LEVEL = 0.85                      # ... or a mean above this fraction of (w
 DARK_LEVEL = 0.005                     # a flat below this fraction of (white - black) is too dark
 LEAK_DN = 2.0                          # darks brighter than black by more than max(this, read noise)
 PPCC_SAMPLES = 8000
-CHANNELS = ("R", "Gr", "B", "Gb")      # canonical order, as train.rawpack packs them
+CHANNELS = ("R", "Gr", "B", "Gb")      # Bayer's canonical order, as train.rawpack packs them
+XTRANS_CHANNELS = tuple(f"X{c}" for c in range(9))   # X-Trans: the 9 packed channels of train.rawpack
+# X-Trans as train.rawpack packs it (SID's Fuji code): channel -> the 6x6-tile offset read for each of
+# its four 3x3 blocks (top-left, top-right, bottom-left, bottom-right). A copy of rawpack's table,
+# since curate never imports train; tests/test_noiseprofile.py checks that the two pack alike.
+XTRANS_OFFSETS = (
+    ((0, 0), (0, 4), (3, 1), (3, 3)),
+    ((0, 2), (0, 5), (3, 2), (3, 5)),
+    ((0, 1), (0, 3), (3, 0), (3, 4)),
+    ((1, 2), (2, 5), (5, 2), (4, 5)),
+    ((2, 2), (1, 5), (4, 2), (5, 5)),
+    ((1, 0), (1, 3), (4, 0), (4, 3)),
+    ((1, 1), (1, 4), (4, 1), (4, 4)),
+    ((2, 0), (2, 3), (5, 0), (5, 3)),
+    ((2, 1), (2, 4), (5, 1), (5, 4)),
+)
 
 
 @dataclass
@@ -53,13 +68,13 @@ class CalFrame:
 
 @dataclass
 class IsoNoise:
-    """The measured noise at one ISO; per-channel values in CHANNELS order."""
+    """The measured noise at one ISO; per-channel values in packed order (channel_names)."""
     iso: float
     k_dn_per_e: float
     read_noise_dn: float
     row_noise_dn: float
     tukey_lambda: float
-    black_level: list[float]           # per canonical channel (R, Gr, B, Gb)
+    black_level: list[float]           # per packed channel: Bayer R, Gr, B, Gb; X-Trans 9
     quantisation_dn: float = 1.0
     channels: dict = field(default_factory=dict)   # name -> {k_dn_per_e, read_noise_dn, tukey_lambda}
     flat_points: list = field(default_factory=list)  # [[channel, mean_dn, variance_dn2], ...]
@@ -156,44 +171,84 @@ def write_profile(profile: NoiseProfile, path: str | Path, fmt: str = "toml") ->
 
 
 # --- planes ------------------------------------------------------------------------------------
-def channel_positions(cfa: str) -> list[int]:
-    """For each canonical channel (R, Gr, B, Gb), its position (0..3, row-major) in the 2x2 tile."""
+def channel_names(cfa: str) -> tuple[str, ...]:
+    """The packed channels a profile measures: CHANNELS for Bayer, XTRANS_CHANNELS for X-Trans."""
+    return XTRANS_CHANNELS if tile_size(cfa) == 6 else CHANNELS
+
+
+def tile_size(cfa: str) -> int:
+    """2 for Bayer, 6 for X-Trans; a SidkitError for anything else."""
+    if cfa == "XTRANS":
+        return 6
     if len(cfa) != 4 or sorted(cfa) != ["B", "G", "G", "R"]:
-        raise SidkitError(f"CFA {cfa!r}: noise profiles support Bayer sensors (RGGB, BGGR, GRBG, GBRG) only")
+        raise SidkitError(f"CFA {cfa!r}: noise profiles support Bayer (RGGB, BGGR, GRBG, GBRG) and X-Trans "
+                          "sensors only")
+    return 2
+
+
+def channel_positions(cfa: str) -> list[int]:
+    """For each canonical Bayer channel (R, Gr, B, Gb), its position (0..3, row-major) in the 2x2 tile."""
+    if tile_size(cfa) != 2:
+        raise SidkitError(f"CFA {cfa!r} has no 2x2 tile positions; it is no Bayer pattern")
     r, b = cfa.index("R"), cfa.index("B")
     other = lambda pos: (pos // 2) * 2 + (1 - pos % 2)     # the other pixel of the same row
     return [r, other(r), b, other(b)]
 
 
 def planes(mosaic: np.ndarray, cfa: str) -> list[np.ndarray]:
-    """The four colour planes of a Bayer mosaic in canonical order."""
-    h, w = mosaic.shape[0] // 2 * 2, mosaic.shape[1] // 2 * 2
-    m = mosaic[:h, :w]
-    return [m[p // 2::2, p % 2::2] for p in channel_positions(cfa)]
+    """The mosaic's packed channels, as train.rawpack packs them (whole tiles only): Bayer's four
+    colour planes in canonical order, X-Trans's 9 channels at a third of the size."""
+    t = tile_size(cfa)
+    m = mosaic[: mosaic.shape[0] // t * t, : mosaic.shape[1] // t * t]
+    if t == 2:
+        return [m[p // 2::2, p % 2::2] for p in channel_positions(cfa)]
+    h, w = m.shape[0] // 3, m.shape[1] // 3
+    out = []
+    for offsets in XTRANS_OFFSETS:
+        plane = np.empty((h, w), dtype=m.dtype)
+        for block, (dy, dx) in enumerate(offsets):
+            plane[block // 2::2, block % 2::2] = m[dy::6, dx::6]
+        out.append(plane)
+    return out
+
+
+def row_planes(shape: tuple[int, int], cfa: str) -> tuple[list[np.ndarray], int]:
+    """For each pixel of ``planes`` of a mosaic of ``shape``, the mosaic row it came from (the row
+    numbers packed alike), and the number of whole-tile rows."""
+    t = tile_size(cfa)
+    height, width = shape[0] // t * t, shape[1] // t * t
+    rows = np.broadcast_to(np.arange(height)[:, None], (height, width))
+    return planes(rows, cfa), height
 
 
 def black_tile(black_level, cfa: str) -> np.ndarray:
-    """Declared black per canonical channel."""
+    """Declared black per packed channel (X-Trans: the mean, as train.rawpack.black_packed)."""
     black = [float(v) for v in black_level]
     black = black * 4 if len(black) == 1 else black
+    if tile_size(cfa) == 6:
+        return np.full(9, np.mean(black))
     return np.array([black[p] for p in channel_positions(cfa)])
 
 
 # --- the measurements --------------------------------------------------------------------------
 def dark_stats(mosaic: np.ndarray, cfa: str, black: np.ndarray) -> dict:
-    """Per channel: mean, pixel variance with row means removed, residual sample; whole-row noise."""
+    """Per channel: mean, pixel variance with each mosaic row's mean (over the channel's pixels in
+    that row) removed, residual sample; whole-row noise from the rows of the mosaic."""
     out = {"mean": [], "var": [], "residual": []}
-    corrected = np.empty_like(mosaic[: mosaic.shape[0] // 2 * 2, : mosaic.shape[1] // 2 * 2])
-    for plane, pos in zip(planes(mosaic, cfa), channel_positions(cfa)):
-        residual = plane - plane.mean(axis=1, keepdims=True)
-        w = plane.shape[1]
-        out["mean"].append(float(plane.mean()))
-        out["var"].append(float(residual.var()) * w / (w - 1))
+    rows_of, height = row_planes(mosaic.shape, cfa)
+    row_sum = np.zeros(height)
+    for plane, rows in zip(planes(mosaic, cfa), rows_of):
+        values, rows = plane.ravel(), rows.ravel()
+        count = np.bincount(rows, minlength=height)
+        row_means = np.bincount(rows, weights=values, minlength=height) / np.maximum(count, 1)
+        residual = values - row_means[rows]
+        out["mean"].append(float(values.mean()))
+        out["var"].append(float(residual @ residual) / (values.size - np.count_nonzero(count)))
         out["residual"].append(residual)
-        corrected[pos // 2::2, pos % 2::2] = plane - plane.mean()
-    rows = corrected.mean(axis=1)
+        row_sum += np.bincount(rows, weights=values - values.mean(), minlength=height)
+    width = sum(r.size for r in rows_of) / height
     pixel_var = float(np.mean(out["var"]))
-    out["row_var"] = float(rows.var(ddof=1)) - pixel_var / corrected.shape[1]
+    out["row_var"] = float((row_sum / width).var(ddof=1)) - pixel_var / width
     return out
 
 
@@ -243,7 +298,7 @@ def fit_profile(frames: list[CalFrame], camera: str | None = None, seed: int = 0
     if len(cfas) != 1:
         raise SidkitError(f"calibration frames of {camera} have CFA patterns {sorted(cfas)}; re-shoot them")
     cfa = cfas.pop()
-    channel_positions(cfa)
+    tile_size(cfa)
     white = float(max(f.white_level for f in kept))
     rng = np.random.default_rng(seed)
     by_iso = defaultdict(list)
@@ -283,8 +338,9 @@ def fit_iso(iso: float, frames: list[CalFrame], cfa: str, rng: np.random.Generat
                                 "DN; cover the lens and the eyepiece, darken the room and shoot them again"))
         return None
     row_var = max(float(np.mean([s["row_var"] for s in stats])), 0.0)
+    names = channel_names(cfa)
     lambdas = [tukey_lambda_fit(np.concatenate([s["residual"][c].ravel() for s in stats[:3]]), rng)
-               for c in range(4)]
+               for c in range(len(names))]
 
     span = white_span(flats or darks, black)
     points = defaultdict(list)                       # channel -> [(mean, var)]
@@ -308,7 +364,7 @@ def fit_iso(iso: float, frames: list[CalFrame], cfa: str, rng: np.random.Generat
                                         f"{where}, {exposure:g} s: {level:.2%} of white; left out (light the "
                                         "card more or expose longer: from about 2% of white)"))
                 continue
-            for c in range(4):
+            for c in range(len(names)):
                 points[c].append((means[c], variances[c]))
             levels.add(exposure)
             pairs += 1
@@ -317,15 +373,15 @@ def fit_iso(iso: float, frames: list[CalFrame], cfa: str, rng: np.random.Generat
                                 f"{where}: {len(levels)} usable flat level(s) (pairs at one exposure time); "
                                 "the gain needs pairs at two or more exposure times, 2-70% of white"))
         return None
-    ks = [fit_line(*zip(*points[c]))[0] for c in range(4)]
+    ks = [fit_line(*zip(*points[c]))[0] for c in range(len(names))]
     if min(ks) <= 0:
         findings.append(Finding("", where, "too-few-flat-levels",
                                 f"{where}: flat variance does not grow with signal (gain {min(ks):.3g}); "
                                 "light the card evenly, keep it still and shoot the flats again"))
         return None
     channels = {name: {"k_dn_per_e": ks[c], "read_noise_dn": float(read[c]), "tukey_lambda": lambdas[c]}
-                for c, name in enumerate(CHANNELS)}
-    flat_points = [[name, m, v] for c, name in enumerate(CHANNELS) for m, v in points[c]]
+                for c, name in enumerate(names)}
+    flat_points = [[name, m, v] for c, name in enumerate(names) for m, v in points[c]]
     return IsoNoise(iso=iso, k_dn_per_e=float(np.mean(ks)), read_noise_dn=float(np.sqrt(np.mean(read ** 2))),
                     row_noise_dn=math.sqrt(row_var), tukey_lambda=float(np.median(lambdas)),
                     black_level=[float(v) for v in black], channels=channels, flat_points=flat_points,
@@ -461,14 +517,20 @@ def write_plot(profile: NoiseProfile, path: Path) -> Path:
 # --- realism check: synthetic shorts against a manifest's real shorts ----------------------------
 def synthesise_counts(long_dn: np.ndarray, k: float, read: float, row: float, lam: float,
                       rng: np.random.Generator) -> np.ndarray:
-    """Short signal in DN above black (planes (4, h, w)) for expected DN ``long_dn``: the model of
-    train.synthetic in numpy (Poisson through K, Tukey-lambda read noise, row offsets, rounding)."""
+    """Short signal in DN above black (planes (C, h, w): 4 Bayer, 9 X-Trans) for expected DN
+    ``long_dn``: the model of train.synthetic in numpy (Poisson through K, Tukey-lambda read noise,
+    one offset per mosaic row, rounding; the rows laid out as train.synthetic.row_index lays them)."""
     from scipy import stats
 
+    c, h, w = long_dn.shape
+    cfa, s = ("XTRANS", 3) if c == 9 else ("RGGB", 2)
     shot = rng.poisson(np.maximum(long_dn, 0) / k) * k
     draws = stats.tukeylambda.rvs(lam, size=long_dn.shape, random_state=rng)
     read_noise = draws * read / math.sqrt(stats.tukeylambda.var(lam))
-    rows = rng.standard_normal((2, long_dn.shape[1], 1))[[0, 0, 1, 1]] * row
+    rows_of, height = row_planes((h * s, w * s), cfa)
+    t = tile_size(cfa)
+    index = np.stack(rows_of) % t * (height // t) + np.stack(rows_of) // t      # draw [phase, tile row]
+    rows = rng.standard_normal(height)[index] * row
     return np.rint(shot + read_noise + rows)
 
 
@@ -484,6 +546,10 @@ def check_profile(profile: NoiseProfile, manifest, pairs: int = 8, bins: int = 8
     if rows.empty:
         raise SidkitError(f"{manifest.attrs.get('path', 'the manifest')}: no pairs of {profile.camera}; "
                           "check the profile against a manifest of the same body")
+    others = sorted({str(c) for c in rows["cfa"] if tile_size(str(c)) != tile_size(profile.cfa)})
+    if others:
+        raise SidkitError(f"{manifest.attrs.get('path', 'the manifest')}: pairs of {profile.camera} are {others[0]} "
+                          f"raws, the profile was fitted on {profile.cfa} frames; check it against raws of its CFA")
     rows = rows.sample(min(pairs, len(rows)), random_state=seed).sort_values("pair_id")
     rng = np.random.default_rng(seed)
     real_res, synth_res = defaultdict(list), defaultdict(list)     # channel -> [(expected, residual)]
@@ -498,12 +564,12 @@ def check_profile(profile: NoiseProfile, manifest, pairs: int = 8, bins: int = 8
         k = profile.k_at_iso(float(row.short_iso))
         s = profile.sigmas(k)
         synthetic = synthesise_counts(expected, k, s["read_noise_dn"], s["row_noise_dn"], s["tukey_lambda"], rng)
-        for c in range(4):
+        for c in range(len(short)):
             m = usable[c]
             real_res[c].append(np.stack([expected[c][m], short[c][m] - expected[c][m]]))
             synth_res[c].append(np.stack([expected[c][m], synthetic[c][m] - expected[c][m]]))
     table, distances = [], {}
-    for c, name in enumerate(CHANNELS):
+    for c, name in enumerate(channel_names(profile.cfa)):
         real, synth = np.concatenate(real_res[c], axis=1), np.concatenate(synth_res[c], axis=1)
         edges = np.quantile(real[0], np.linspace(0, 1, bins + 1))
         for lo, hi in zip(edges[:-1], edges[1:]):
@@ -525,7 +591,8 @@ def write_check_plot(check: dict, path: Path) -> Path:
     from .atomic import atomic_write
 
     fig, ax = plt.subplots(figsize=(7, 5), dpi=100)
-    for colour, name in zip(("tab:red", "tab:green", "tab:blue", "tab:olive"), CHANNELS):
+    names = list(check["histogram_distance"])
+    for colour, name in zip(plt.cm.tab10(np.linspace(0, 1, 10))[: len(names)], names):
         rows = [r for r in check["variance"] if r["channel"] == name]
         x = [r["signal_dn"] for r in rows]
         ax.plot(x, [r["real_variance"] for r in rows], "o", color=colour, label=f"{name} real")
