@@ -165,3 +165,89 @@ def test_flats_without_darks():
     profile, findings = fit_profile(frames)
     assert codes(findings) == ["missing-calibration"] and "no dark frames" in findings[0].message
     assert profile is None
+
+
+# --- X-Trans ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("cfa", ["RGGB", "BGGR", "XTRANS"])
+def test_planes_are_the_channels_train_packs(cfa):
+    from curate.noiseprofile import black_tile, planes
+    from train.rawpack import RawFrame, black_packed, pack_raw_counts
+
+    mosaic = np.random.default_rng(8).integers(0, 16383, (40, 62), dtype=np.uint16)   # edges past whole tiles
+    packed = pack_raw_counts(RawFrame(mosaic, cfa, [0.0] * 4, 16383.0))
+    assert np.array_equal(np.stack(planes(mosaic, cfa)), packed)
+    assert np.array_equal(black_tile(BLACK, cfa), black_packed(cfa, BLACK))   # the levels train subtracts
+
+
+def test_a_cfa_of_neither_kind_is_one_line_error():
+    frames = [CalFrame("a.dng", "dark", 100, 1, CAMERA, "RGBW", [0], 1023, np.zeros((8, 8)))]
+    with pytest.raises(SidkitError, match="Bayer .* and X-Trans sensors only"):
+        fit_profile(frames)
+
+
+XT_SIZE = (252, 384)          # whole 6x6 tiles
+
+
+def xtrans_set(isos=(200, 800), darks=5, levels=(0.03, 0.1, 0.25, 0.5)):
+    """Darks and flat pairs of the simulated X-Trans body (capture.sensor.expose)."""
+    from capture import sensor
+    from curate.noiseprofile import planes
+
+    body = sensor.PROFILES["sim-xtrans14"]
+    h, w = XT_SIZE
+    cap, card = (sensor.calibration_scene(s, w, h) for s in (sensor.LENS_CAP, sensor.GREY_CARD))
+    span = body.white_level - body.black_level[0]
+    frames, seed = [], iter(range(10_000))
+
+    def shot(role, scene, iso, exposure):
+        mosaic = sensor.expose(body, scene, exposure_s=exposure, iso=iso, fnumber=8, seed=next(seed))
+        return CalFrame(f"{role}-{iso}-{exposure:.4g}-{len(frames)}.dng", role, iso, exposure, body.camera, "XTRANS",
+                        list(body.black_level), body.white_level, mosaic)
+
+    for iso in isos:
+        frames += [shot("dark", cap, iso, 1 / 30) for _ in range(darks)]
+        probe = sensor.expose(body, card, exposure_s=0.01, iso=iso, fnumber=8, seed=99).astype(float)
+        per_s = (max(p.mean() for p in planes(probe, "XTRANS")) - body.black_level[0]) / 0.01
+        for level in levels:
+            frames += [shot("flat", card, iso, level * span / per_s) for _ in range(2)]
+    return body, frames
+
+
+@pytest.fixture(scope="module")
+def xtrans_fitted():
+    body, frames = xtrans_set()
+    return body, fit_profile(frames)
+
+
+def test_fit_on_x_trans_frames_recovers_gain_read_and_row_noise(xtrans_fitted):
+    from capture import sensor
+    from curate.noiseprofile import XTRANS_CHANNELS
+
+    body, (profile, findings) = xtrans_fitted
+    assert findings == []
+    assert profile.cfa == "XTRANS" and profile.camera == body.camera and [i.iso for i in profile.isos] == [200, 800]
+    for m in profile.isos:
+        truth = sensor.true_noise(body, m.iso)
+        assert m.k_dn_per_e == pytest.approx(truth["k_dn_per_e"], rel=0.05), m.iso
+        assert m.read_noise_dn == pytest.approx(truth["read_noise_dn"], rel=0.10), m.iso
+        assert m.row_noise_dn == pytest.approx(truth["row_noise_dn"], rel=0.25), m.iso
+        assert len(m.black_level) == 9 and m.black_level == pytest.approx([1024] * 9, abs=0.3)   # train's 9 channels
+        assert list(m.channels) == list(XTRANS_CHANNELS)
+        assert [c["k_dn_per_e"] for c in m.channels.values()] == pytest.approx([truth["k_dn_per_e"]] * 9, rel=0.08)
+        assert 0.0 < m.tukey_lambda < 0.3 and m.darks == 5 and m.flat_pairs == 4
+        assert {p[0] for p in m.flat_points} == set(XTRANS_CHANNELS)
+
+
+def test_x_trans_row_noise_is_measured_on_mosaic_rows():
+    """Offsets per mosaic row (a packed row mixes three of them) come back as row noise, none of
+    them as read noise."""
+    from curate.noiseprofile import dark_stats
+
+    rng = np.random.default_rng(9)
+    h, w = XT_SIZE
+    for row in (3.0, 0.0):
+        mosaic = np.rint(1024 + rng.normal(0, 2.0, (h, w)) + rng.normal(0, row, (h, 1)))
+        stats = dark_stats(mosaic, "XTRANS", np.full(9, 1024.0))
+        assert math.sqrt(max(stats["row_var"], 0)) == pytest.approx(row, abs=0.35)
+        assert math.sqrt(np.mean(stats["var"]) - 1 / 12) == pytest.approx(2.0, rel=0.05)
+        assert stats["mean"] == pytest.approx([1024] * 9, abs=0.3)
