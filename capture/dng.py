@@ -37,10 +37,10 @@ def cfa_tile(cfa: str) -> np.ndarray:
     """The colour index (R 0, G 1, B 2) of each position of the CFA tile: 2x2 for a Bayer name,
     6x6 for 36 letters row by row or 'XTRANS' (``XTRANS_PATTERN``); SidkitError for anything else."""
     letters = XTRANS_PATTERN if cfa == XTRANS else cfa
-    if letters in CFA_PATTERNS or (len(letters) == 36 and set(letters) == set("RGB")):
+    if letters in CFA_PATTERNS or (len(letters) == 36 and [letters.count(c) for c in "RGB"] == [8, 20, 8]):
         return np.array([CFA_COLOURS[c] for c in letters], np.uint8).reshape((2, 2) if len(letters) == 4 else (6, 6))
     raise SidkitError(f"CFA pattern {cfa!r} is not one of {', '.join(CFA_PATTERNS)}, {XTRANS} "
-                      "or the 36 letters (R, G, B) of a 6x6 X-Trans tile row by row")
+                      "or the 36 letters of a 6x6 X-Trans tile row by row (8 R, 20 G, 8 B)")
 
 
 def cfa_name(cfa: str) -> str:

@@ -92,7 +92,7 @@ def baseline_image(path: str | os.PathLike, black: list[float], white: float, ga
             rawpack.unpack_raw_counts(packed, cfa, source)
         scaled = level + np.maximum(source - level, 0) * np.float32(gain)
         counts[...] = np.clip(scaled, 0, white).astype(np.uint16)
-        rgb = raw.postprocess(**rawpack.POSTPROCESS)
+        rgb = raw.postprocess(**rawpack.postprocess_settings(raw))
     return rgb[: h // t * t, : w // t * t].astype(np.float32) / 65535.0
 
 

@@ -70,6 +70,19 @@ def bayer_positions(cfa: str) -> list[int]:
 
 # Ground truth as the original SID code renders it (user_flip=0 keeps it aligned with the mosaic).
 POSTPROCESS = dict(use_camera_wb=True, half_size=False, no_auto_bright=True, output_bps=16, user_flip=0)
+# LibRaw's X-Trans demosaic (Markesteijn) refuses images under one 512-pixel tile a side
+# (LIBRAW_AHD_TILE; rawpy says 'Input/output error'): smaller X-Trans raws get its linear demosaic.
+XTRANS_DEMOSAIC_MIN = 512
+
+
+def postprocess_settings(raw) -> dict:
+    """POSTPROCESS for this open raw: X-Trans under XTRANS_DEMOSAIC_MIN pixels a side demosaics linearly."""
+    if raw.raw_pattern is not None and raw.raw_pattern.shape == (6, 6) and \
+            min(raw.sizes.width, raw.sizes.height) < XTRANS_DEMOSAIC_MIN:
+        import rawpy
+
+        return {**POSTPROCESS, "demosaic_algorithm": rawpy.DemosaicAlgorithm.LINEAR}
+    return POSTPROCESS
 
 
 def open_cfa_raw(path: str | os.PathLike):
@@ -210,7 +223,7 @@ def ground_truth(path: str | os.PathLike) -> np.ndarray:
     with open_cfa_raw(path) as raw:
         h, w = raw.raw_image_visible.shape
         t = tile_size(_cfa_of(raw.raw_pattern, raw.raw_colors_visible, raw.color_desc.decode(), path))
-        rgb = raw.postprocess(**POSTPROCESS)
+        rgb = raw.postprocess(**postprocess_settings(raw))
     if rgb.shape[0] < h // t * t or rgb.shape[1] < w // t * t:
         raise SidkitError(f"{path}: rawpy renders {rgb.shape[1]}x{rgb.shape[0]}, smaller than the raw's "
                           f"visible {w}x{h}; this camera's files are not supported for ground truth")
