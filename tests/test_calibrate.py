@@ -190,3 +190,45 @@ def test_a_bad_iso_list_is_a_one_line_error(tmp_path, isos):
     assert out.exit_code == 1 and out.exception.__class__ is SystemExit
     assert f"--isos {isos}: give ISO numbers separated by commas" in out.stderr
     assert not (tmp_path / "cal" / "captures.jsonl").exists()
+
+
+@pytest.mark.slow
+def test_x_trans_body_calibrated_fitted_checked_and_trained_on_synthetic_shorts(tmp_path):
+    """sim-xtrans14 end to end: capture calibrate -> curate noise-profile (with the realism check on
+    the body's own pairs) -> a few training steps on shorts synthesised from its longs."""
+    import math
+
+    from capture.simulate import simulate_dataset
+    from curate.manifest import write_manifest
+    from curate.noiseprofile import XTRANS_CHANNELS
+    from curate.scan import scan_dataset
+    from test_train_loop import metrics, tiny_config
+    from train.loop import train_run
+
+    body = sensor.PROFILES["sim-xtrans14"]
+    shot = CliRunner().invoke(capture_main, ["calibrate", "--dataset", str(tmp_path / "cal"), "--camera", "sim",
+                                             "--profile", "sim-xtrans14", "--isos", "200,800", "--darks", "4",
+                                             "--flat-levels", "4", "--sim-size", "384x252", "--yes"])
+    assert shot.exit_code == 0, shot.output
+    dataset = simulate_dataset(tmp_path / "ds", scenes=3, profiles=("sim-xtrans14",), size=(384, 252), defects=False)
+    df, _ = scan_dataset(dataset, tmp_path)
+    assert set(df["cfa"]) == {"XTRANS"}
+    write_manifest(df, tmp_path / "m.csv")
+    out = CliRunner().invoke(curate_main, ["noise-profile", str(tmp_path / "cal"), "-o", str(tmp_path / "p.toml"),
+                                           "--check", str(tmp_path / "m.csv"), "--format", "json"])
+    assert out.exit_code == 0, out.output
+    profile = read_profile(tmp_path / "p.toml")
+    assert profile.cfa == "XTRANS" and [i.iso for i in profile.isos] == [200, 800]
+    for measured in profile.isos:
+        truth = sensor.true_noise(body, measured.iso)
+        assert measured.k_dn_per_e == pytest.approx(truth["k_dn_per_e"], rel=0.05)
+        assert measured.read_noise_dn == pytest.approx(truth["read_noise_dn"], rel=0.10)
+        assert measured.row_noise_dn == pytest.approx(truth["row_noise_dn"], rel=0.25)
+        assert measured.black_level == pytest.approx([1024] * 9, abs=0.5)
+    check = json.loads(out.stdout[out.stdout.index("{"):])["check"]
+    assert list(check["histogram_distance"]) == list(XTRANS_CHANNELS) and len(check["variance"]) >= 9
+    assert all(0.8 < row["ratio"] < 1.25 for row in check["variance"])
+    run = train_run(tiny_config(tmp_path / "m.csv", tmp_path / "run", epochs=2, synthetic=str(tmp_path / "p.toml"),
+                                synthetic_fraction=1.0, cache_dir=str(tmp_path / "cache")), progress=False)
+    rows = metrics(run)
+    assert len(rows) == 2 and all(math.isfinite(float(r["train_loss"])) for r in rows)
