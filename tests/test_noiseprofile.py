@@ -251,3 +251,14 @@ def test_x_trans_row_noise_is_measured_on_mosaic_rows():
         assert math.sqrt(max(stats["row_var"], 0)) == pytest.approx(row, abs=0.35)
         assert math.sqrt(np.mean(stats["var"]) - 1 / 12) == pytest.approx(2.0, rel=0.05)
         assert stats["mean"] == pytest.approx([1024] * 9, abs=0.3)
+
+
+def test_realism_check_of_a_bayer_profile_on_x_trans_pairs_is_one_line_error(fitted):
+    import pandas as pd
+
+    from curate.noiseprofile import check_profile
+
+    manifest = pd.DataFrame({"camera": [CAMERA], "cfa": ["XTRANS"], "pair_id": ["a"]})
+    manifest.attrs["path"] = "m.csv"
+    with pytest.raises(SidkitError, match="m.csv: pairs of .* are XTRANS raws, the profile was fitted on RGGB"):
+        check_profile(fitted[0], manifest)
