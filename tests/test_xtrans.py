@@ -26,7 +26,7 @@ from curate.scan import scan_dataset
 from curate.validate import validate_manifest, without_error_pairs
 from train import rawpack
 from train.checkpoint import model_from_checkpoint
-from train.evaluate import evaluate
+from train.evaluate import baseline_image, evaluate
 from train.loop import train_run
 from train.predict import predict
 
@@ -205,3 +205,39 @@ def test_x_trans_dataset_scans_validates_trains_evaluates_and_predicts(tmp_path)
     short = tmp_path / clean[clean["split"] == "test"]["short_path"].iloc[0]
     png = predict(run / "checkpoints" / "last.pt", short, ratio=250, out=tmp_path / "fuji.png")
     assert Image.open(png).size == (384, 258) and Image.open(png).mode == "RGB"
+
+
+def _shifted_layout(dy: int, dx: int) -> str:
+    """XTRANS_PATTERN in another phase: the tile a crop starting (dy, dx) pixels earlier sees."""
+    return "".join(np.roll(np.array(list(XTRANS_PATTERN)).reshape(6, 6), (dy, dx), axis=(0, 1)).ravel())
+
+
+@pytest.mark.parametrize("phase", [(1, 2), (0, 1), (5, 3)])
+def test_x_trans_in_another_phase_packs_pure_colours_aligned_with_its_ground_truth(tmp_path, phase):
+    """Fuji bodies differ in where the visible area starts in the tile: packing starts where SID's layout does."""
+    assert rawpack.XTRANS_LAYOUT == XTRANS_PATTERN
+    layout = _shifted_layout(*phase)
+    tile = cfa_tile(layout)
+    mosaic = (2000 + 3000 * np.tile(tile.astype(np.uint16), (SMALL[1] // 6, SMALL[0] // 6))).astype(np.uint16)
+    path = _write(tmp_path / "phase.dng", mosaic, cfa=layout)
+    frame = rawpack.read_raw(path)
+    oy, ox = frame.origin
+    assert (oy % 3, ox % 3) == (phase[0] % 3, phase[1] % 3)        # the tile repeats itself shifted by (3, 3)
+    packed = rawpack.pack_raw_counts(frame)
+    assert [np.unique(c).tolist() for c in packed] == [[2000 + 3000 * "RGB".index(c)] for c in "RGBRBGGGG"]
+    rows, cols = (SMALL[1] - oy) // 6 * 6, (SMALL[0] - ox) // 6 * 6
+    assert packed.shape == (9, rows // 3, cols // 3)
+    truth = rawpack.ground_truth(path)
+    assert truth.shape == (rows, cols, 3)
+    back = rawpack.unpack_raw_counts(packed, "XTRANS", np.zeros_like(mosaic), frame.origin)
+    assert np.array_equal(back[oy:oy + rows, ox:ox + cols], mosaic[oy:oy + rows, ox:ox + cols])
+    for counts in (None, packed):                 # eval's baseline: from the file, or from packed counts
+        baseline = baseline_image(path, frame.black, frame.white, 1.0, packed=counts, cfa="XTRANS")
+        assert baseline.shape == truth.shape
+        assert np.abs(baseline - truth / 65535)[6:-6, 6:-6].max() < 1e-4  # the border: black beyond the crop
+
+
+def test_a_6x6_filter_that_is_no_x_trans_layout_is_refused_in_one_line(tmp_path):
+    path = _write(tmp_path / "odd.dng", _grey(*SMALL), cfa="R" * 8 + "G" * 20 + "B" * 8)
+    with pytest.raises(SidkitError, match="odd.dng: its 6x6 colour filter RRRRRRRRGGGG.* is no X-Trans layout"):
+        rawpack.read_raw(path)

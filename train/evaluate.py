@@ -82,6 +82,7 @@ def baseline_image(path: str | os.PathLike, black: list[float], white: float, ga
         counts = raw.raw_image_visible
         h, w = counts.shape
         t = 6 if raw.raw_pattern.shape == (6, 6) else 2
+        oy, ox = rawpack.raw_origin(raw, path)
         if t == 6 or len(black) == 1:
             level = np.float32(np.mean(black))
         else:
@@ -89,11 +90,11 @@ def baseline_image(path: str | os.PathLike, black: list[float], white: float, ga
         source = counts.astype(np.float32)
         if packed is not None:
             source[...] = level          # the edge rows and columns that packing leaves out: black
-            rawpack.unpack_raw_counts(packed, cfa, source)
+            rawpack.unpack_raw_counts(packed, cfa, source, (oy, ox))
         scaled = level + np.maximum(source - level, 0) * np.float32(gain)
         counts[...] = np.clip(scaled, 0, white).astype(np.uint16)
         rgb = raw.postprocess(**rawpack.postprocess_settings(raw))
-    return rgb[: h // t * t, : w // t * t].astype(np.float32) / 65535.0
+    return rgb[oy: oy + (h - oy) // t * t, ox: ox + (w - ox) // t * t].astype(np.float32) / 65535.0
 
 
 @torch.no_grad()

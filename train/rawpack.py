@@ -33,6 +33,11 @@ _XTRANS_OFFSETS = (
     ((2, 0), (2, 3), (5, 0), (5, 3)),
     ((2, 1), (2, 4), (5, 1), (5, 4)),
 )
+_XTRANS_CHANNEL_COLOURS = "RGBRBGGGG"   # SID's train_Fuji.py: 0 R, 1 G, 2 B, 3 R, 4 B, 5-8 G
+# The 6x6 tile those offsets read, row by row: a file whose tile sits in another phase (other Fuji
+# bodies, other crops) is packed from the first row and column where this layout starts.
+XTRANS_LAYOUT = "".join(_XTRANS_CHANNEL_COLOURS[next(ch for ch, offs in enumerate(_XTRANS_OFFSETS) if (y, x) in offs)]
+                        for y in range(6) for x in range(6))
 _POLICY = re.compile(r"^(exif|cap:(?P<cap>\d+(\.\d+)?)|fixed:(?P<fixed>\d+(\.\d+)?))$")
 
 
@@ -43,6 +48,7 @@ class RawFrame:
     cfa: str                    # 'RGGB', 'BGGR', 'GRBG', 'GBRG' or 'XTRANS'
     black: list[float]          # per position of the 2x2 tile, row-major (X-Trans: one value used)
     white: float
+    origin: tuple[int, int] = (0, 0)  # X-Trans: the (row, column) where packing starts (XTRANS_LAYOUT's phase)
 
 
 def tile_size(cfa: str) -> int:
@@ -112,6 +118,7 @@ def read_raw(path: str | os.PathLike, cfa: str | None = None, black=None, white:
         if cfa is not None and cfa != file_cfa:
             raise SidkitError(f"{path}: the manifest says CFA {cfa} but the file is {file_cfa}; "
                               "re-scan the dataset with `curate scan`")
+        origin = raw_origin(raw, path)
         if black is None:
             per_colour = raw.black_level_per_channel
             black = [float(per_colour[c]) for c in colours[:2, :2].ravel()]
@@ -123,7 +130,23 @@ def read_raw(path: str | os.PathLike, cfa: str | None = None, black=None, white:
     if min(white - v for v in black) <= 0:
         raise SidkitError(f"{path}: white level {white:g} is not above black level {black}; "
                           "fix the manifest's white_level/black_level columns")
-    return RawFrame(mosaic, file_cfa, black * 4 if len(black) == 1 else black, white)
+    return RawFrame(mosaic, file_cfa, black * 4 if len(black) == 1 else black, white, origin)
+
+
+def raw_origin(raw, path) -> tuple[int, int]:
+    """Where packing starts in an open raw's visible mosaic: (0, 0) for Bayer; for X-Trans the first
+    (row, column) from which the colours follow XTRANS_LAYOUT; SidkitError if they never do."""
+    if raw.raw_pattern is None or raw.raw_pattern.shape != (6, 6):
+        return 0, 0
+    desc = raw.color_desc.decode()
+    tile = np.array([desc[c] for c in raw.raw_colors_visible[:6, :6].ravel()]).reshape(6, 6)
+    layout = np.array(list(XTRANS_LAYOUT)).reshape(6, 6)
+    for dy in range(6):
+        for dx in range(6):
+            if (np.roll(tile, (-dy, -dx), axis=(0, 1)) == layout).all():
+                return dy, dx
+    raise SidkitError(f"{path}: its 6x6 colour filter {''.join(tile.ravel())} is no X-Trans layout that train "
+                      f"packs ({XTRANS_LAYOUT} in any phase); this camera is not supported")
 
 
 def _cfa_of(pattern: np.ndarray, colours: np.ndarray, desc: str, path) -> str:
@@ -139,7 +162,7 @@ def _cfa_of(pattern: np.ndarray, colours: np.ndarray, desc: str, path) -> str:
 
 def pack_raw_counts(frame: RawFrame) -> np.ndarray:
     """The mosaic gathered into canonical channels, still in raw counts: uint16 (C, h, w)."""
-    m = frame.mosaic
+    m = frame.mosaic[frame.origin[0]:, frame.origin[1]:]
     t = tile_size(frame.cfa)
     m = m[: m.shape[0] // t * t, : m.shape[1] // t * t]
     if t == 2:
@@ -152,18 +175,21 @@ def pack_raw_counts(frame: RawFrame) -> np.ndarray:
     return out
 
 
-def unpack_raw_counts(packed: np.ndarray, cfa: str, mosaic: np.ndarray) -> np.ndarray:
+def unpack_raw_counts(packed: np.ndarray, cfa: str, mosaic: np.ndarray,
+                      origin: tuple[int, int] = (0, 0)) -> np.ndarray:
     """The inverse of pack_raw_counts: ``packed`` (C, h, w) written into ``mosaic`` (H x W,
-    in place; the rows and columns past the last whole CFA tile are left as they are)."""
+    in place, from ``origin`` on (RawFrame.origin); the rows and columns outside whole CFA tiles
+    are left as they are)."""
     t = tile_size(cfa)
+    whole, mosaic = mosaic, mosaic[origin[0]:, origin[1]:]
     if t == 2:
         for channel, p in enumerate(bayer_positions(cfa)):
             mosaic[p // 2: packed.shape[1] * 2: 2, p % 2: packed.shape[2] * 2: 2] = packed[channel]
-        return mosaic
+        return whole
     for channel, offsets in enumerate(_XTRANS_OFFSETS):
         for block, (dy, dx) in enumerate(offsets):
             mosaic[dy: packed.shape[1] * 3: 6, dx: packed.shape[2] * 3: 6] = packed[channel, block // 2::2, block % 2::2]
-    return mosaic
+    return whole
 
 
 def black_packed(cfa: str, black) -> np.ndarray:
@@ -223,8 +249,9 @@ def ground_truth(path: str | os.PathLike) -> np.ndarray:
     with open_cfa_raw(path) as raw:
         h, w = raw.raw_image_visible.shape
         t = tile_size(_cfa_of(raw.raw_pattern, raw.raw_colors_visible, raw.color_desc.decode(), path))
-        rgb = raw.postprocess(**postprocess_settings(raw))
-    if rgb.shape[0] < h // t * t or rgb.shape[1] < w // t * t:
+        (oy, ox), rgb = raw_origin(raw, path), raw.postprocess(**postprocess_settings(raw))
+    rows, cols = (h - oy) // t * t, (w - ox) // t * t
+    if rgb.shape[0] < oy + rows or rgb.shape[1] < ox + cols:
         raise SidkitError(f"{path}: rawpy renders {rgb.shape[1]}x{rgb.shape[0]}, smaller than the raw's "
                           f"visible {w}x{h}; this camera's files are not supported for ground truth")
-    return np.ascontiguousarray(rgb[: h // t * t, : w // t * t])
+    return np.ascontiguousarray(rgb[oy: oy + rows, ox: ox + cols])
