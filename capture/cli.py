@@ -277,7 +277,7 @@ def simulate(dataset, scenes, profiles, shorts, long_, ratio, size_, defects, se
     capture simulate datasets/sim --scenes 8
     capture simulate datasets/sim-ratio10 --ratio 10 --allow-any-ratio --no-defects
     capture simulate datasets/sim --scenes 4 --size 128x96 --format json
-    capture simulate datasets/fuji --profiles sim-xtrans14 --size 192x132
+    capture simulate datasets/fuji --profiles sim-xtrans14
     """
     from curate.clitools import progress_bar
 
@@ -309,7 +309,9 @@ def simulate(dataset, scenes, profiles, shorts, long_, ratio, size_, defects, se
 @click.option("--fnumber", type=float, help="Aperture to set (default: the camera's).")
 @click.option("--notes", default="", help="Free text stored with every frame.")
 @add_options(camera_options[:2])
-@click.option("--sim-size", default="1024x768", show_default=True, help="Image size for --camera sim.")
+@click.option("--sim-size", default=None,
+              help="Image size for --camera sim  [default: twice the profile's size, 1024x768 for the Bayer bodies: "
+                   "row noise needs large frames].")
 @click.option("--yes", is_flag=True, help="Do not wait for Enter at the lens-cap and grey-card prompts.")
 @click.option("--dry-run", is_flag=True, help="Print the plan; set nothing, shoot nothing.")
 @reports_errors
@@ -330,6 +332,10 @@ def calibrate(dataset, isos, darks, flat_levels, dark_exposures, fnumber, notes,
 
     exposures = ([exposure_option(v.strip()) for v in dark_exposures.split(",") if v.strip()] if dark_exposures
                  else log_short_exposures(dataset) or [Fraction(1, 30)])
+    if camera == "sim" and sim_size is None:
+        from .sensor import get_profile
+        body = get_profile(profile)
+        sim_size = f"{2 * body.width}x{2 * body.height}"
     with open_camera(camera, profile, sim_size) as cam:
         request = CalibrationRequest(isos=resolve_isos(cam, isos), darks=darks, flat_levels=flat_levels,
                                      dark_exposures=exposures, fnumber=fnumber, notes=notes)

@@ -17,6 +17,7 @@ from curate.capturelog import read_log
 from curate.cli import main as curate_main
 from curate.exposure import parse_ladder
 from curate.noiseprofile import load_frames, read_profile, fit_profile
+from curate.rawmeta import read_metadata
 
 ISOS = (100, 400, 1600, 6400)
 
@@ -190,6 +191,18 @@ def test_a_bad_iso_list_is_a_one_line_error(tmp_path, isos):
     assert out.exit_code == 1 and out.exception.__class__ is SystemExit
     assert f"--isos {isos}: give ISO numbers separated by commas" in out.stderr
     assert not (tmp_path / "cal" / "captures.jsonl").exists()
+
+
+@pytest.mark.parametrize("profile, size", [("sim-dslr14", "1024x768"), ("sim-xtrans14", "1536x1032")])
+def test_simulated_calibration_frames_default_to_twice_the_profile_s_size(profile, size, tmp_path):
+    out = CliRunner().invoke(capture_main, ["calibrate", "--dataset", str(tmp_path / "cal"), "--camera", "sim",
+                                            "--profile", profile, "--isos", "400", "--darks", "1", "--flat-levels",
+                                            "2", "--yes"])
+    assert out.exit_code == 0, out.output
+    frames = [json.loads(line) for line in (tmp_path / "cal" / "captures.jsonl").read_text().splitlines()]
+    width, height = (int(v) for v in size.split("x"))
+    assert {read_metadata(tmp_path / "cal" / f["path"]).width for f in frames} == {width}
+    assert {read_metadata(tmp_path / "cal" / f["path"]).height for f in frames} == {height}
 
 
 @pytest.mark.slow

@@ -23,7 +23,7 @@ from curate.rawmeta import sha256_file
 
 from . import rawpack
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2      # 2: X-Trans packed and rendered from where SID's 6x6 layout starts (rawpack.raw_origin)
 
 
 def default_cache_dir() -> Path:
