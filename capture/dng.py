@@ -15,14 +15,14 @@ from pathlib import Path
 import numpy as np
 
 from curate.atomic import atomic_write
+from curate.cfa import XTRANS, XTRANS_LAYOUT
 from curate.errors import SidkitError
 
 CFA_COLOURS = {"R": 0, "G": 1, "B": 2}
 CFA_PATTERNS = ("RGGB", "GRBG", "GBRG", "BGGR")
 # The Fuji X-Trans 6x6 tile, row by row, in the phase whose packing train/rawpack.py (SID's
 # train_Fuji.py) assumes: packed channel 0 all red, 1 green, 2 blue, 3 red, 4 blue, 5-8 green.
-XTRANS = "XTRANS"
-XTRANS_PATTERN = "RBGBRG" "GGRGGB" "GGBGGR" "BRGRBG" "GGBGGR" "GGRGGB"
+XTRANS_PATTERN = XTRANS_LAYOUT
 
 # XYZ (D65) -> linear sRGB: the colour matrix of a camera whose primaries are sRGB's.
 XYZ_TO_SRGB = ((3.2404542, -1.5371385, -0.4985314),

@@ -20,6 +20,7 @@ from typing import Callable
 
 import numpy as np
 
+from .cfa import XTRANS_OFFSETS, packing_origin
 from .errors import SidkitError
 from .findings import Finding
 
@@ -32,20 +33,6 @@ LEAK_DN = 2.0                          # darks brighter than black by more than 
 PPCC_SAMPLES = 8000
 CHANNELS = ("R", "Gr", "B", "Gb")      # Bayer's canonical order, as train.rawpack packs them
 XTRANS_CHANNELS = tuple(f"X{c}" for c in range(9))   # X-Trans: the 9 packed channels of train.rawpack
-# X-Trans as train.rawpack packs it (SID's Fuji code): channel -> the 6x6-tile offset read for each of
-# its four 3x3 blocks (top-left, top-right, bottom-left, bottom-right). A copy of rawpack's table,
-# since curate never imports train; tests/test_noiseprofile.py checks that the two pack alike.
-XTRANS_OFFSETS = (
-    ((0, 0), (0, 4), (3, 1), (3, 3)),
-    ((0, 2), (0, 5), (3, 2), (3, 5)),
-    ((0, 1), (0, 3), (3, 0), (3, 4)),
-    ((1, 2), (2, 5), (5, 2), (4, 5)),
-    ((2, 2), (1, 5), (4, 2), (5, 5)),
-    ((1, 0), (1, 3), (4, 0), (4, 3)),
-    ((1, 1), (1, 4), (4, 1), (4, 4)),
-    ((2, 0), (2, 3), (5, 0), (5, 3)),
-    ((2, 1), (2, 4), (5, 1), (5, 4)),
-)
 
 
 @dataclass
@@ -477,9 +464,13 @@ def read_mosaic(path: Path) -> np.ndarray:
 
     try:
         with rawpy.imread(str(path)) as raw:
-            return raw.raw_image_visible.copy()
+            mosaic, origin = raw.raw_image_visible.copy(), packing_origin(raw)
     except (rawpy.LibRawError, OSError) as exc:
         raise SidkitError(f"{path}: rawpy cannot read its pixels ({exc}); remove it or copy it again") from None
+    if origin is None:
+        raise SidkitError(f"{path}: its 6x6 colour filter is no X-Trans layout (SID's Fuji packing, any phase); "
+                          "this camera is not supported")
+    return mosaic[origin[0]:, origin[1]:]      # X-Trans from where train's packing starts
 
 
 # --- the photon-transfer plot ------------------------------------------------------------------

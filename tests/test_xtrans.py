@@ -235,9 +235,18 @@ def test_x_trans_in_another_phase_packs_pure_colours_aligned_with_its_ground_tru
         baseline = baseline_image(path, frame.black, frame.white, 1.0, packed=counts, cfa="XTRANS")
         assert baseline.shape == truth.shape
         assert np.abs(baseline - truth / 65535)[6:-6, 6:-6].max() < 1e-4  # the border: black beyond the crop
+    from curate.noiseprofile import planes, read_mosaic
+
+    calibration = read_mosaic(path)               # curate's noise profiles start where packing does
+    assert np.array_equal(calibration, mosaic[oy:, ox:])
+    assert [np.unique(p).tolist() for p in planes(calibration, "XTRANS")] == [[int(v)] for v in packed[:, 0, 0]]
 
 
 def test_a_6x6_filter_that_is_no_x_trans_layout_is_refused_in_one_line(tmp_path):
     path = _write(tmp_path / "odd.dng", _grey(*SMALL), cfa="R" * 8 + "G" * 20 + "B" * 8)
-    with pytest.raises(SidkitError, match="odd.dng: its 6x6 colour filter RRRRRRRRGGGG.* is no X-Trans layout"):
+    with pytest.raises(SidkitError, match="odd.dng: its 6x6 colour filter is no X-Trans layout"):
         rawpack.read_raw(path)
+    from curate.noiseprofile import read_mosaic
+
+    with pytest.raises(SidkitError, match="odd.dng: its 6x6 colour filter is no X-Trans layout"):
+        read_mosaic(path)

@@ -15,29 +15,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from curate.cfa import XTRANS, XTRANS_LAYOUT, XTRANS_OFFSETS, packing_origin
 from curate.errors import SidkitError
 
 BAYER_ORDER = ("R", "Gr", "B", "Gb")   # canonical packed channel order
-XTRANS = "XTRANS"
 
-# X-Trans (SID train_Fuji.py): channel -> the 6x6-tile offset read for each of the four 3x3 blocks
-# (top-left, top-right, bottom-left, bottom-right), which become a 2x2 block of the packed image.
-_XTRANS_OFFSETS = (
-    ((0, 0), (0, 4), (3, 1), (3, 3)),
-    ((0, 2), (0, 5), (3, 2), (3, 5)),
-    ((0, 1), (0, 3), (3, 0), (3, 4)),
-    ((1, 2), (2, 5), (5, 2), (4, 5)),
-    ((2, 2), (1, 5), (4, 2), (5, 5)),
-    ((1, 0), (1, 3), (4, 0), (4, 3)),
-    ((1, 1), (1, 4), (4, 1), (4, 4)),
-    ((2, 0), (2, 3), (5, 0), (5, 3)),
-    ((2, 1), (2, 4), (5, 1), (5, 4)),
-)
-_XTRANS_CHANNEL_COLOURS = "RGBRBGGGG"   # SID's train_Fuji.py: 0 R, 1 G, 2 B, 3 R, 4 B, 5-8 G
-# The 6x6 tile those offsets read, row by row: a file whose tile sits in another phase (other Fuji
-# bodies, other crops) is packed from the first row and column where this layout starts.
-XTRANS_LAYOUT = "".join(_XTRANS_CHANNEL_COLOURS[next(ch for ch, offs in enumerate(_XTRANS_OFFSETS) if (y, x) in offs)]
-                        for y in range(6) for x in range(6))
 _POLICY = re.compile(r"^(exif|cap:(?P<cap>\d+(\.\d+)?)|fixed:(?P<fixed>\d+(\.\d+)?))$")
 
 
@@ -136,17 +118,11 @@ def read_raw(path: str | os.PathLike, cfa: str | None = None, black=None, white:
 def raw_origin(raw, path) -> tuple[int, int]:
     """Where packing starts in an open raw's visible mosaic: (0, 0) for Bayer; for X-Trans the first
     (row, column) from which the colours follow XTRANS_LAYOUT; SidkitError if they never do."""
-    if raw.raw_pattern is None or raw.raw_pattern.shape != (6, 6):
-        return 0, 0
-    desc = raw.color_desc.decode()
-    tile = np.array([desc[c] for c in raw.raw_colors_visible[:6, :6].ravel()]).reshape(6, 6)
-    layout = np.array(list(XTRANS_LAYOUT)).reshape(6, 6)
-    for dy in range(6):
-        for dx in range(6):
-            if (np.roll(tile, (-dy, -dx), axis=(0, 1)) == layout).all():
-                return dy, dx
-    raise SidkitError(f"{path}: its 6x6 colour filter {''.join(tile.ravel())} is no X-Trans layout that train "
-                      f"packs ({XTRANS_LAYOUT} in any phase); this camera is not supported")
+    origin = packing_origin(raw)
+    if origin is None:
+        raise SidkitError(f"{path}: its 6x6 colour filter is no X-Trans layout that train packs "
+                          f"({XTRANS_LAYOUT} in any phase); this camera is not supported")
+    return origin
 
 
 def _cfa_of(pattern: np.ndarray, colours: np.ndarray, desc: str, path) -> str:
@@ -169,7 +145,7 @@ def pack_raw_counts(frame: RawFrame) -> np.ndarray:
         return np.stack([m[p // 2::2, p % 2::2] for p in bayer_positions(frame.cfa)])
     h, w = m.shape
     out = np.empty((9, h // 3, w // 3), dtype=m.dtype)
-    for channel, offsets in enumerate(_XTRANS_OFFSETS):
+    for channel, offsets in enumerate(XTRANS_OFFSETS):
         for block, (dy, dx) in enumerate(offsets):
             out[channel, block // 2::2, block % 2::2] = m[dy::6, dx::6]
     return out
@@ -186,7 +162,7 @@ def unpack_raw_counts(packed: np.ndarray, cfa: str, mosaic: np.ndarray,
         for channel, p in enumerate(bayer_positions(cfa)):
             mosaic[p // 2: packed.shape[1] * 2: 2, p % 2: packed.shape[2] * 2: 2] = packed[channel]
         return whole
-    for channel, offsets in enumerate(_XTRANS_OFFSETS):
+    for channel, offsets in enumerate(XTRANS_OFFSETS):
         for block, (dy, dx) in enumerate(offsets):
             mosaic[dy: packed.shape[1] * 3: 6, dx: packed.shape[2] * 3: 6] = packed[channel, block // 2::2, block % 2::2]
     return whole
