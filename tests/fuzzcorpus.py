@@ -46,13 +46,18 @@ class Variant:
 
 # --- the simulated DNG and TIFF surgery -----------------------------------------------------------
 
+# The simulated origins: (width, height), the exposure of their long (100x theirs), body.
+SIZES = {"sim-a": ((96, 64), Fraction(10), "sim-dslr14"), "sim-b": ((64, 48), Fraction(200), "sim-dslr14"),
+         "sim-x": ((96, 66), Fraction(10), "sim-xtrans14")}
+
+
 def sim_dng(path: Path, width: int = 96, height: int = 64, *, exposure_s=Fraction(1, 10), light: float = 1.0,
-            seed: int = 0) -> Path:
-    """A small DNG of a simulated scene (capture.sensor's 14-bit body)."""
+            seed: int = 0, body: str = "sim-dslr14") -> Path:
+    """A small DNG of a simulated scene (capture.sensor's 14-bit Bayer body, or ``body``)."""
     from capture.dng import write_dng
     from capture.sensor import expose, get_profile, render_scene
 
-    profile = get_profile("sim-dslr14")
+    profile = get_profile(body)
     radiance = render_scene("fuzz", width, height, environment="indoor")
     mosaic = expose(profile, radiance, exposure_s=float(exposure_s), iso=100, fnumber=8, light=light, seed=seed)
     return write_dng(path, mosaic, make=profile.make, model=profile.model, serial=profile.serial, cfa=profile.cfa,
@@ -220,6 +225,9 @@ def build_corpus(folder: Path, samples: Path | None, *, full: bool = False) -> t
     sim_b = sim_dng(folder / "sim-b.dng", 64, 48, exposure_s=Fraction(2), seed=1)
     originals["sim-b"] = sim_b
     sources.append(("sim-b", sim_b, dict(flips=10, extremes=EXTREMES if full else ())))
+    sim_x = sim_dng(folder / "sim-x.dng", *SIZES["sim-x"][0], body="sim-xtrans14")      # a 6x6 X-Trans CFA
+    originals["sim-x"] = sim_x
+    sources.append(("sim-x", sim_x, dict(flips=10, extremes=EXTREMES if full else ())))
     if samples is not None:
         names = sorted(p.name for p in samples.iterdir() if p.suffix != ".md") if full else SMALL_SAMPLES
         for name in names:
@@ -236,7 +244,7 @@ def build_corpus(folder: Path, samples: Path | None, *, full: bool = False) -> t
             kind = name.split("-")[0].replace("cut", "truncate").replace("flip", "bitflip")
             kind = {"ifd0": "loop"}.get(kind, kind)
             add(origin, kind, name, damaged, suffix)
-    for origin in ("sim-a", "sim-b"):
+    for origin in ("sim-a", "sim-b", "sim-x"):
         for name, damaged in dng_tag_variants(originals[origin].read_bytes()).items():
             add(origin, "tag", name, damaged, ".dng")
     variants += special_files(folder, originals["sim-a"])
@@ -427,9 +435,9 @@ def _read_line(proc, limit: float) -> str | None:
 
 def longs_for(folder: Path, originals: dict) -> dict:
     """A good long for each simulated origin (the pair validate checks a variant in)."""
-    sizes = {"sim-a": ((96, 64), Fraction(10)), "sim-b": ((64, 48), Fraction(200))}
-    return {origin: {"path": str(sim_dng(folder / f"{origin}-long.dng", *size, exposure_s=exposure, seed=7)),
-                     "ratio": 100.0} for origin, (size, exposure) in sizes.items() if origin in originals}
+    return {origin: {"path": str(sim_dng(folder / f"{origin}-long.dng", *size, exposure_s=exposure, seed=7,
+                                         body=body)),
+                     "ratio": 100.0} for origin, (size, exposure, body) in SIZES.items() if origin in originals}
 
 
 def run(folder: Path, samples: Path | None, full: bool = False) -> Report:

@@ -54,6 +54,7 @@ def check_report(report: fuzzcorpus.Report, minimum: int) -> dict:
     by_name = {(r["origin"], r["name"]): r for r in report.results}
     assert by_name[("sim-a", "intact")]["outcome"] == "correct"
     assert by_name[("sim-b", "intact")]["outcome"] == "correct"
+    assert by_name[("sim-x", "intact")]["outcome"] == "correct"            # X-Trans
     for r in report.results:
         if r["origin"].startswith("sim") and r["kind"] in STRUCTURAL:
             # damage to the structure of a simulated DNG is always seen (the zeroed middle of the
@@ -72,7 +73,7 @@ def test_quick_corpus_has_no_traceback_hang_or_runaway_memory(tmp_path):
     counts = check_report(report, minimum=300 if samples_or_none() else 250)
     results = {(r["origin"], r["name"]): r for r in report.results}
     # the cases, by name
-    for origin in ("sim-a", "sim-b"):
+    for origin in ("sim-a", "sim-b", "sim-x"):
         for name in ("cfa-repeat-dim-count-3", "black-repeat-dim-count-1", "cfa-pattern-0x09", "white-level-0",
                      "strips-past-end", "truncated-1000"):
             assert results[(origin, name)]["outcome"] == "finding", results[(origin, name)]
