@@ -38,7 +38,8 @@ def torchrun(manifest, config, out, *args) -> str:
     done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                            "-m", "train", "run", str(manifest), "--config", str(config),
                            "--out", str(out), *args], capture_output=True, text=True, env=env, timeout=120)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-8000:]   # the failing rank's own lines too
+    assert "terminate called" not in done.stderr, done.stderr[-8000:]       # no rank aborted at exit
     return done.stdout + done.stderr
 
 

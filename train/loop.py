@@ -10,6 +10,7 @@ its share of every epoch's scenes and only rank 0 logs and writes.
 from __future__ import annotations
 
 import csv
+import gc
 import io
 import math
 import os
@@ -153,6 +154,7 @@ def train_run(config: RunConfig, progress: bool = True, resume: bool = False,
                     log.scalars(state.step, {"train/loss": state.shown, "train/lr": lr})
                 if stop.requested(world, device, state.step, config.log_every) or state.step == stop_after_steps:
                     saver.save("last.pt", **state.checkpoint(began))
+                    del net
                     finish(log, world)
                     raise TrainingStopped.at(state, config)
             state.epoch, state.position = state.epoch + 1, 0
@@ -168,6 +170,7 @@ def train_run(config: RunConfig, progress: bool = True, resume: bool = False,
                 state.shown, state.loss_sum, state.loss_count = state.mean_loss(), 0.0, 0
             if state.epoch % config.save_every == 0 or state.epoch == config.epochs:
                 saver.save("last.pt", **state.checkpoint(began))
+    del net
     finish(log, world)
     return out
 
@@ -339,9 +342,14 @@ def setup_distributed(device: str) -> tuple[int, int, str]:
 
 
 def finish(log: RunLog | None, world: int) -> None:
+    """Close the run's log; under torchrun, end the process group once every rank is here. The
+    caller has dropped its DistributedDataParallel wrapper first: a wrapper that outlives the group
+    keeps gloo's threads to the interpreter's teardown, which then aborts now and then ("terminate
+    called without an active exception", SIGABRT after a finished run)."""
     if log is not None:
         log.close()
     if world > 1:
+        gc.collect()                 # the wrapper's reference cycles, so that the group is the last holder
         dist.barrier()
         dist.destroy_process_group()
 
