@@ -78,6 +78,11 @@ class NoiseProfile:
     fit: dict
     format_version: int = FORMAT_VERSION
 
+    def of_camera(self, camera) -> bool:
+        """Whether a manifest's ``camera`` (make and model) names the body this profile was fitted on
+        (the profile's camera adds the serial)."""
+        return self.camera.startswith(str(camera))
+
     # --- noise at any gain (ELD's log-linear model) ------------------------------------------
     def k_range(self) -> tuple[float, float]:
         ks = [i.k_dn_per_e for i in self.isos]
@@ -533,7 +538,7 @@ def check_profile(profile: NoiseProfile, manifest, pairs: int = 8, bins: int = 8
 
     from .manifest import black_levels, resolve
 
-    rows = manifest[manifest["camera"].map(lambda c: profile.camera.startswith(str(c)))]
+    rows = manifest[manifest["camera"].map(profile.of_camera)]
     if rows.empty:
         raise SidkitError(f"{manifest.attrs.get('path', 'the manifest')}: no pairs of {profile.camera}; "
                           "check the profile against a manifest of the same body")

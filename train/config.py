@@ -107,16 +107,16 @@ def _check_synthetic(config: RunConfig) -> dict[str, Any]:
     """The synthetic settings checked (the profile readable), the fraction's default filled in, the
     profile's path made absolute (config.toml's, so that --resume and `train eval` find it from any
     folder)."""
-    from curate.manifest import read_manifest
+    from curate.manifest import is_longs_only, read_manifest
     from curate.noiseprofile import read_profile
 
-    from .synthetic import longs_only, parse_ratio_range
+    from .synthetic import parse_ratio_range
 
     read_profile(config.synthetic)
     low, high = parse_ratio_range(config.synthetic_ratio)
     fraction = config.synthetic_fraction
     if fraction is None:
-        fraction = 1.0 if longs_only(read_manifest(config.manifest)) else 0.5
+        fraction = 1.0 if is_longs_only(read_manifest(config.manifest)) else 0.5
     if not 0 <= float(fraction) <= 1:
         raise SidkitError(f"run config: synthetic_fraction {fraction!r} must be from 0 to 1")
     return {"synthetic": str(Path(config.synthetic).expanduser().resolve()), "synthetic_fraction": float(fraction),

@@ -17,7 +17,7 @@ import torch
 
 from curate.atomic import atomic_write
 from curate.errors import SidkitError
-from curate.manifest import black_levels, read_manifest, resolve, verify_checksum
+from curate.manifest import black_levels, is_longs_only, read_manifest, resolve, verify_checksum
 
 from . import rawpack, sidprotocol
 from .checkpoint import model_from_checkpoint
@@ -245,9 +245,8 @@ def synthetic_inputs(df: pd.DataFrame, config: dict, profile, manifest, checkpoi
     """`train eval`'s loader for a manifest of long exposures only (None for real pairs): ``profile``,
     else the one recorded in the checkpoint's config, at the run's synthetic ratio range."""
     from .config import RunConfig
-    from .synthetic import longs_only
 
-    if not longs_only(df):
+    if not is_longs_only(df):
         return None
     fix = "pass --synthetic PROFILE (a noise profile of the camera, made by `curate noise-profile`)"
     recorded = config.get("synthetic")

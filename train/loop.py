@@ -29,7 +29,7 @@ from rich.markup import escape
 from curate.atomic import atomic_write
 from curate.clitools import progress_bar
 from curate.errors import SidkitError
-from curate.manifest import read_manifest
+from curate.manifest import is_longs_only, read_manifest
 from curate.validate import row_findings
 
 from .autoratio import training_level
@@ -40,7 +40,7 @@ from .dataset import Batch, PairDataset, sampler
 from .evaluate import SyntheticLoader, cache_loader, data_config, score_model
 from .model import PRESETS, UNetSpec, build_model
 from .progresslog import EpochLog
-from .synthetic import SyntheticShorts, check_synthetic_data, longs_only
+from .synthetic import SyntheticShorts, check_synthetic_data
 
 
 
@@ -229,7 +229,7 @@ class Evaluation:
         self.split = next((s for s in ("val", "test") if (df["split"] == s).any()), None)
         self.df, self.rows, self.config, self.device = df, df[df["split"] == self.split], config, device
         self.load = cache_loader(cache)
-        if self.split is not None and config.synthetic and longs_only(df):
+        if self.split is not None and config.synthetic and is_longs_only(df):
             self.load = SyntheticLoader(config.synthetic, config.synthetic_ratio, cache)
             console.print(f"evaluation on {self.split}: synthetic shorts of its long exposures, one per image "
                           f"(ratio {self.load.ratio:.1f}, K {self.load.k:.3g} DN/e-)", highlight=False)
@@ -304,7 +304,7 @@ def filled_cache(config: RunConfig, rank: int, world: int, console: Console, pro
 
 def warn_about_bad_pairs(df, manifest, console: Console) -> None:
     """One warning line when rows have errors that `curate validate --fast` reports (bad ratios...)."""
-    only_longs = longs_only(df)         # their ratio of 1 is no error: shorts are synthesised
+    only_longs = is_longs_only(df)      # their ratio of 1 is no error: shorts are synthesised
     errors = [f for row in df.itertuples() for f in row_findings(row, longs_only=only_longs) if f.severity == "error"]
     if errors:
         console.print(f"[yellow]warning:[/] {len(errors)} pair(s) of {manifest} have errors (first: {errors[0].code} "

@@ -176,11 +176,6 @@ def amplifications(ratios: torch.Tensor, policy: str) -> torch.Tensor:
 
 
 # --- in a training run ----------------------------------------------------------------------------
-def longs_only(df) -> bool:
-    """A manifest of long exposures only: every row's short is its long (nothing real to learn from)."""
-    return is_longs_only(df)
-
-
 def longs_manifest(df):
     """One row per distinct long exposure of ``df``, standing in as its own short (ratio 1)."""
     longs = df.drop_duplicates("long_sha256").copy()
@@ -193,7 +188,7 @@ def check_synthetic_data(df, manifest, profile: str | None, fraction: float | No
     """Before any decoding: a manifest of longs only without a noise profile is a SidkitError (it
     would train the network to copy its input); warning lines (returned: a user may mean it) for a
     profile of another camera than the manifest's and for real steps on longs only."""
-    only_longs = longs_only(df)
+    only_longs = is_longs_only(df)
     if not profile:
         if only_longs:
             raise SidkitError(f"{manifest}: every row's short is its long (long exposures only), so there is "
@@ -201,10 +196,10 @@ def check_synthetic_data(df, manifest, profile: str | None, fraction: float | No
                               "of the camera, made by `curate noise-profile`)")
         return []
     warnings = []
-    camera = read_profile(profile).camera
-    others = sorted({str(c) for c in df["camera"] if not camera.startswith(str(c))})
+    noise = read_profile(profile)
+    others = sorted({str(c) for c in df["camera"] if not noise.of_camera(c)})
     if others:
-        warnings.append(f"noise profile {profile} is of {camera!r}, but {manifest} has raws of "
+        warnings.append(f"noise profile {profile} is of {noise.camera!r}, but {manifest} has raws of "
                         f"{', '.join(map(repr, others))}; its synthetic shorts carry that camera's noise "
                         "(`curate noise-profile` on this camera's dark and flat frames makes its own)")
     if only_longs and fraction is not None and fraction < 1:
