@@ -1,12 +1,30 @@
 """Shared fixtures: the real sample raws and a tiny simulated dataset with planted defects."""
 from __future__ import annotations
 
+import signal
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RAW_SAMPLE_DIRS = (REPO_ROOT.parent / "shared" / "raw-samples", Path("/work/shared/raw-samples"))
+
+
+@contextmanager
+def time_limit(seconds: int):
+    """A hang becomes a test failure (SIGALRM), not a stuck suite. Generous on purpose: it catches
+    hangs, never slowness (no test asserts elapsed time; speed is for bench/)."""
+    def expired(*_):
+        raise TimeoutError(f"still running after {seconds} s: a hang")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -8,31 +8,14 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 import fuzzcorpus
+from conftest import time_limit
 
 STRUCTURAL = ("truncate", "loop", "tag", "special", "zero")
-
-
-@contextmanager
-def time_limit(seconds: int):
-    """A hang becomes a test failure (SIGALRM), not a stuck suite."""
-    def expired(*_):
-        raise TimeoutError(f"still running after {seconds} s: a hang")
-
-    previous = signal.signal(signal.SIGALRM, expired)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def samples_or_none() -> Path | None:
@@ -140,12 +123,11 @@ def test_validate_reports_each_bad_pair_and_goes_on(tmp_path, workers):
     from curate.cli import main
 
     manifest = _manifest_of_variants(tmp_path)
-    started = time.perf_counter()
-    with time_limit(120):
+    with time_limit(300):
         result = CliRunner().invoke(main, ["validate", str(manifest), "--format", "json",
                                            "--workers", str(workers)])
     assert result.exception is None or isinstance(result.exception, SystemExit), result.output
-    assert result.exit_code == 1 and time.perf_counter() - started < 120
+    assert result.exit_code == 1
     found = json.loads(result.stdout)
     errors = {}
     for f in found:

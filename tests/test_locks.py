@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -35,6 +34,7 @@ HOLD = """
     with file_lock(sys.argv[1]):
         print("locked", flush=True)
         time.sleep(float(sys.argv[2]))
+        Path(sys.argv[1] + ".held").write_text("done")     # the last thing done under the lock
 """
 
 
@@ -48,24 +48,24 @@ def hold_lock(path: Path, seconds: float) -> subprocess.Popen:
 def test_a_second_writer_is_refused_with_the_first_ones_pid(tmp_path, monkeypatch):
     path = write_manifest(make_rows(), tmp_path / "m.csv")
     before = path.read_bytes()
-    holder = hold_lock(path, 3)
+    holder = hold_lock(path, 30)
     monkeypatch.setattr("curate.atomic.LOCK_WAIT_S", 0.3)
-    started = time.monotonic()
     with pytest.raises(SidkitError) as err:
         write_manifest(make_rows(n_scenes=2), path)
-    assert 0.3 <= time.monotonic() - started < 2.5
+    assert not Path(f"{path}.held").exists()    # refused while the first writer still held the lock
     assert str(err.value) == (f"{path}: another command (pid {holder.pid}) is writing it (lock m.csv.lock); "
                               "let it finish or stop it, then run this again")
     assert path.read_bytes() == before
+    holder.kill()
     holder.wait(10)
 
 
 def test_a_second_writer_waits_for_the_first_then_writes(tmp_path):
     path = write_manifest(make_rows(), tmp_path / "m.csv")
     holder = hold_lock(path, 1.0)
-    started = time.monotonic()
     write_manifest(make_rows(n_scenes=2), path)          # default wait (10 s) outlasts the holder
-    assert time.monotonic() - started >= 0.5 and holder.wait(10) == 0
+    assert Path(f"{path}.held").exists() and holder.wait(10) == 0     # it wrote after the first let go
+    Path(f"{path}.held").unlink()
     assert len(read_manifest(path)) == 4
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.csv"]      # no lock or temp file left
 
