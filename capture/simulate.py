@@ -41,7 +41,9 @@ def simulate_dataset(out: str | os.PathLike, *, scenes: int = 8,
                      profiles: tuple[str, ...] = ("sim-dslr14", "sim-mirrorless12"),
                      shorts_per_scene: int = 2, long_s: float = 10, ratio: float = 250,
                      size: tuple[int, int] | None = None, defects: bool = True, seed: int = 0,
-                     allow_any_ratio: bool = False, progress: Callable[[int, int], None] | None = None) -> Path:
+                     allow_any_ratio: bool = False, isos: tuple[int, ...] | None = None,
+                     ratios: tuple[float, ...] | None = None,
+                     progress: Callable[[int, int], None] | None = None) -> Path:
     """Shoot ``scenes`` simulated scenes into ``out`` and return it.
 
     The first half of the scenes are indoor, the rest outdoor; scene i uses profile i mod
@@ -51,6 +53,8 @@ def simulate_dataset(out: str | os.PathLike, *, scenes: int = 8,
     ``defects`` the last scene is shot at ratio 20, the second last has one short moved by ~12 px
     and the third last one short in light dimmed to 0.4; each is noted in the log and listed in
     `planted_defects.json` ([{scene_id, short_path, defect}], defect being the finding code).
+    ``isos`` gives scene i the ISO isos[i mod len(isos)] (default: one of 100-400 drawn per scene);
+    ``ratios`` draws each scene's ratio from its values (default: ``ratio`` for every scene).
     """
     out = Path(out)
     sensors = [get_profile(name) for name in profiles]
@@ -82,15 +86,17 @@ def simulate_dataset(out: str | os.PathLike, *, scenes: int = 8,
         profile = sensors[index % len(sensors)]
         width, height = size or (profile.width, profile.height)
         rng = scene_rng(scene_id, seed)
-        iso = int(rng.choice([i for i in SCENE_ISOS if i in profile.isos] or [profile.base_iso]))
+        iso = (int(isos[index % len(isos)]) if isos else
+               int(rng.choice([i for i in SCENE_ISOS if i in profile.isos] or [profile.base_iso])))
         fnumber = min(profile.fnumbers, key=lambda n: abs(n - 8))
         # Darker scenes for higher ISO and wider apertures: the long exposure lands in the same range.
         light = float(rng.uniform(0.85, 1.15)) * (fnumber / 8) ** 2 * profile.base_iso / iso
         camera = SimCamera(profile.name, width=width, height=height, seed=seed, light=light,
                            clock=START + timedelta(minutes=10 * index))
         bad_ratio = defects and index == scenes - 1
+        scene_ratio = float(rng.choice(ratios)) if ratios else ratio
         request = PairRequest(scene=scene_id, environment="indoor" if index < (scenes + 1) // 2 else "outdoor",
-                              ratio=DEFECT_RATIO if bad_ratio else ratio, shorts=shorts_per_scene,
+                              ratio=DEFECT_RATIO if bad_ratio else scene_ratio, shorts=shorts_per_scene,
                               long=Fraction(long_s).limit_denominator(1000), iso=iso, fnumber=fnumber,
                               allow_any_ratio=bad_ratio or allow_any_ratio)
         plan = plan_pair(camera, request, out)

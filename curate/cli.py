@@ -346,7 +346,7 @@ def report_cmd(manifest, output, findings_file, page_size, no_cache, workers):
 @click.option("--camera", help="Fit this body's frames (default: the body that shot most of them).")
 @click.option("--check", "check_manifest", type=click.Path(dir_okay=False, path_type=Path),
               help="Compare synthetic shorts with this manifest's real shorts (table and NAME-check.png).")
-@click.option("--check-pairs", type=int, default=8, show_default=True, help="Pairs the check uses.")
+@click.option("--check-pairs", type=int, default=8, show_default=True, help="Pairs per ISO the check uses.")
 @reports_errors
 def noise_profile(cal, output, fmt, camera, check_manifest, check_pairs):
     """Fit a camera's noise profile (gain K, read and row noise, Tukey-lambda shape) from dark and flat frames.
@@ -354,6 +354,8 @@ def noise_profile(cal, output, fmt, camera, check_manifest, check_pairs):
     CAL is a folder written by `capture calibrate` (roles dark/flat in its captures.jsonl) or a
     folder with dark/ and flat/ subfolders of any raws (ISO and exposure from EXIF). Writes the
     profile and a photon-transfer plot (NAME-ptc.png) beside it; nothing when a finding is an error.
+    --check compares synthetic shorts with a manifest's real ones per ISO, channel and signal level,
+    prints a verdict (pass: every variance ratio within 0.9-1.1) and exits 1 on a fail.
 
     \b
     curate noise-profile cal -o profiles/sim-dslr14.toml
@@ -393,16 +395,24 @@ def noise_profile(cal, output, fmt, camera, check_manifest, check_pairs):
         if check:
             stdout.print(check_table(check))
     stderr.print(f"wrote {output} and {plot}")
+    if check:
+        from .noiseprofile import check_summary
+
+        stderr.print(f"check against {check_manifest}: {check_summary(check)}", highlight=False)
+        if check["verdict"] != "pass":
+            raise SystemExit(1)
 
 
 def check_table(check: dict) -> Table:
-    table = Table(title=f"Synthetic vs real shorts, {check['pairs']} pairs (histogram distance: "
-                        + ", ".join(f"{c} {d:.3f}" for c, d in check["histogram_distance"].items()) + ")")
-    for column in ("channel", "signal (DN)", "real variance", "synthetic variance", "synthetic / real"):
+    distances = ", ".join(f"ISO {d['iso']:g} {d['channel']} {d['distance']:.3f}" for d in check["histogram_distance"])
+    table = Table(title=f"Synthetic vs real shorts, {check['pairs']} pairs: {check['verdict'].upper()} "
+                        f"(histogram distance: {distances})")
+    for column in ("ISO", "channel", "signal (DN)", "pixels", "real variance", "synthetic variance", "synthetic / real"):
         table.add_column(column)
     for r in check["variance"]:
-        table.add_row(r["channel"], f"{r['signal_dn']:.1f}", f"{r['real_variance']:.2f}",
-                      f"{r['synthetic_variance']:.2f}", f"{r['ratio']:.3f}")
+        mark = "" if r["pass"] else " [red]outside 0.9-1.1[/red]"
+        table.add_row(f"{r['iso']:g}", r["channel"], f"{r['signal_dn']:.1f}", str(r["pixels"]),
+                      f"{r['real_variance']:.2f}", f"{r['synthetic_variance']:.2f}", f"{r['ratio']:.3f}{mark}")
     return table
 
 

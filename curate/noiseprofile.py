@@ -88,18 +88,17 @@ class NoiseProfile:
         ks = [i.k_dn_per_e for i in self.isos]
         return min(ks), max(ks)
 
-    def sigmas(self, k: float) -> dict:
-        """Read noise, row noise (DN) and Tukey lambda at system gain ``k``: interpolated in log-log
-        between the measured ISOs, ELD's log-linear fit beyond them."""
+    def sigmas(self, k):
+        """Read noise, row noise (DN) and Tukey lambda at system gain ``k`` (a number or an array):
+        interpolated in log-log between the measured ISOs, and beyond them ELD's fitted slope continued
+        from the nearest measured ISO, so the noise never jumps at the ends of the measured range."""
         f = self.fit
-        log_k = math.log(k)
-        table = self.log_table()
-        if table[0][0] <= log_k <= table[0][-1]:
-            read, row = (math.exp(float(np.interp(log_k, table[0], t))) for t in table[1:])
-        else:
-            read = math.exp(f["read_slope"] * log_k + f["read_intercept"])
-            row = math.exp(f["row_slope"] * log_k + f["row_intercept"])
-        return {"read_noise_dn": read, "row_noise_dn": row, "tukey_lambda": f["tukey_lambda"]}
+        log_k, table = np.log(np.asarray(k, dtype=np.float64)), self.log_table()
+        read = log_linear(log_k, table[0], table[1], f["read_slope"])
+        row = log_linear(log_k, table[0], table[2], f["row_slope"])
+        if read.ndim == 0:
+            read, row = float(read), float(row)
+        return {"read_noise_dn": read, "row_noise_dn": row, "tukey_lambda": float(f["tukey_lambda"])}
 
     def log_table(self) -> tuple[list[float], list[float], list[float]]:
         """log K, log read noise, log row noise of the measured ISOs, in order of K."""
@@ -108,7 +107,16 @@ class NoiseProfile:
                 [math.log(max(i.row_noise_dn, 1e-6)) for i in isos])
 
     def k_at_iso(self, iso: float) -> float:
-        return math.exp(self.fit["k_slope"] * math.log(iso) + self.fit["k_intercept"])
+        """System gain at ``iso``: a measured ISO's own K, log-log interpolation between them, ELD's
+        fitted slope beyond them."""
+        isos = sorted(self.isos, key=lambda i: i.iso)
+        return float(log_linear(math.log(iso), [math.log(i.iso) for i in isos],
+                                [math.log(i.k_dn_per_e) for i in isos], self.fit["k_slope"]))
+
+    def noise_at_iso(self, iso: float) -> dict:
+        """K, read and row noise and Tukey lambda at ``iso``: what one ISO's synthetic shorts are drawn with."""
+        k = self.k_at_iso(iso)
+        return {"k_dn_per_e": k, **self.sigmas(k)}
 
     def to_dict(self) -> dict:
         return {"format_version": self.format_version, "camera": self.camera, "cfa": self.cfa,
@@ -121,6 +129,15 @@ class NoiseProfile:
         import tomli_w
 
         return tomli_w.dumps(self.to_dict())
+
+
+def log_linear(x, xs: list[float], ys: list[float], slope: float):
+    """exp of y at ``x`` on the polyline (xs, ys) (xs increasing), continued with ``slope`` beyond its
+    ends: in log-log, the measured points themselves, straight lines between them, ELD's fit outside."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.interp(x, xs, ys)
+    y = np.where(x < xs[0], ys[0] + slope * (x - xs[0]), y)
+    return np.exp(np.where(x > xs[-1], ys[-1] + slope * (x - xs[-1]), y))
 
 
 def profile_from_dict(data: dict, source: str = "profile") -> NoiseProfile:
@@ -530,55 +547,100 @@ def synthesise_counts(long_dn: np.ndarray, k: float, read: float, row: float, la
     return np.rint(shot + read_noise + rows)
 
 
+CHECK_RATIO = (0.9, 1.1)       # synthetic / real variance that passes
+CHECK_MIN_PIXELS = 20_000      # pixels a signal bin needs: the variance ratio's sampling error ~1.5%, far inside 10%
+
+
 def check_profile(profile: NoiseProfile, manifest, pairs: int = 8, bins: int = 8, seed: int = 0) -> dict:
-    """Noise variance against signal per channel for real shorts and synthetic ones made from their
-    longs (same ISO through the profile's fits, ratio measured from the pixels), and the distance
-    between the residual histograms (Wasserstein, in units of the real residual's spread)."""
+    """Synthetic shorts against a manifest's real shorts, per ISO: each real short's long scaled down
+    by the ratio measured from the pixels and given the profile's noise at the short's ISO
+    (``noise_at_iso``, the numbers training draws with). Per ISO, channel and signal bin the noise
+    variance of both; per ISO and channel the distance between the residual histograms (Wasserstein,
+    in units of the real residual's spread). Each bin holds at least CHECK_MIN_PIXELS pixels (up to
+    ``bins`` bins; an ISO with fewer pixels in all is listed in ``too_few_pixels``, not judged).
+    ``verdict`` is "pass" when every bin's variance ratio is within CHECK_RATIO; ``failing`` lists the
+    bins outside it."""
     from scipy import stats
 
     from .manifest import black_levels, resolve
 
+    where = manifest.attrs.get("path", "the manifest")
     rows = manifest[manifest["camera"].map(profile.of_camera)]
     if rows.empty:
-        raise SidkitError(f"{manifest.attrs.get('path', 'the manifest')}: no pairs of {profile.camera}; "
-                          "check the profile against a manifest of the same body")
+        raise SidkitError(f"{where}: no pairs of {profile.camera}; check the profile against a manifest of the same body")
     others = sorted({str(c) for c in rows["cfa"] if tile_size(str(c)) != tile_size(profile.cfa)})
     if others:
-        raise SidkitError(f"{manifest.attrs.get('path', 'the manifest')}: pairs of {profile.camera} are {others[0]} "
+        raise SidkitError(f"{where}: pairs of {profile.camera} are {others[0]} "
                           f"raws, the profile was fitted on {profile.cfa} frames; check it against raws of its CFA")
-    rows = rows.sample(min(pairs, len(rows)), random_state=seed).sort_values("pair_id")
+    rows = rows[rows["short_path"] != rows["long_path"]]
+    if rows.empty:
+        raise SidkitError(f"{where}: long exposures only; the check needs real shorts beside their longs")
     rng = np.random.default_rng(seed)
-    real_res, synth_res = defaultdict(list), defaultdict(list)     # channel -> [(expected, residual)]
-    for row in rows.itertuples(index=False):
-        black = black_tile(black_levels(row.black_level), row.cfa)[:, None, None]
-        white = float(row.white_level)
-        short = np.stack(planes(read_mosaic(resolve(manifest, row.short_path)).astype(np.float64), row.cfa)) - black
-        long = np.stack(planes(read_mosaic(resolve(manifest, row.long_path)).astype(np.float64), row.cfa)) - black
-        usable = (long < 0.9 * (white - black)) & (long > 0)
-        ratio = float(long[usable].sum() / max(short[usable].sum(), 1e-9))    # measured, not EXIF
-        expected = long / ratio
-        k = profile.k_at_iso(float(row.short_iso))
-        s = profile.sigmas(k)
-        synthetic = synthesise_counts(expected, k, s["read_noise_dn"], s["row_noise_dn"], s["tukey_lambda"], rng)
-        for c in range(len(short)):
-            m = usable[c]
-            real_res[c].append(np.stack([expected[c][m], short[c][m] - expected[c][m]]))
-            synth_res[c].append(np.stack([expected[c][m], synthetic[c][m] - expected[c][m]]))
-    table, distances = [], {}
-    for c, name in enumerate(channel_names(profile.cfa)):
-        real, synth = np.concatenate(real_res[c], axis=1), np.concatenate(synth_res[c], axis=1)
-        edges = np.quantile(real[0], np.linspace(0, 1, bins + 1))
-        for lo, hi in zip(edges[:-1], edges[1:]):
-            r, s = real[1][(real[0] >= lo) & (real[0] <= hi)], synth[1][(synth[0] >= lo) & (synth[0] <= hi)]
-            if len(r) > 50 and len(s) > 50:
-                table.append({"channel": name, "signal_dn": float((lo + hi) / 2), "real_variance": float(r.var()),
-                              "synthetic_variance": float(s.var()), "ratio": float(s.var() / max(r.var(), 1e-12))})
-        distances[name] = float(stats.wasserstein_distance(real[1], synth[1]) / max(real[1].std(), 1e-12))
-    return {"pairs": len(rows), "camera": profile.camera, "variance": table, "histogram_distance": distances}
+    table, distances, used, too_few = [], [], 0, set()
+    for iso, group in sorted(rows.groupby(rows["short_iso"].astype(float))):
+        group = group.sample(min(pairs, len(group)), random_state=seed).sort_values("pair_id")
+        noise = profile.noise_at_iso(iso)
+        real_res, synth_res = defaultdict(list), defaultdict(list)     # channel -> [(expected, residual)]
+        for row in group.itertuples(index=False):
+            black = black_tile(black_levels(row.black_level), row.cfa)[:, None, None]
+            span = float(row.white_level) - black
+            short = np.stack(planes(read_mosaic(resolve(manifest, row.short_path)).astype(np.float64), row.cfa)) - black
+            long = np.stack(planes(read_mosaic(resolve(manifest, row.long_path)).astype(np.float64), row.cfa)) - black
+            usable = (long < 0.9 * span) & (long > 0)
+            ratio = float(long[usable].sum() / max(short[usable].sum(), 1e-9))    # measured, not EXIF
+            expected = long / ratio
+            synthetic = synthesise_counts(expected, noise["k_dn_per_e"], noise["read_noise_dn"],
+                                          noise["row_noise_dn"], noise["tukey_lambda"], rng)
+            for c in range(len(short)):
+                m = usable[c]
+                real_res[c].append(np.stack([expected[c][m], short[c][m] - expected[c][m]]))
+                synth_res[c].append(np.stack([expected[c][m], synthetic[c][m] - expected[c][m]]))
+        used += len(group)
+        for c, name in enumerate(channel_names(profile.cfa)):
+            real, synth = np.concatenate(real_res[c], axis=1), np.concatenate(synth_res[c], axis=1)
+            if real.shape[1] < CHECK_MIN_PIXELS:
+                too_few.add(float(iso))
+                continue
+            count = min(bins, real.shape[1] // CHECK_MIN_PIXELS)
+            edges = np.quantile(real[0], np.linspace(0, 1, count + 1))
+            for lo, hi in zip(edges[:-1], edges[1:]):
+                r, s = real[1][(real[0] >= lo) & (real[0] <= hi)], synth[1][(synth[0] >= lo) & (synth[0] <= hi)]
+                ratio = float(s.var() / max(r.var(), 1e-12))
+                table.append({"iso": float(iso), "channel": name, "signal_dn": float((lo + hi) / 2),
+                              "pixels": int(len(r)), "real_variance": float(r.var()),
+                              "synthetic_variance": float(s.var()), "ratio": ratio,
+                              "pass": CHECK_RATIO[0] <= ratio <= CHECK_RATIO[1]})
+            distances.append({"iso": float(iso), "channel": name, "distance":
+                              float(stats.wasserstein_distance(real[1], synth[1]) / max(real[1].std(), 1e-12))})
+    failing = [r for r in table if not r["pass"]]
+    return {"pairs": used, "camera": profile.camera, "isos": sorted({r["iso"] for r in table}),
+            "verdict": "fail" if failing or not table else "pass", "failing": failing, "variance": table,
+            "histogram_distance": distances, "too_few_pixels": sorted(too_few)}
+
+
+def check_summary(check: dict) -> str:
+    """One line: the verdict, and for a fail which ISOs and signal levels miss and what that means."""
+    low, high = CHECK_RATIO
+    unjudged = (f"; ISO {', '.join(f'{i:g}' for i in check['too_few_pixels'])} not judged (under "
+                f"{CHECK_MIN_PIXELS:,} pixels a channel: give more pairs, --check-pairs)" if check["too_few_pixels"] else "")
+    if check["verdict"] == "pass":
+        return (f"pass: synthetic noise variance within {low:g}-{high:g}x of the real shorts' in every signal bin "
+                f"at ISO {', '.join(f'{i:g}' for i in check['isos'])}{unjudged}")
+    if not check["variance"]:
+        return (f"fail: no ISO had {CHECK_MIN_PIXELS:,} pixels a channel to compare; check against more or larger "
+                "pairs (--check-pairs)")
+    worst = max(check["failing"], key=lambda r: abs(math.log(r["ratio"])))
+    isos = sorted({r["iso"] for r in check["failing"]})
+    side = "less" if worst["ratio"] < 1 else "more"
+    return (f"fail: {len(check['failing'])} of {len(check['variance'])} signal bins outside {low:g}-{high:g}x "
+            f"(ISO {', '.join(f'{i:g}' for i in isos)}; worst ISO {worst['iso']:g} {worst['channel']} at "
+            f"{worst['signal_dn']:.1f} DN: {worst['ratio']:.2f}x); synthetic shorts there carry {side} noise than "
+            "real ones, so a network trained on them meets other noise than it learnt: calibrate those ISOs again "
+            f"(darks and flats of this body, same settings){unjudged}")
 
 
 def write_check_plot(check: dict, path: Path) -> Path:
-    """Real and synthetic noise variance against signal, per channel (log axes)."""
+    """Real (dots) and synthetic (lines) noise variance against signal, per ISO and channel (log axes)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -587,15 +649,15 @@ def write_check_plot(check: dict, path: Path) -> Path:
     from .atomic import atomic_write
 
     fig, ax = plt.subplots(figsize=(7, 5), dpi=100)
-    names = list(check["histogram_distance"])
-    for colour, name in zip(plt.cm.tab10(np.linspace(0, 1, 10))[: len(names)], names):
-        rows = [r for r in check["variance"] if r["channel"] == name]
+    curves = sorted({(r["iso"], r["channel"]) for r in check["variance"]})
+    for colour, (iso, name) in zip(plt.cm.viridis(np.linspace(0, 0.9, max(len(curves), 1))), curves):
+        rows = [r for r in check["variance"] if (r["iso"], r["channel"]) == (iso, name)]
         x = [r["signal_dn"] for r in rows]
-        ax.plot(x, [r["real_variance"] for r in rows], "o", color=colour, label=f"{name} real")
-        ax.plot(x, [r["synthetic_variance"] for r in rows], "-", color=colour, label=f"{name} synthetic")
+        ax.plot(x, [r["real_variance"] for r in rows], "o", color=colour, ms=3)
+        ax.plot(x, [r["synthetic_variance"] for r in rows], "-", color=colour, lw=1, label=f"ISO {iso:g} {name}")
     ax.set(xscale="log", yscale="log", xlabel="expected short signal (DN above black)", ylabel="variance (DN²)",
-           title=f"Synthetic vs real shorts: {check['camera']} ({check['pairs']} pairs)")
-    ax.legend(fontsize=8, ncol=2)
+           title=f"Synthetic (lines) vs real (dots) shorts: {check['camera']}, {check['verdict']}")
+    ax.legend(fontsize=6, ncol=4)
     fig.tight_layout()
     with atomic_write(path, "wb") as handle:
         fig.savefig(handle, format="png")

@@ -20,7 +20,7 @@ import torch
 
 from curate.errors import SidkitError
 from curate.manifest import is_longs_only
-from curate.noiseprofile import NoiseProfile, read_profile
+from curate.noiseprofile import NoiseProfile, log_linear, read_profile
 
 from . import rawpack
 
@@ -85,17 +85,15 @@ class NoiseModel:
         return self._sigma(k, self.row_slope, self.row_intercept, 2)
 
     def _sigma(self, k: torch.Tensor, slope: float, intercept: float, column: int) -> torch.Tensor:
-        """Log-log interpolation between the measured ISOs; the log-linear fit outside them."""
-        log_k = torch.log(torch.as_tensor(k))
-        line = slope * log_k + intercept
-        if len(self.table) != 3 or len(self.table[0]) < 2:
-            return torch.exp(line)
-        xs = torch.tensor(self.table[0], dtype=log_k.dtype, device=log_k.device)
-        ys = torch.tensor(self.table[column], dtype=log_k.dtype, device=log_k.device)
-        i = torch.searchsorted(xs, log_k.contiguous()).clamp(1, len(xs) - 1)
-        t = (log_k - xs[i - 1]) / (xs[i] - xs[i - 1])
-        inside = (log_k >= xs[0]) & (log_k <= xs[-1])
-        return torch.exp(torch.where(inside, ys[i - 1] + t * (ys[i] - ys[i - 1]), line))
+        """The profile's noise at gain ``k`` (curate.noiseprofile.log_linear, the check's own rule: the
+        measured ISOs, log-log lines between them, the fitted slope beyond); the plain fit without a table."""
+        k = torch.as_tensor(k)
+        log_k = np.log(k.detach().cpu().double().numpy())
+        if len(self.table) == 3 and len(self.table[0]) >= 1:
+            sigma = log_linear(log_k, self.table[0], self.table[column], slope)
+        else:
+            sigma = np.exp(slope * log_k + intercept)
+        return torch.as_tensor(sigma, dtype=k.dtype if k.is_floating_point() else torch.float32, device=k.device)
 
 
 @functools.lru_cache(maxsize=32)
