@@ -7,6 +7,7 @@ import errno
 import io
 import os
 import shutil
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -94,6 +95,21 @@ def _optimizer_moment(payload):
     return payload
 
 
+def _moment(name: str, fn):
+    """A variant that sets the first parameter's optimiser moment ``name`` to fn(moment)."""
+    def edit(payload):
+        moments = payload["optimizer"]["state"][0]
+        moments[name] = fn(moments[name])
+        return payload
+    return edit
+
+
+def _negative_somewhere(t):
+    t = t.clone()
+    t[(0,) * t.dim()] = -1e-8
+    return t
+
+
 def _two_groups(payload):
     group = payload["optimizer"]["param_groups"][0]
     payload["optimizer"]["param_groups"] = [dict(group, params=group["params"][:2]),
@@ -136,6 +152,8 @@ VARIANTS: dict[str, object] = {
     "spec out_channels 1": _set("spec.out_channels", 1),
     "spec upscale 3": _set("spec.upscale", 3),
     "spec slope nan": _set("spec.slope", float("nan")),
+    "spec slope 1e308": _set("spec.slope", 1e308),
+    "spec slope -0.5": _set("spec.slope", -0.5),
     "spec unknown key": _set("spec.attention", True),
     "spec widths bool": _set("spec.widths", [True, 16]),
     "spec empty": _set("spec", {}),
@@ -148,6 +166,8 @@ VARIANTS: dict[str, object] = {
     "weight int tensor": _first_weight(lambda t: t.to(torch.int64)),
     "weight nan": _first_weight(lambda t: torch.full_like(t, float("nan"))),
     "weight is a number": _first_weight(lambda t: 1.0),
+    "weight on the meta device": _first_weight(lambda t: torch.empty(t.shape, device="meta")),
+    "weight sparse": _first_weight(lambda t: t.to_sparse()),
     "spec and weights disagree": _other_spec_weights,
     # optimiser
     "optimizer empty": _set("optimizer", {}),
@@ -157,6 +177,14 @@ VARIANTS: dict[str, object] = {
     "optimizer state without step": _set("optimizer.state.0.step", DELETE),
     "optimizer lr text": _set("optimizer.param_groups.0.lr", "fast"),
     "optimizer betas": _set("optimizer.param_groups.0.betas", [2.0]),
+    "optimizer exp_avg nan": _moment("exp_avg", lambda t: torch.full_like(t, float("nan"))),
+    "optimizer exp_avg_sq inf": _moment("exp_avg_sq", lambda t: torch.full_like(t, float("inf"))),
+    "optimizer exp_avg_sq negative": _moment("exp_avg_sq", _negative_somewhere),
+    "optimizer exp_avg_sq int": _moment("exp_avg_sq", lambda t: t.to(torch.int64)),
+    "optimizer exp_avg meta": _moment("exp_avg", lambda t: torch.empty(t.shape, device="meta")),
+    "optimizer step -1": _moment("step", lambda t: torch.tensor(-1.0)),
+    "optimizer step 2**70": _moment("step", lambda t: torch.tensor(2.0 ** 70)),
+    "optimizer step nan": _moment("step", lambda t: torch.tensor(float("nan"))),
     # rng
     "rng empty": _set("rng", {}),
     "rng python short": _set("rng.python", [3, [1, 2, 3], None]),
@@ -174,12 +202,20 @@ VARIANTS: dict[str, object] = {
     "data ratio policy number": _set("data.ratio_policy", 5),
     # counters
     "epoch negative": _set("epoch", -1),
+    "epoch 2**70": _set("epoch", 2 ** 70),
+    "step -1": _set("step", -1),
+    "step 2**70": _set("step", 2 ** 70),
+    "progress position 2**70": _set("progress.position", 2 ** 70),
+    "progress seconds negative": _set("progress.seconds", -5.0),
+    "best nan": _set("best", float("nan")),
     "step float": _set("step", 2.5),
     "progress position text": _set("progress.position", "x"),
     "progress overrides epoch": _set("progress.epoch", 5),
     "progress negative count": _set("progress.position", -3),
     "progress unknown key": _set("progress.patches", 3),
     "progress seconds nan": _set("progress.seconds", float("nan")),
+    "rng torch state sparse": lambda p: _set("rng.torch", p["rng"]["torch"].to_sparse())(p),
+    "zip of 64 MiB of zeros": "bomb:67108864",
     "schedule lr text": _set("schedule.lr", "x"),
 }
 
@@ -194,6 +230,8 @@ def write_variant(name: str, good: dict, path: Path) -> Path:
         data = buffer.getvalue()
         amount = float(variant.split(":")[1])
         path.write_bytes(data[: int(len(data) * amount) if amount < 1 else int(amount)])
+    elif isinstance(variant, str) and variant.startswith("bomb:"):
+        zip_bomb(good, path, int(variant.split(":")[1]))
     elif variant == "unsafe":
         torch.save({**good, "config": NotWeightsOnly()}, path)
     elif variant == "tensor":
@@ -202,6 +240,24 @@ def write_variant(name: str, good: dict, path: Path) -> Path:
         torch.save([good], path)
     else:
         torch.save(variant(copy.deepcopy(good)), path)
+    return path
+
+
+def zip_bomb(good: dict, path: Path, size: int) -> Path:
+    """``good`` as torch.save writes it, its largest tensor's data replaced by ``size`` zero bytes,
+    deflated (a few hundred KiB)."""
+    buffer = io.BytesIO()
+    torch.save(good, buffer)
+    with zipfile.ZipFile(buffer) as source, \
+            zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as bomb:
+        largest = max((m for m in source.infolist() if "/data/" in m.filename), key=lambda m: m.file_size)
+        for member in source.infolist():
+            if member is not largest:
+                bomb.writestr(member, source.read(member))     # stored, as torch wrote it
+                continue
+            with bomb.open(member.filename, "w", force_zip64=True) as out:
+                for _ in range(size // 2 ** 20):
+                    out.write(bytes(2 ** 20))
     return path
 
 
@@ -337,3 +393,53 @@ def test_a_full_disk_during_a_run_exits_1_with_one_line(run, tmp_path, full_disk
     assert "(No space left on device); the previous file is intact" in result.stderr
     assert {p.name: p.read_bytes() for p in (copy_ / "checkpoints").iterdir()} == before
     assert not [p for p in copy_.rglob("*") if p.name.endswith(".tmp")]
+
+
+@pytest.mark.parametrize("name, message", [
+    ("weight on the meta device", "model.encoders.0.0.weight is a meta tensor (a shape without data)"),
+    ("weight sparse", "model.encoders.0.0.weight is a sparse_coo tensor; sidkit saves dense ones"),
+    ("rng torch state sparse", "rng.torch is a sparse_coo tensor"),
+    ("optimizer exp_avg meta", "optimizer.state.0.exp_avg is a meta tensor"),
+    ("optimizer exp_avg nan", "optimizer exp_avg of parameter 0 holds NaN or inf"),
+    ("optimizer exp_avg_sq inf", "optimizer exp_avg_sq of parameter 0 holds NaN or inf"),
+    ("optimizer exp_avg_sq negative", "optimizer exp_avg_sq of parameter 0 is negative somewhere"),
+    ("optimizer exp_avg_sq int", "optimizer exp_avg_sq of parameter 0 is a tensor of shape"),
+    ("optimizer step -1", "optimizer step of parameter 0 is -1.0, not a count from 0 to 1,000,000,000,000"),
+    ("optimizer step 2**70", "optimizer step of parameter 0 is 1.1805916207174113e+21, not a count"),
+    ("optimizer step nan", "optimizer step of parameter 0 is nan, not a count"),
+    ("step -1", "step -1 is not a count from 0 to 1,000,000,000,000"),
+    ("step 2**70", f"step {2 ** 70} is not a count"),
+    ("epoch 2**70", f"epoch {2 ** 70} is not a count"),
+    ("progress position 2**70", "progress position = 1180591620717411303424 is not a count"),
+    ("progress seconds negative", "progress seconds = -5.0 is not a finite number >= 0"),
+    ("best nan", "best nan is not a finite PSNR"),
+    ("spec slope 1e308", "spec slope (LeakyReLU's) must be a number from 0 to 1, not 1e+308"),
+    ("spec slope -0.5", "spec slope (LeakyReLU's) must be a number from 0 to 1, not -0.5"),
+    ("zip of 64 MiB of zeros", "its members declare 67,"),
+])
+def test_each_new_refusal_says_what_is_wrong(name, message, good, tmp_path):
+    path = write_variant(name, good, tmp_path / "last.pt")
+    with pytest.raises(SidkitError) as err:
+        load_checkpoint(path)
+    assert message in str(err.value), str(err.value)
+
+
+def test_a_zip_bomb_is_refused_from_its_declared_sizes_before_anything_is_inflated(good, tmp_path):
+    import resource
+
+    path = zip_bomb(good, tmp_path / "bomb.pt", 256 * 2 ** 20)    # 256 MiB of zeros in ~1 MB
+    size = path.stat().st_size
+    assert size < 2 ** 21
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(SidkitError, match=rf"its members declare 268,\d{{3}},\d{{3}} bytes in a {size:,}-byte file"):
+        load_checkpoint(path)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 50_000   # KiB: < 50 MB
+
+
+def test_a_finite_checkpoint_with_resumable_counters_still_passes(good, tmp_path):
+    """The new bounds leave real values alone: zero moments, step 0, a slope of 0 (a plain ReLU)."""
+    payload = copy.deepcopy(good)
+    payload["optimizer"]["state"][0]["exp_avg_sq"].zero_()
+    payload["spec"]["slope"] = 0.0
+    torch.save(payload, tmp_path / "last.pt")
+    assert load_checkpoint(tmp_path / "last.pt")["spec"]["slope"] == 0.0

@@ -17,7 +17,7 @@ import torch
 from curate.atomic import atomic_write
 from curate.errors import SidkitError
 
-from .checkpoint_checks import FORMAT_VERSION, BadCheckpoint, check_payload
+from .checkpoint_checks import FORMAT_VERSION, BadCheckpoint, check_archive, check_payload
 
 
 def rng_state(generator: torch.Generator | None = None) -> dict[str, Any]:
@@ -105,11 +105,17 @@ class _WriteErrors:
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """The checkpoint's dict, read with weights_only=True and checked (checkpoint_checks) before any
-    use; SidkitError naming the file and the first thing wrong when it is not a usable checkpoint."""
+    """The checkpoint's dict, read with weights_only=True once the zip's declared sizes fit the file,
+    and checked (checkpoint_checks) before any use; SidkitError naming the file and the first thing
+    wrong when it is not a usable checkpoint."""
     path = Path(path)
     if not path.is_file():
         raise SidkitError(f"{path}: no such checkpoint; train one with `train run MANIFEST`")
+    try:
+        check_archive(path)    # before torch.load inflates anything
+    except BadCheckpoint as exc:
+        raise SidkitError(f"{path}: not a readable checkpoint: {exc}; "
+                          "point at runs/NAME/checkpoints/best.pt or last.pt") from None
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises many kinds for a bad file

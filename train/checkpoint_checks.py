@@ -1,13 +1,16 @@
 """What a checkpoint must hold before eval, predict or `--resume` use it, checked without building
 anything: format version, keys and their types, the network spec within sane bounds (parameter
-count computed from the spec alone), weight and optimiser shapes, RNG states that restore.
+count computed from the spec alone), weight and optimiser shapes, RNG states that restore; every
+tensor dense and holding data, every number finite and in range, the zip's declared sizes within the file.
 
 Each failure is a one-line SidkitError naming the file; ``check_payload`` is what load_checkpoint runs.
 """
 from __future__ import annotations
 
 import math
+import os
 import random
+import zipfile
 from dataclasses import fields
 from typing import Any
 
@@ -23,6 +26,9 @@ MAX_CONVS = 16                 # convs in one block (the paper's have 2)
 MAX_IO_CHANNELS = 64           # network input channels (4 Bayer, 9 X-Trans) and output
 MAX_UPSCALE = 8
 MAX_PARAMETERS = 200_000_000   # 25x the paper's 7.76 M
+MAX_SLOPE = 1.0                # LeakyReLU negative slope: 0 to 1 (the paper's 0.2)
+MAX_COUNT = 10 ** 12           # epochs, steps and batches (the paper's run is ~650,000 steps)
+MAX_FILE_BYTES = 4 * 8 * MAX_PARAMETERS + 2 ** 26    # weights + 3 Adam moments in float64, and the rest
 CFA_CHANNELS = {"bayer": (4, 2), "xtrans": (9, 3)}   # cfa_kind -> (input channels, upscale)
 PROGRESS = {"position": int, "loss_sum": float, "loss_count": int, "seconds": float}   # the loop's place
 KEYS = {"format": int, "model": dict, "optimizer": dict, "schedule": dict, "rng": dict, "epoch": int,
@@ -81,8 +87,9 @@ def check_spec(spec: dict):
     _int("in_channels", spec["in_channels"], 1, MAX_IO_CHANNELS)
     _int("out_channels", spec["out_channels"], 1, MAX_IO_CHANNELS)
     _int("upscale", spec["upscale"], 1, MAX_UPSCALE)
-    if not _is_number(spec["slope"]) or not math.isfinite(spec["slope"]):
-        raise BadCheckpoint(f"spec slope must be a finite number, not {_brief(spec['slope'])}")
+    if not _is_number(spec["slope"]) or not 0 <= spec["slope"] <= MAX_SLOPE:
+        raise BadCheckpoint(f"spec slope (LeakyReLU's) must be a number from 0 to {MAX_SLOPE:g}, "
+                            f"not {_brief(spec['slope'])}")
     result = UNetSpec.from_dict(spec)
     count = parameter_count(result)
     if count > MAX_PARAMETERS:
@@ -203,12 +210,23 @@ def check_optimizer(state: dict, shapes: list[tuple[int, ...]]) -> None:
                 raise BadCheckpoint(f"optimizer state of parameter {index} lacks {name!r}")
         for name in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"):
             value = moments.get(name)
-            if name in moments and (not isinstance(value, torch.Tensor) or tuple(value.shape) != shapes[index]):
+            if name not in moments:
+                continue
+            if not isinstance(value, torch.Tensor) or tuple(value.shape) != shapes[index] or \
+                    not value.is_floating_point():
                 raise BadCheckpoint(f"optimizer {name} of parameter {index} is {_brief(value)}, "
-                                    f"the weight is {list(shapes[index])}")
+                                    f"the weight is a float tensor of shape {list(shapes[index])}")
+            if not bool(torch.isfinite(value).all()):
+                raise BadCheckpoint(f"optimizer {name} of parameter {index} holds NaN or inf (a diverged run?)")
+            if name != "exp_avg" and bool((value < 0).any()):
+                raise BadCheckpoint(f"optimizer {name} of parameter {index} is negative somewhere "
+                                    "(a mean of squares never is)")
         step = moments["step"]
-        if not (_is_number(step) or (isinstance(step, torch.Tensor) and step.numel() == 1)):
-            raise BadCheckpoint(f"optimizer step of parameter {index} is {_brief(step)}, not a number")
+        if isinstance(step, torch.Tensor) and step.numel() == 1:
+            step = step.item()
+        if not (_is_number(step) and 0 <= step <= MAX_COUNT):
+            raise BadCheckpoint(f"optimizer step of parameter {index} is {_brief(step)}, "
+                                f"not a count from 0 to {MAX_COUNT:,}")
 
 
 def check_rng(rng: dict) -> None:
@@ -238,21 +256,62 @@ def check_rng(rng: dict) -> None:
 
 
 def check_counters(payload: dict) -> None:
-    """epoch and step whole numbers >= 0; progress a dict of numbers; schedule as the loop writes it."""
+    """epoch and step counts from 0 to MAX_COUNT; best finite; progress a dict of counts and finite
+    numbers >= 0; schedule as the loop writes it."""
     for key in ("epoch", "step"):
-        if payload[key] < 0:
-            raise BadCheckpoint(f"{key} {payload[key]} is negative")
+        if not 0 <= payload[key] <= MAX_COUNT:
+            raise BadCheckpoint(f"{key} {payload[key]} is not a count from 0 to {MAX_COUNT:,}")
+    if payload["best"] is not None and not math.isfinite(payload["best"]):
+        raise BadCheckpoint(f"best {payload['best']} is not a finite PSNR")
     progress = payload["progress"]
     for key, value in progress.items():
         kind = PROGRESS.get(key)
         if kind is None:
             raise BadCheckpoint(f"progress has {str(key)[:30]!r}, not one of {', '.join(PROGRESS)}")
-        if not (_is_int(value) and value >= 0 if kind is int else _is_number(value) and math.isfinite(value)):
+        if not (_is_int(value) and 0 <= value <= MAX_COUNT if kind is int
+                else _is_number(value) and 0 <= value < math.inf):
             raise BadCheckpoint(f"progress {key} = {_brief(value)} is not a "
-                                f"{'count' if kind is int else 'finite number'}")
+                                f"{'count' if kind is int else 'finite number >= 0'}")
     schedule = payload["schedule"]
     if "lr" in schedule and not (_is_number(schedule["lr"]) and math.isfinite(schedule["lr"])):
         raise BadCheckpoint(f"schedule lr {_brief(schedule['lr'])} is not a number")
+
+
+def check_tensors(payload: dict) -> None:
+    """Every tensor anywhere in the payload dense (strided) and holding data (not on the meta device)."""
+    todo, seen = [("", payload)], set()
+    while todo:
+        where, value = todo.pop()
+        if id(value) in seen:
+            continue
+        seen.add(id(value))
+        if isinstance(value, torch.Tensor):
+            if value.layout != torch.strided:
+                raise BadCheckpoint(f"{where} is a {str(value.layout).removeprefix('torch.')} tensor; "
+                                    "sidkit saves dense ones")
+            if value.device.type == "meta":
+                raise BadCheckpoint(f"{where} is a meta tensor (a shape without data)")
+        elif isinstance(value, dict):
+            todo += [(f"{where}.{key}".lstrip("."), item) for key, item in value.items()]
+        elif isinstance(value, (list, tuple)):
+            todo += [(f"{where}.{i}", item) for i, item in enumerate(value)]
+
+
+def check_archive(path: str | os.PathLike) -> None:
+    """The file is a zip (torch.save's format) whose members' declared sizes, checked before anything
+    is inflated, fit in the file (torch stores them uncompressed) and in MAX_FILE_BYTES."""
+    size = os.path.getsize(path)
+    if size > MAX_FILE_BYTES:
+        raise BadCheckpoint(f"its {size:,} bytes are over the {MAX_FILE_BYTES:,} of the largest network "
+                            "sidkit builds")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            declared = sum(member.file_size for member in archive.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+        raise BadCheckpoint("not a zip archive as torch.save writes") from None
+    if declared > size:
+        raise BadCheckpoint(f"its members declare {declared:,} bytes in a {size:,}-byte file (torch stores "
+                            "them uncompressed: a compressed or forged file)")
 
 
 def check_payload(payload: Any) -> None:
@@ -271,6 +330,7 @@ def check_payload(payload: Any) -> None:
         if not isinstance(payload[key], kind) or (kind is int and isinstance(payload[key], bool)):
             raise BadCheckpoint(f"{key!r} is {_brief(payload[key])}, not the expected "
                                 f"{getattr(kind, '__name__', 'number or None')}")
+    check_tensors(payload)
     spec = check_spec(payload["spec"])
     check_data(payload["data"], spec)
     weights, parameters = expected_shapes(spec)

@@ -34,7 +34,7 @@ from curate.validate import row_findings
 
 from .autoratio import training_level
 from .cache import RawCache
-from .checkpoint import CheckpointSaver
+from .checkpoint import CheckpointSaver, unwrap
 from .config import RunConfig, lr_at
 from .dataset import Batch, PairDataset, sampler
 from .evaluate import SyntheticLoader, cache_loader, data_config, score_model
@@ -63,6 +63,24 @@ class TrainingStopped(Exception):
         out = Path(config.out)
         return cls(out, f"stopped in epoch {state.epoch + 1} at step {state.step}; saved {out / 'checkpoints' / 'last.pt'}; "
                         f"continue with `train run {config.manifest} --out {out} --resume`")
+
+
+class Diverged(Exception):
+    """A NaN or inf loss or weight (``what``) found at ``step``, before it reached a checkpoint."""
+
+    def __init__(self, what: str, step: int):
+        super().__init__(what)
+        self.what, self.step = what, step
+
+    def explain(self, config: RunConfig, lr: float) -> str:
+        """The run's one-line error: where, the likely cause, what was kept and how to go on."""
+        out, manifest = Path(config.out), config.manifest
+        last = out / "checkpoints" / "last.pt"
+        go_on = (f"{last} keeps the last finite weights; go on with `train run {manifest} --out {out} --resume "
+                 f"--lr {lr / 10:g}`" if last.is_file() else
+                 f"nothing was saved; start again with `train run {manifest} --out {out} --lr {lr / 10:g}`")
+        return (f"{out}: training diverged: {self.what} is NaN or inf at step {self.step}; the learning rate "
+                f"({lr:g}) is likely too high, or the data is bad (`curate validate {manifest}`); {go_on}")
 
 
 @dataclass
@@ -113,7 +131,8 @@ def train_run(config: RunConfig, progress: bool = True, resume: bool = False,
     pairs = PairDataset(df, cache, "train", config.ratio_policy, config.patch, config.patch_choices)
     crops = sampler(pairs, device)
     synthetic = (SyntheticShorts(df, cache, config.synthetic, config.synthetic_fraction, config.synthetic_ratio,
-                                 config.ratio_policy, config.patch, config.patch_choices, device)
+                                 config.ratio_policy, config.patch, config.patch_choices, device,
+                                 iso=config.synthetic_iso)
                  if config.synthetic else None)
     data = data_config(df, config.ratio_policy, config.manifest)
     level = training_level(df, cache, config.ratio_policy)   # for `predict --ratio auto`
@@ -139,40 +158,69 @@ def train_run(config: RunConfig, progress: bool = True, resume: bool = False,
     # The epochs: a step per batch of scenes, evaluation and last.pt at their intervals.
     model.train()
     epoch_lines = EpochLog(config.epochs, state.epoch, state.step, enabled=progress and rank == 0)  # in a log
-    with stop, progress_bar(config.epochs, "epoch", progress and rank == 0, state.epoch, plain=False) as advance:
-        while state.epoch < config.epochs:
-            lr = set_lr(optimizer, lr_at(state.epoch, config.lr, config.lr_steps))
-            batches = epoch_scenes(len(pairs), config.batch, state.epoch, config.seed, rank, world)
-            while state.position < len(batches):
-                scenes = batches[state.position]
-                batch = synthetic.batch(scenes, generator, device) if synthetic else None
-                x, y = to_network(batch or crops.batch(scenes, None, generator, device), config)
-                loss = train_step(net, optimizer, x, y, config)
-                state.record(loss)
-                if log and state.step % config.log_every == 0:
-                    state.shown = float(loss)       # waits for the device: every log_every steps only
-                    log.scalars(state.step, {"train/loss": state.shown, "train/lr": lr})
-                if stop.requested(world, device, state.step, config.log_every) or state.step == stop_after_steps:
-                    saver.save("last.pt", **state.checkpoint(began))
-                    del net
-                    finish(log, world)
-                    raise TrainingStopped.at(state, config)
-            state.epoch, state.position = state.epoch + 1, 0
-            advance(status=f"lr {lr:.1e}" + (f"  loss {state.shown:.4f}" if state.shown == state.shown else ""))
-            epoch_lines(state.epoch, state.step, state.mean_loss, lr)   # the loss read back only for a line
-            if state.epoch % config.eval_every == 0 or state.epoch == config.epochs:
-                scores, improved = evaluation.run(model, state.best, rank, world, device)
-                if improved:
-                    state.best = scores["psnr"]
-                    saver.save("best.pt", **state.checkpoint(began))
-                if log:
-                    log.metrics(state, lr, scores, evaluation.split, state.progress(began)["seconds"], console)
-                state.shown, state.loss_sum, state.loss_count = state.mean_loss(), 0.0, 0
-            if state.epoch % config.save_every == 0 or state.epoch == config.epochs:
-                saver.save("last.pt", **state.checkpoint(began))
+    try:
+        with stop, progress_bar(config.epochs, "epoch", progress and rank == 0, state.epoch, plain=False) as advance:
+            while state.epoch < config.epochs:
+                lr = set_lr(optimizer, lr_at(state.epoch, config.lr, config.lr_steps))
+                batches = epoch_scenes(len(pairs), config.batch, state.epoch, config.seed, rank, world)
+                while state.position < len(batches):
+                    scenes = batches[state.position]
+                    batch = synthetic.batch(scenes, generator, device) if synthetic else None
+                    x, y = to_network(batch or crops.batch(scenes, None, generator, device), config)
+                    loss = train_step(net, optimizer, x, y, config)
+                    state.record(loss)
+                    if log and state.step % config.log_every == 0:
+                        state.shown = float(loss)       # waits for the device: every log_every steps only
+                        log.scalars(state.step, {"train/loss": state.shown, "train/lr": lr})
+                        if world == 1 and not math.isfinite(state.shown):    # under DDP: at the next save
+                            raise Diverged("the loss", state.step)
+                    if stop.requested(world, device, state.step, config.log_every) or state.step == stop_after_steps:
+                        save_finite(saver, "last.pt", state, began)
+                        del net
+                        finish(log, world)
+                        raise TrainingStopped.at(state, config)
+                state.epoch, state.position = state.epoch + 1, 0
+                advance(status=f"lr {lr:.1e}" + (f"  loss {state.shown:.4f}" if state.shown == state.shown else ""))
+                epoch_lines(state.epoch, state.step, state.mean_loss, lr)   # the loss read back only for a line
+                if state.epoch % config.eval_every == 0 or state.epoch == config.epochs:
+                    scores, improved = evaluation.run(model, state.best, rank, world, device)
+                    if improved:
+                        state.best = scores["psnr"]
+                        save_finite(saver, "best.pt", state, began)
+                    if log:
+                        log.metrics(state, lr, scores, evaluation.split, state.progress(began)["seconds"], console)
+                    state.shown, state.loss_sum, state.loss_count = state.mean_loss(), 0.0, 0
+                if state.epoch % config.save_every == 0 or state.epoch == config.epochs:
+                    save_finite(saver, "last.pt", state, began)
+    except Diverged as diverged:      # nothing saved: the checkpoints keep the last finite weights
+        del net
+        finish(log, world)
+        raise SidkitError(diverged.explain(config, lr)) from None
     del net
     finish(log, world)
     return out
+
+
+def save_finite(saver: CheckpointSaver, name: str, state: LoopState, began: float) -> None:
+    """``saver.save(name)`` when the loss read back and every weight are finite; else Diverged,
+    and nothing is written."""
+    what = nonfinite(state, saver.model, saver.world)
+    if what:
+        raise Diverged(what, state.step)
+    saver.save(name, **state.checkpoint(began))
+
+
+def nonfinite(state: LoopState, model: torch.nn.Module, world: int) -> str | None:
+    """'the loss' or 'weight NAME' when NaN or inf (one wait for the device), else None; under DDP
+    every rank gets the same answer."""
+    weights = unwrap(model).state_dict()
+    finite = torch.stack([torch.isfinite(t).all() for t in weights.values()]).tolist()
+    what = ("the loss" if not math.isfinite(float(state.loss_sum)) else
+            next((f"weight {name}" for name, ok in zip(weights, finite) if not ok), None))
+    device = next(iter(weights.values())).device
+    if agree(what is not None, world, str(device), any_rank=True):
+        return what or "a loss or weight on another rank"
+    return None
 
 
 def to_network(batch: Batch, config: RunConfig) -> tuple[torch.Tensor, torch.Tensor]:
@@ -230,7 +278,7 @@ class Evaluation:
         self.df, self.rows, self.config, self.device = df, df[df["split"] == self.split], config, device
         self.load = cache_loader(cache)
         if self.split is not None and config.synthetic and is_longs_only(df):
-            self.load = SyntheticLoader(config.synthetic, config.synthetic_ratio, cache)
+            self.load = SyntheticLoader(config.synthetic, config.synthetic_ratio, cache, iso=config.synthetic_iso)
             console.print(f"evaluation on {self.split}: synthetic shorts of its long exposures, one per image "
                           f"(ratio {self.load.ratio:.1f}, K {self.load.k:.3g} DN/e-)", highlight=False)
         if self.split is None:
