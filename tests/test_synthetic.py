@@ -150,6 +150,7 @@ def tiny(tmp_path_factory):
 
 
 def test_synthetic_run_trains_and_resumes_exactly(tiny, tmp_path):
+    from curate.manifest import read_manifest
     from test_train_loop import metrics, tiny_config
     from train.checkpoint import load_checkpoint
     from train.loop import TrainingStopped, train_run
@@ -166,7 +167,10 @@ def test_synthetic_run_trains_and_resumes_exactly(tiny, tmp_path):
     b = load_checkpoint(resumed / "checkpoints" / "last.pt")
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
     assert a["config"]["synthetic"] == str(profile) and a["config"]["synthetic_ratio"] == "50:200"
+    isos = read_manifest(manifest)["short_iso"]
+    assert a["config"]["synthetic_iso"] == f"{isos.min():g}:{isos.max():g}"       # the manifest's shorts' ISOs
     assert 'synthetic_fraction = 0.5' in (whole / "config.toml").read_text()
+    assert f'synthetic_iso = "{isos.min():g}:{isos.max():g}"' in (whole / "config.toml").read_text()
     plain = train_run(tiny_config(manifest, tmp_path / "plain"), progress=False)
     plain_weights = load_checkpoint(plain / "checkpoints" / "last.pt")["model"]
     assert not all(torch.equal(a["model"][k], plain_weights[k]) for k in plain_weights)   # synthesis was used
@@ -291,14 +295,15 @@ def test_longs_only_run_is_scored_on_the_same_synthetic_shorts_every_time(longs_
     from train.evaluate import SyntheticLoader, cache_loader, score_model
 
     out, _, printed = longs_run
-    assert "evaluation on val: synthetic shorts of its long exposures, one per image (ratio 173.2, K 2 DN/e-)" in printed
+    # K at the profile's ISO nearest the longs' (ISO 100: K 0.25), ratios SID's 100:300 (geometric middle 173.2)
+    assert "evaluation on val: synthetic shorts of its long exposures, one per image (ratio 173.2, K 0.25 DN/e-)" in printed
     psnrs = [float(r["val_psnr"]) for r in metrics(out)]
     assert len(psnrs) == 3 and all(math.isfinite(p) for p in psnrs)
     config = load_config(out / "config.toml")
     model, _ = model_from_checkpoint(out / "checkpoints" / "last.pt")   # the weights of the last evaluation
     df = read_manifest(longs)
     val, cache = df[df["split"] == "val"], RawCache(config.cache_dir)
-    shorts = SyntheticLoader(config.synthetic, config.synthetic_ratio, cache)
+    shorts = SyntheticLoader(config.synthetic, config.synthetic_ratio, cache, iso=config.synthetic_iso)
     options = dict(device="cpu", amp=config.amp, channels_last=config.channels_last)
     twice = [score_model(model, df, val, config.ratio_policy, load=shorts, **options)["psnr"] for _ in range(2)]
     assert twice[0] == twice[1] == pytest.approx(psnrs[-1], abs=1e-3)
@@ -342,7 +347,7 @@ def test_eval_of_longs_only_scores_synthetic_shorts_beside_their_baseline(longs_
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["inputs"] == {"kind": "synthetic", "profile": "other.toml", "ratio": pytest.approx(173.205, abs=1e-3),
-                                "k": pytest.approx(2.0)}
+                                "k": pytest.approx(0.25)}   # the run's ISO (100)
     assert [r["ratio"] for r in report["images"]] == [pytest.approx(173.205, abs=1e-3)] * 4
     text = (tmp_path / "e" / "report.md").read_text()
     assert "Inputs: synthetic shorts" in text and "`other.toml`" in text and "ratio 173.2" in text
@@ -396,3 +401,36 @@ def test_unpacking_packed_counts_restores_the_mosaic(cfa):
     t = 6 if cfa == "XTRANS" else 2
     h, w = 26 // t * t, 38 // t * t
     assert np.array_equal(back[:h, :w], mosaic[:h, :w]) and not back[h:].any() and not back[:, w:].any()
+
+
+# --- synthesis for the data at hand ------------------------------------------------------------------
+def test_synthesis_draws_the_manifest_s_isos_and_ratios_by_default(tiny, longs):
+    from curate.manifest import read_manifest
+    from curate.noiseprofile import read_profile
+    from train.synthetic import data_ranges
+
+    manifest, path = tiny
+    profile, df = read_profile(path), read_manifest(manifest)
+    iso, ratio = data_ranges(df, profile)
+    assert iso == f"{df['short_iso'].min():g}:{df['short_iso'].max():g}"
+    assert ratio == f"{df['ratio'].min():.4g}:{df['ratio'].max():.4g}"
+    assert data_ranges(read_manifest(longs), profile) == ("100:100", "100:300")   # longs at ISO 100: nearest measured
+    at_400 = read_manifest(longs)
+    at_400["long_iso"] = 400.0
+    assert data_ranges(at_400, profile)[0] == "800:800"           # 400 is nearer 800 than 100 (in stops)
+    model = NoiseModel.from_profile(profile, "100:1600")
+    assert model.k_min == pytest.approx(0.25) and model.k_max == pytest.approx(profile.k_at_iso(1600))
+    assert NoiseModel.from_profile(profile).k_max == pytest.approx(16.0)          # no range: every measured ISO
+
+
+def test_synthetic_iso_flag_is_checked_and_recorded(tiny, tmp_path):
+    from click.testing import CliRunner
+    from train.cli import main
+    from train.config import load_config
+
+    manifest, profile = tiny
+    bad = CliRunner().invoke(main, ["run", str(manifest), "--synthetic", str(profile), "--synthetic-iso", "1600:100",
+                                    "--out", str(tmp_path / "bad")])
+    assert bad.exit_code == 1 and "--synthetic-iso '1600:100': write LOW:HIGH" in bad.stderr
+    config = load_config(None, manifest=str(manifest), synthetic=str(profile), synthetic_iso="100:1600").resolved()
+    assert config.synthetic_iso == "100:1600" and config.synthetic_ratio is not None

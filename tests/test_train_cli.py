@@ -81,7 +81,7 @@ def test_run_help_defaults_come_from_run_config():
     text = " ".join(CliRunner().invoke(main, ["run", "-h"]).stdout.split())
     assert "--epochs INTEGER Passes over the training scenes. [default: 4000]" in text
     assert "[default: 1e-4]" in text and "[default: 2000:1e-5]" in text
-    assert len(re.findall(r"\[default: ", text)) == 17      # 15 + --synthetic-fraction, --synthetic-ratio
+    assert len(re.findall(r"\[default: ", text)) == 18      # 15 + --synthetic-fraction, -ratio, -iso
     defaults = RunConfig()
     for flag in ("patch", "batch", "eval_every", "save_every", "log_every", "seed"):
         assert re.search(rf"--{flag.replace('_', '-')} INTEGER [^[]*\[default: {getattr(defaults, flag)}\]", text)

@@ -60,7 +60,10 @@ def main():
 @click.option("--synthetic", help="Noise profile (curate noise-profile): also train on shorts synthesised from the longs.")
 @click.option("--synthetic-fraction", type=float,
               help="Share of steps with synthetic shorts.  [default: 1.0 for a manifest of longs only, else 0.5]")
-@click.option("--synthetic-ratio", help=f"Ratios of synthetic shorts, LOW:HIGH.  {default_text('synthetic_ratio')}")
+@click.option("--synthetic-ratio", help="Ratios of synthetic shorts, LOW:HIGH.  [default: the manifest's pairs' "
+              "range; long exposures only: 100:300]")
+@click.option("--synthetic-iso", help="ISOs whose noise synthetic shorts carry, LOW:HIGH (e.g. 100:1600).  [default: "
+              "the manifest's shorts' range; long exposures only: the profile's ISOs nearest the longs']")
 @click.option("--resume", is_flag=True,
               help="Continue from <out>/checkpoints/last.pt with the run's own config.toml; flags given override it.")
 @reports_errors
@@ -78,6 +81,7 @@ def run(manifest, config_file, resume, compile_, **flags):
     train run manifests/canon90d.csv --out runs/a --resume
     train run manifests/canon90d.csv --out runs/a --resume --epochs 8000
     train run manifests/canon90d.csv --synthetic profiles/eos90d.toml --synthetic-ratio 100:300
+    train run manifests/longs.csv --synthetic profiles/eos90d.toml --synthetic-iso 100:1600
     torchrun --nproc-per-node 2 -m train run manifests/canon90d.csv
     """
     from .loop import TrainingStopped, train_run

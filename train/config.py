@@ -51,7 +51,9 @@ class RunConfig:
     cache_dir: str | None = None        # None: <user cache>/raw (train.cache.default_cache_dir)
     synthetic: str | None = None        # a noise profile (curate noise-profile): synthetic shorts from longs
     synthetic_fraction: float | None = None  # share of steps with synthetic shorts; None: 1.0 for longs only, else 0.5
-    synthetic_ratio: str = "100:300"    # exposure ratios of synthetic shorts, LOW:HIGH
+    synthetic_ratio: str | None = None  # ratios of synthetic shorts, LOW:HIGH; None: the manifest's (longs only: 100:300)
+    synthetic_iso: str | None = None    # ISOs of synthetic shorts, LOW:HIGH; None: the manifest's shorts' (longs only:
+                                        # the profile's ISOs nearest the longs')
 
     def resolved(self) -> RunConfig:
         """A copy with every machine-dependent default filled in and every value checked."""
@@ -110,17 +112,20 @@ def _check_synthetic(config: RunConfig) -> dict[str, Any]:
     from curate.manifest import is_longs_only, read_manifest
     from curate.noiseprofile import read_profile
 
-    from .synthetic import parse_ratio_range
+    from .synthetic import data_ranges, parse_iso_range, parse_ratio_range
 
-    read_profile(config.synthetic)
-    low, high = parse_ratio_range(config.synthetic_ratio)
+    profile = read_profile(config.synthetic)
+    df = read_manifest(config.manifest)
+    default_iso, default_ratio = data_ranges(df, profile)
+    low, high = parse_ratio_range(config.synthetic_ratio or default_ratio)
+    iso_low, iso_high = parse_iso_range(config.synthetic_iso or default_iso)
     fraction = config.synthetic_fraction
     if fraction is None:
-        fraction = 1.0 if is_longs_only(read_manifest(config.manifest)) else 0.5
+        fraction = 1.0 if is_longs_only(df) else 0.5
     if not 0 <= float(fraction) <= 1:
         raise SidkitError(f"run config: synthetic_fraction {fraction!r} must be from 0 to 1")
     return {"synthetic": str(Path(config.synthetic).expanduser().resolve()), "synthetic_fraction": float(fraction),
-            "synthetic_ratio": f"{low:g}:{high:g}"}
+            "synthetic_ratio": f"{low:g}:{high:g}", "synthetic_iso": f"{iso_low:g}:{iso_high:g}"}
 
 
 def _check_network(arch: str, spec: dict) -> None:

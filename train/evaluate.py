@@ -201,11 +201,12 @@ class SyntheticLoader:
     at every evaluation, in a resumed run and in `train eval`. Reads the long from ``cache`` (a
     filled train.cache.RawCache), else decodes its raw."""
 
-    def __init__(self, profile: str | os.PathLike, ratio: str, cache=None):
-        from .synthetic import NoiseModel, evaluation_point
+    def __init__(self, profile: str | os.PathLike, ratio: str | None, cache=None, iso: str | None = None):
+        from .synthetic import DEFAULT_RATIO, NoiseModel, evaluation_point
 
         self.profile, self.cache = str(profile), cache
-        self.model = NoiseModel.from_profile(self.profile)
+        self.model = NoiseModel.from_profile(self.profile, iso)
+        ratio = ratio or DEFAULT_RATIO
         self.ratio, self.k = evaluation_point(self.model, ratio)
 
     def describe(self) -> dict:
@@ -244,7 +245,6 @@ class SyntheticLoader:
 def synthetic_inputs(df: pd.DataFrame, config: dict, profile, manifest, checkpoint) -> SyntheticLoader | None:
     """`train eval`'s loader for a manifest of long exposures only (None for real pairs): ``profile``,
     else the one recorded in the checkpoint's config, at the run's synthetic ratio range."""
-    from .config import RunConfig
 
     if not is_longs_only(df):
         return None
@@ -254,7 +254,7 @@ def synthetic_inputs(df: pd.DataFrame, config: dict, profile, manifest, checkpoi
         raise SidkitError(f"{manifest}: every row's short is its long (long exposures only) and {checkpoint} "
                           f"records no noise profile to synthesise shorts with; {fix}")
     try:
-        return SyntheticLoader(profile or recorded, config.get("synthetic_ratio", RunConfig.synthetic_ratio))
+        return SyntheticLoader(profile or recorded, config.get("synthetic_ratio"), iso=config.get("synthetic_iso"))
     except SidkitError as exc:
         if profile:
             raise

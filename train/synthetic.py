@@ -25,17 +25,52 @@ from curate.noiseprofile import NoiseProfile, log_linear, read_profile
 from . import rawpack
 
 
-def parse_ratio_range(text: str) -> tuple[float, float]:
-    """'100:300' -> (100.0, 300.0); '250' -> (250.0, 250.0)."""
+DEFAULT_RATIO = "100:300"      # synthetic ratios for a manifest of long exposures only (SID's range)
+
+
+def parse_range(text: str, option: str = "--synthetic-ratio", low: float = 1, example: str = "100:300"
+                ) -> tuple[float, float]:
+    """'100:300' -> (100.0, 300.0); '250' -> (250.0, 250.0); a SidkitError naming ``option`` otherwise."""
     try:
         parts = [float(v) for v in str(text).split(":")]
     except ValueError:
         parts = []
     if len(parts) == 1:
         parts *= 2
-    if len(parts) != 2 or not 1 <= parts[0] <= parts[1]:
-        raise SidkitError(f"--synthetic-ratio {text!r}: write LOW:HIGH with 1 <= LOW <= HIGH, e.g. 100:300")
+    if len(parts) != 2 or not (low <= parts[0] <= parts[1] < math.inf):
+        raise SidkitError(f"{option} {text!r}: write LOW:HIGH with {low:g} <= LOW <= HIGH, e.g. {example}")
     return parts[0], parts[1]
+
+
+def parse_ratio_range(text: str) -> tuple[float, float]:
+    """'100:300' -> (100.0, 300.0); '250' -> (250.0, 250.0)."""
+    return parse_range(text)
+
+
+def parse_iso_range(text: str) -> tuple[float, float]:
+    """'100:1600' -> (100.0, 1600.0); '800' -> (800.0, 800.0)."""
+    return parse_range(text, "--synthetic-iso", low=1e-9, example="100:1600")
+
+
+def data_ranges(df, profile: NoiseProfile) -> tuple[str, str]:
+    """The ISO and ratio ranges ('LOW:HIGH') synthetic shorts are drawn from by default: those of the
+    manifest's real shorts, where the network will be tested; for a manifest of long exposures only,
+    the profile's measured ISOs nearest the longs' ISOs and SID's ratios (DEFAULT_RATIO)."""
+    import pandas as pd
+
+    measured = sorted(i.iso for i in profile.isos)
+    pairs = df[df["short_path"] != df["long_path"]]
+    if pairs.empty:
+        longs = pd.to_numeric(df["long_iso"], errors="coerce").dropna()
+        isos = {min(measured, key=lambda m: abs(math.log(m / v))) for v in longs if v > 0} or set(measured)
+        return f"{min(isos):g}:{max(isos):g}", DEFAULT_RATIO
+    isos = pd.to_numeric(pairs["short_iso"], errors="coerce").dropna()
+    isos = isos[isos > 0]
+    ratios = pd.to_numeric(pairs["ratio"], errors="coerce").dropna()
+    ratios = ratios[ratios >= 1]
+    iso = f"{isos.min():g}:{isos.max():g}" if len(isos) else f"{measured[0]:g}:{measured[-1]:g}"
+    ratio = f"{ratios.min():.4g}:{ratios.max():.4g}" if len(ratios) else DEFAULT_RATIO
+    return iso, ratio
 
 
 def tukey_std(lam: float) -> float:
@@ -70,11 +105,17 @@ class NoiseModel:
     table: tuple = ()          # (log K, log read, log row) of the measured ISOs: interpolated between them
 
     @classmethod
-    def from_profile(cls, profile: NoiseProfile | str) -> NoiseModel:
+    def from_profile(cls, profile: NoiseProfile | str, iso: str | None = None) -> NoiseModel:
+        """The profile's noise; K drawn over the gains of the ISO range ``iso`` ('LOW:HIGH'), else over
+        every measured ISO."""
         if not isinstance(profile, NoiseProfile):
             profile = read_profile(profile)
         f = profile.fit
-        k_min, k_max = profile.k_range()
+        if iso:
+            low, high = parse_iso_range(iso)
+            k_min, k_max = profile.k_at_iso(low), profile.k_at_iso(high)
+        else:
+            k_min, k_max = profile.k_range()
         return cls(k_min, k_max, f["read_slope"], f["read_intercept"], f["row_slope"], f["row_intercept"],
                    float(f["tukey_lambda"]), profile.camera, profile.log_table())
 
@@ -224,12 +265,14 @@ class SyntheticShorts:
     device from a noise profile. ``batch`` returns None for the steps that keep the real pair
     (1 - fraction of them); every draw comes from the run's generator, so resume stays exact."""
 
-    def __init__(self, df, cache, profile: str, fraction: float, ratio: str, policy: str, patch: int,
-                 patch_choices, device):
+    def __init__(self, df, cache, profile: str, fraction: float, ratio: str | None, policy: str, patch: int,
+                 patch_choices, device, iso: str | None = None):
         from .dataset import PairDataset, sampler
 
-        self.model = NoiseModel.from_profile(profile)
-        self.low, self.high = parse_ratio_range(ratio)
+        noise = read_profile(profile)
+        default_iso, default_ratio = data_ranges(df, noise)
+        self.model = NoiseModel.from_profile(noise, iso or default_iso)
+        self.low, self.high = parse_ratio_range(ratio or default_ratio)
         if not 0 <= fraction <= 1:
             raise SidkitError(f"--synthetic-fraction {fraction:g}: give a fraction from 0 to 1")
         self.fraction, self.policy, self.device = float(fraction), policy, torch.device(device)
