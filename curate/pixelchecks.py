@@ -18,9 +18,12 @@ from skimage.filters import gaussian
 from skimage.registration import phase_cross_correlation
 
 from .errors import SidkitError
-from .findings import Finding
+from .findings import CODES, Finding
 from .pixelbytes import corrupt_cfa, missing_pixel_bytes
 from .rawfile import UnreadableRaw, check_sizes, shown
+
+CODES.setdefault("bad-levels", "error")   # issue 16's code (curate.validate registers it too) until
+                                          # curate.findings.CODES lists it
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,15 @@ class PixelThresholds:
     max_clipped_for_shift: share of the long's plane saturated above which no shift is measured:
         the few unclipped patches left correlate with anything (a 96% clipped long gave a false
         25 px shift at significance 10); the alignment is then reported as not measured.
+    white_margin: share of (white - black) a raw value may exceed the white level by (LibRaw's
+        white level of some bodies sits a little below their largest values); beyond it, the white
+        level is wrong (`bad-levels`).
+    dark_percentile, dark_noise: the darkest `dark_percentile` % of a raw's values, black-subtracted,
+        sit about 3 noise sigmas below 0 where the scene has black parts and higher where it has
+        none; more than `dark_noise` sigmas (+2 DN) below 0, the black level is too high. Sigma is
+        the noise of the darkest 2% of the CFA tiles (flat, near black: the read noise). A short
+        exposure whose black level is 0 and whose darkest values sit as far above 0 has lost its
+        black level.
     """
 
     max_ratio_error_stops: float = 1 / 3
@@ -58,6 +70,9 @@ class PixelThresholds:
     min_shift_significance: float = 6.0
     ratio_block: int = 8
     max_clipped_for_shift: float = 0.9
+    white_margin: float = 0.02
+    dark_percentile: float = 0.1
+    dark_noise: float = 6.0
 
 
 @dataclass
@@ -71,6 +86,9 @@ class Frame:
     noise_dn: float            # per-raw-pixel noise, DN (robust, from neighbouring greens)
     signal_dn: float           # mean black-subtracted green, DN
     clipped_fraction: float    # share of all raw pixels at or above the clip level
+    max_dn: int = 0            # largest raw value
+    dark_dn: float = 0.0       # the darkest `dark_percentile` % of raw values, black-subtracted (sampled)
+    dark_noise_dn: float = 0.0  # per-pixel noise in the darkest 2% of tiles (read noise where they are black)
 
     @property
     def snr(self) -> float:
@@ -112,10 +130,53 @@ def summarise_mosaic(mosaic: np.ndarray, green_mask: np.ndarray, black_level, wh
     h, w = rows // factor, cols // factor
     plane = green[:h * factor, :w * factor].reshape(h, factor, w, factor).mean(axis=(1, 3))
     saturated = green_clipped[:h * factor, :w * factor].reshape(h, factor, w, factor).any(axis=(1, 3))
+    step = max(1, math.ceil(math.sqrt(rows * cols / 100_000)))      # ~100k tiles
+    dark = tiles[::step, :, ::step, :].astype(np.float32) - black[None, :, None, :].astype(np.float32)
     return Frame(green=plane.astype(np.float32), saturated=saturated, scale=tile * factor,
                  pixels_per_bin=len(greens) * factor * factor,
                  noise_dn=_noise_dn(tiles, black, greens), signal_dn=float(green.mean()),
-                 clipped_fraction=clipped_fraction)
+                 clipped_fraction=clipped_fraction, max_dn=int(mosaic.max()),
+                 dark_dn=float(np.percentile(dark, thresholds.dark_percentile)),
+                 dark_noise_dn=_noise_dn(tiles, black, greens, where=green <= np.percentile(green, 2)))
+
+
+def level_findings(frame: Frame, path: str, black_level, white_level: float, pair_id: str = "",
+                   thresholds: PixelThresholds = PixelThresholds()) -> list[Finding]:
+    """`bad-levels` where the pixels contradict the levels: a raw value above the white level
+    (beyond `white_margin`), or the darkest values far below the black level (see PixelThresholds)."""
+    out, t = [], thresholds
+    black = max(np.atleast_1d(np.asarray(black_level, dtype=np.float64)))
+    white = float(white_level)
+    if frame.max_dn > white + t.white_margin * (white - black):
+        out.append(Finding(pair_id, path, "bad-levels",
+                           f"white level {white:g} is below the file's largest raw value {frame.max_dn}: a wrong "
+                           "white level (or BitsPerSample) clips and mis-scales the data; re-scan, or copy the "
+                           "original file or drop the pair"))
+    limit = t.dark_noise * frame.dark_noise_dn + 2
+    if frame.dark_dn < -limit:
+        out.append(Finding(pair_id, path, "bad-levels",
+                           f"black level {_levels(black_level)} is above the file's darkest pixels: its darkest "
+                           f"{t.dark_percentile:g}% sit {-frame.dark_dn:.0f} DN below it (noise {frame.dark_noise_dn:.1f} "
+                           "DN); a wrong black level (or BitsPerSample); re-scan, or copy the original file or "
+                           "drop the pair"))
+    return out
+
+
+def lost_black_finding(short: Frame, path: str, black_level, pair_id: str = "",
+                       thresholds: PixelThresholds = PixelThresholds()) -> list[Finding]:
+    """`bad-levels` for a short exposure whose black level is 0 while its darkest values sit far
+    above 0: a black level the file does not state (read as 0) or one set to 0 by mistake."""
+    limit = thresholds.dark_noise * short.dark_noise_dn + 2
+    if any(np.atleast_1d(np.asarray(black_level, dtype=np.float64))) or short.dark_dn <= limit:
+        return []
+    return [Finding(pair_id, path, "bad-levels",
+                    f"black level 0, but the darkest {thresholds.dark_percentile:g}% of this short exposure sit "
+                    f"{short.dark_dn:.0f} DN above it (noise {short.dark_noise_dn:.1f} DN): the file's black level is "
+                    "missing; set the camera's black level or drop the pair")]
+
+
+def _levels(black_level) -> str:
+    return " ".join(f"{v:g}" for v in np.atleast_1d(np.asarray(black_level, dtype=np.float64)))
 
 
 def _black_tile(black_level, tile: int) -> np.ndarray:
@@ -127,13 +188,16 @@ def _black_tile(black_level, tile: int) -> np.ndarray:
     raise ValueError(f"black_level needs 1 or 4 values (per 2x2 position), got {values.size}")
 
 
-def _noise_dn(tiles: np.ndarray, black: np.ndarray, greens) -> float:
-    """Per-pixel noise from the difference of the two nearest green photosites of each tile."""
+def _noise_dn(tiles: np.ndarray, black: np.ndarray, greens, where: np.ndarray | None = None) -> float:
+    """Per-pixel noise from the difference of the two nearest green photosites of each tile (of the
+    tiles ``where`` is True, when given)."""
     (y0, x0), (y1, x1) = min(((a, b) for a in greens for b in greens if a < b),
                              key=lambda ab: (ab[0][0] - ab[1][0]) ** 2 + (ab[0][1] - ab[1][1]) ** 2)
     step = max(1, math.ceil(math.sqrt(tiles.shape[0] * tiles.shape[2] / 100_000)))  # ~100k samples
-    diff = (tiles[::step, y0, ::step, x0].astype(np.float32) - tiles[::step, y1, ::step, x1]
-            - np.float32(black[y0, x0] - black[y1, x1])).ravel()
+    pick = (slice(None), slice(None)) if where is not None else (slice(None, None, step),) * 2
+    diff = (tiles[pick[0], y0, pick[1], x0].astype(np.float32) - tiles[pick[0], y1, pick[1], x1]
+            - np.float32(black[y0, x0] - black[y1, x1]))
+    diff = diff[where] if where is not None else diff.ravel()
     deviation = np.abs(diff - np.median(diff))
     mad = max(float(np.median(deviation)), 1.0)
     # Mean absolute deviation without outliers (edges): unlike the MAD, not stepped by integer DN.
@@ -406,9 +470,10 @@ def _read_frame(path: str, cfa: str, black_level, white_level: float, pair_id: s
             return None, findings + [Finding(pair_id, path, "not-raw", f"its CFA {file_cfa} has no green "
                                              "photosite to measure; SID pairs need Bayer or X-Trans raws")]
         try:
-            return summarise_mosaic(mosaic, green_mask, black_level, white_level, thresholds), findings
+            frame = summarise_mosaic(mosaic, green_mask, black_level, white_level, thresholds)
         except ValueError as exc:
             raise SidkitError(f"{path}: {exc}; fix the manifest row or re-scan") from exc
+        return frame, findings + level_findings(frame, path, black_level, white_level, pair_id, thresholds)
 
 
 def _why(exc: Exception) -> str:
@@ -436,6 +501,8 @@ def check_pair_pixels(short_path, long_path, *, exif_ratio: float, iso_short=Non
     (short, short_findings), (long, long_findings) = (
         read_frame(p, cfa, black_level, white_level, pair_id, thresholds) for p in (short_path, long_path))
     findings = short_findings + long_findings
+    if short is not None:
+        findings += lost_black_finding(short, str(short_path), black_level, pair_id, thresholds)
     if short is None or long is None:
         return findings, {}
     if short.green.shape != long.green.shape:

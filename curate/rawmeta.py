@@ -25,7 +25,7 @@ from .errors import SidkitError
 from .librawinfo import LibRawInfo, libraw_message, libraw_open, read_libraw
 from .pixelbytes import CORRUPT_CFA, corrupt_cfa, header_shortfall, missing_pixel_bytes
 from .rawfile import NOT_RAW_FIX, TIFF_KINDS, UnreadableRaw, check_sizes, container_kind, mapped, open_regular, shown
-from .tiff import TiffDirectories
+from .tiff import COMPRESSION_NONE, Tag, TiffDirectories, first_int
 
 __all__ = ["RawMeta", "UnreadableRaw", "check_pixels", "exif_libraw_disagreements", "inspect_file",
            "missing_pixel_bytes", "read_metadata", "sha256_file"]
@@ -55,6 +55,10 @@ class RawMeta:
     has_pixels: bool | None = None        # None unless checked
     sha256: str = ""                      # filled by callers that hash the file (sha256_file)
     pixel_problem: str | None = None      # why the pixel data is missing or unusable (a `no-pixel-data` finding)
+    bits_per_sample: int | None = None    # a DNG's BitsPerSample of its raw image; None for other raws
+    unstated_levels: dict = field(default_factory=dict)  # a DNG's 'black_level'/'white_level' -> 'absent'
+                                          # (the DNG default is used) or 'unusable' (an entry that is no level)
+    bits_problem: str | None = None       # an uncompressed DNG whose BitsPerSample its strip bytes contradict
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
@@ -121,9 +125,45 @@ def _read_metadata(path: Path) -> RawMeta:
     meta = _assemble(path, tags, exif_source, ciff, dng, libraw, tiff)
     meta.pixel_problem = (shortfall or _level_problem(meta)
                           or (CORRUPT_CFA if dng and "cfa" in dng and dng["cfa"] is None else None))
+    if dng is not None and tiff is not None:
+        meta.bits_per_sample, meta.unstated_levels = _dng_level_entries(tiff, dng)
+        meta.bits_problem = _bits_problem(tiff.raw_ifd())
     if tiff is not None:                   # damaged entries: worth a metadata-disagreement warning
         meta.disagreements += [f"header: {text}" for text in tiff.problems]
     return meta
+
+
+def _dng_level_entries(tiff: TiffDirectories, dng: dict) -> tuple[int | None, dict]:
+    """A DNG's BitsPerSample and the levels it does not state usably: a missing BlackLevel reads as
+    0 and a missing WhiteLevel as 2**BitsPerSample - 1 (the DNG defaults); an unusable entry is
+    replaced by LibRaw's guess. Validate says which (`level-unstated`, `bad-levels`)."""
+    raw = tiff.raw_ifd()
+    if raw is None:
+        return None, {}
+    unstated = {}
+    for name, tag in (("black_level", Tag.BLACK_LEVEL), ("white_level", Tag.WHITE_LEVEL)):
+        if tag not in raw:
+            unstated[name] = "absent"
+        elif dng.get(name) is None:
+            unstated[name] = "unusable"
+    return first_int(raw, Tag.BITS_PER_SAMPLE, 0) or None, unstated
+
+
+def _bits_problem(raw: dict | None) -> str | None:
+    """Why an uncompressed raw image's BitsPerSample cannot be right: its strips hold a whole number
+    of bytes per sample at another depth (14 declared over 16-bit data decodes every pixel wrongly)."""
+    if raw is None or first_int(raw, Tag.COMPRESSION, COMPRESSION_NONE) != COMPRESSION_NONE:
+        return None
+    width, height = first_int(raw, Tag.IMAGE_WIDTH, 0), first_int(raw, Tag.IMAGE_LENGTH, 0)
+    samples, bits = max(1, first_int(raw, Tag.SAMPLES_PER_PIXEL, 1)), first_int(raw, Tag.BITS_PER_SAMPLE, 0)
+    held = sum(v for v in raw.get(Tag.STRIP_BYTE_COUNTS, ()) if isinstance(v, int))
+    count = width * height * samples
+    if count <= 0 or not 0 < bits <= 32 or held * 8 < count * bits:
+        return None                        # a shortfall: header_shortfall's `no-pixel-data`
+    stored = held * 8 // count
+    if stored > bits and held == count * stored // 8 and stored in (8, 16, 32):
+        return f"BitsPerSample {bits}, but its strips hold {stored} bits per sample ({held} bytes)"
+    return None
 
 
 def _level_problem(meta: RawMeta) -> str | None:

@@ -27,6 +27,8 @@ BLACK_TOLERANCE_DN = 2    # a short's black level may differ this much from the 
 # codes of issue 16, until curate.findings.CODES (not this module's file) lists them: extend, never rename
 CODES.setdefault("manifest-file-mismatch", "error")   # a value the manifest states and the file contradicts
 CODES.setdefault("scene-id-variant", "warning")       # scene ids that differ only by case or whitespace
+CODES.setdefault("bad-levels", "error")               # levels the header or the pixels contradict
+CODES.setdefault("level-unstated", "warning")         # a DNG that states no black or white level
 
 
 def row_findings(row, min_ratio: float = RATIO_MIN, max_ratio: float = RATIO_MAX,
@@ -111,6 +113,7 @@ def file_findings(df: pd.DataFrame, progress: Callable | None = None, longs_only
                 out.append(Finding(row.pair_id, rel, "manifest-file-mismatch",
                                    f"row {line} (line {line + 2}), column {column!r}: the manifest says {stated}, "
                                    f"the file says {found}; re-scan the dataset (`curate scan`) or fix the cell"))
+            out += [Finding(row.pair_id, rel, code, message) for code, message in header_level_findings(meta)]
         if progress:
             progress()
     for paths in by_sha.values():
@@ -160,6 +163,35 @@ def manifest_contradictions(row, role: str, meta: rawmeta.RawMeta) -> list[tuple
            float(meta.exposure_s) if meta.exposure_s else None, _close)
     differ(f"{role}_iso", getattr(row, f"{role}_iso"), meta.iso, _close)
     differ(f"{role}_fnumber", getattr(row, f"{role}_fnumber"), meta.fnumber, _close)
+    return out
+
+
+def header_level_findings(meta: rawmeta.RawMeta) -> list[tuple[str, str]]:
+    """(code, message) for levels a file's header cannot back (`bad-levels`): a BitsPerSample its
+    uncompressed strips contradict, a white level above what its BitsPerSample allows, a level entry that is no level, no WhiteLevel on 16-bit samples
+    (the default 65535 fits no 12- or 14-bit sensor); and a level it does not state otherwise
+    (`level-unstated`: the DNG default is used; the pixel checks say where the pixels contradict it)."""
+    out, bits = [], meta.bits_per_sample
+    if meta.bits_problem:
+        out.append(("bad-levels", f"{meta.bits_problem}: a wrong BitsPerSample entry, and every pixel decodes "
+                    "wrongly; copy the original file or drop the pair"))
+    if bits and meta.white_level and meta.white_level > (1 << bits) - 1:
+        out.append(("bad-levels", f"white level {meta.white_level} is above what its BitsPerSample {bits} allows "
+                    f"({(1 << bits) - 1}): a wrong BitsPerSample or WhiteLevel entry, and its pixels decode "
+                    "wrongly; copy the original file or drop the pair"))
+    for name, how in meta.unstated_levels.items():
+        entry, used = ("BlackLevel", meta.black_level) if name == "black_level" else ("WhiteLevel", meta.white_level)
+        used = "none" if used is None else " ".join(f"{v:g}" for v in used) if isinstance(used, list) else f"{used:g}"
+        if how == "unusable":
+            out.append(("bad-levels", f"its {entry} entry is not a usable level (read instead: {used}); "
+                        "copy the original file or drop the pair"))
+        elif name == "white_level" and (bits or 16) >= 16:
+            out.append(("bad-levels", f"it states no WhiteLevel: the DNG default {used} (16 bits) is used, which "
+                        "12- or 14-bit data never reach (they would train 4-16x too dark); copy the original "
+                        "file or drop the pair"))
+        else:
+            out.append(("level-unstated", f"it states no {entry}: the DNG default {used} is used; check it against "
+                        "the camera's (`curate inspect`) before training on it"))
     return out
 
 
