@@ -28,7 +28,7 @@ class Shot:
     path: Path
     time: float | None         # capture time, seconds (UTC when the EXIF has an offset)
     when: str                  # capture time as written (ISO 8601, sub-second where known)
-    exposure_s: Fraction
+    exposure_s: Fraction | None      # None: the file records none (read for --longs-only alone)
     iso: float | None
     fnumber: float | None
     body: str                  # camera + serial: shots of one body
@@ -37,7 +37,7 @@ class Shot:
 
     @property
     def end(self) -> float:
-        return self.time + float(self.exposure_s)
+        return self.time + float(self.exposure_s or 0)
 
 
 def body(meta) -> str:
@@ -65,7 +65,8 @@ def group_scenes(shots: list[Shot], gap: float = SCENE_GAP_S) -> list[list[Shot]
     for shot in sorted(shots, key=lambda s: (s.time, s.path.name, str(s.path))):
         scene = current.get(shot.body)
         if (scene and (scene[0].iso, scene[0].fnumber) == (shot.iso, shot.fnumber)
-                and shot.time - max(s.end for s in scene) <= gap):
+                and shot.time - max(s.end for s in scene) <= gap
+                and None not in (shot.exposure_s, scene[0].exposure_s)):     # no exposure time: a scene of its own
             scene.append(shot)
         else:
             current[shot.body] = [shot]
@@ -77,6 +78,9 @@ def assign_roles(scene: list[Shot], longs_only: bool = False) -> list[Finding]:
     """Long, shorts and left-out shots of one scene (its shots in time order), with a finding per
     shot that is not paired. ``longs_only``: the longest is the long even with no short (one-shot
     scenes included), and another shot of that exposure is a bracket."""
+    if scene[0].exposure_s is None:     # no exposure time (read for --longs-only alone): its own long
+        scene[0].role = "long" if longs_only else "unpaired"
+        return []
     long = max(scene, key=lambda s: s.exposure_s)       # the first of equal longest exposures
     shorts = [s for s in scene if s.exposure_s * SHORT_FACTOR <= long.exposure_s]
     short_ids = {id(s) for s in shorts}
@@ -108,7 +112,7 @@ def assign_roles(scene: list[Shot], longs_only: bool = False) -> list[Finding]:
 
 
 def _exposure(shot: Shot) -> str:
-    return f"{format_exposure(shot.exposure_s)} s"
+    return f"{format_exposure(shot.exposure_s)} s" if shot.exposure_s is not None else "unknown exposure"
 
 
 def scene_name(first: Path, dataset: Path, taken: set[str]) -> str:
@@ -155,7 +159,9 @@ def pair_card(dataset: Path, shots: list[Shot], gap: float = SCENE_GAP_S, longs_
 
 def shot_dict(shot: Shot, dataset: Path) -> dict:
     """One row of `curate scan --show-scenes --format json`."""
-    return {"time": shot.when, "exposure": format_exposure(shot.exposure_s), "exposure_s": float(shot.exposure_s),
+    known = shot.exposure_s is not None
+    return {"time": shot.when, "exposure": format_exposure(shot.exposure_s) if known else "unknown",
+            "exposure_s": float(shot.exposure_s) if known else None,
             "iso": shot.iso, "fnumber": shot.fnumber, "camera": shot.body,
             "file": shown(shot.path.relative_to(dataset)), "scene": shot.scene, "role": shot.role}
 

@@ -40,6 +40,11 @@ CODES = {
     "not-measured": "warning",       # a pixel check that cannot be measured on the pair (says why)
     "excluded": "warning",           # a pair the dataset's authors leave out of scores (validate --clean drops it)
     "longs-only": "warning",         # a manifest of long exposures only: pair checks skipped, trains with --synthetic
+    "no-exposure": "warning",        # a file with no exposure time, kept by --longs-only (a pair would need one)
+    "manifest-file-mismatch": "error",   # a value the manifest states and the file contradicts
+    "scene-id-variant": "warning",   # scene ids that differ only by case or whitespace
+    "bad-levels": "error",           # levels the header or the pixels contradict
+    "level-unstated": "warning",     # a DNG that states no black or white level
 }
 
 

@@ -41,7 +41,8 @@ COLUMNS: dict[str, type] = {
     "short_sha256": str,
     "long_sha256": str,
 }
-OPTIONAL_EMPTY = {"short_fnumber", "long_fnumber", "short_iso", "long_iso"}
+OPTIONAL_EMPTY = {"short_fnumber", "long_fnumber", "short_iso", "long_iso",
+                  "short_exposure_s", "long_exposure_s"}   # exposures: only on a long standing as its own short
 INT_MAX = 2 ** 53           # integer columns beyond this are not whole numbers a float can hold
 MAX_SIDE = 1_000_000        # no raw is wider or taller (TIFF allows 2**32: a corrupt header)
 
@@ -173,7 +174,7 @@ def _positive(value) -> bool:
 def _show(value) -> str:
     """A cell's value for a message: numbers as written (0, -1, inf), anything else quoted."""
     if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
-        return f"{value:g}"
+        return "empty" if math.isnan(value) else f"{value:g}"
     return "empty" if value is None or value is pd.NA else repr(value)
 
 
@@ -186,8 +187,11 @@ def value_problems(r) -> list[tuple[str, str]]:
         value = getattr(r, column)
         if not isinstance(value, str) or not value.strip():
             out.append((column, "is empty; every pair needs one (re-scan)"))
+    own_long = r.short_path == r.long_path and _positive(r.ratio) and r.ratio == 1
     for column in ("short_exposure_s", "long_exposure_s", "ratio"):
         value = getattr(r, column)
+        if own_long and column != "ratio" and pd.isna(value):
+            continue                   # a long exposure as its own short (--longs-only) needs no exposure time
         if not _positive(value):
             unit = "" if column == "ratio" else " of seconds"
             out.append((column, f"{_show(value)} must be a finite number{unit} above 0; fix the cell or re-scan"))

@@ -18,12 +18,9 @@ from skimage.filters import gaussian
 from skimage.registration import phase_cross_correlation
 
 from .errors import SidkitError
-from .findings import CODES, Finding
+from .findings import Finding
 from .pixelbytes import corrupt_cfa, missing_pixel_bytes
 from .rawfile import UnreadableRaw, check_sizes, shown
-
-CODES.setdefault("bad-levels", "error")   # issue 16's code (curate.validate registers it too) until
-                                          # curate.findings.CODES lists it
 
 
 @dataclass(frozen=True)

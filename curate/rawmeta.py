@@ -73,17 +73,19 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def read_metadata(path: str | os.PathLike, *, with_pixels: bool = False) -> RawMeta:
+def read_metadata(path: str | os.PathLike, *, with_pixels: bool = False, need_exposure: bool = True) -> RawMeta:
     """Everything a manifest needs from one raw file; UnreadableRaw when it is not a usable raw.
 
     Any failure of a reader on a damaged file (exifread, LibRaw, the header parsers, numpy) becomes
     UnreadableRaw with a one-line reason. A file whose metadata reads but whose header shows pixel
     data missing (cut off, stripped, a white level not above black) gets `pixel_problem`;
-    ``with_pixels`` also decodes the pixels (check_pixels) and sets `has_pixels`.
+    ``with_pixels`` also decodes the pixels (check_pixels) and sets `has_pixels`. Without
+    ``need_exposure`` a file that records no exposure time at all (a cinema camera's DNG) reads with
+    ``exposure_s`` None; a corrupt or cut-off one is still UnreadableRaw.
     """
     path = Path(path)
     try:
-        meta = _read_metadata(path)
+        meta = _read_metadata(path, need_exposure)
         if with_pixels:
             reason = check_pixels(path)
             meta.has_pixels = reason is None
@@ -110,7 +112,7 @@ def inspect_file(path: str | os.PathLike, *, with_pixels: bool = True) -> tuple[
     return meta, found
 
 
-def _read_metadata(path: Path) -> RawMeta:
+def _read_metadata(path: Path, need_exposure: bool = True) -> RawMeta:
     with mapped(path) as buf:
         kind, head = container_kind(path, buf), bytes(buf[:8])
         tiff = TiffDirectories(path, buf) if kind in TIFF_KINDS else None
@@ -122,7 +124,7 @@ def _read_metadata(path: Path) -> RawMeta:
     if kind is None and libraw.error:
         raise UnreadableRaw(f"{shown(path)}: not a camera raw (starts with {head!r}; LibRaw: "
                             f"{libraw.error}); {NOT_RAW_FIX}")
-    meta = _assemble(path, tags, exif_source, ciff, dng, libraw, tiff)
+    meta = _assemble(path, tags, exif_source, ciff, dng, libraw, tiff, need_exposure)
     meta.pixel_problem = (shortfall or _level_problem(meta)
                           or (CORRUPT_CFA if dng and "cfa" in dng and dng["cfa"] is None else None))
     if dng is not None and tiff is not None:
@@ -146,7 +148,12 @@ def _dng_level_entries(tiff: TiffDirectories, dng: dict) -> tuple[int | None, di
             unstated[name] = "absent"
         elif dng.get(name) is None:
             unstated[name] = "unusable"
+    if LINEARIZATION_TABLE in raw:         # levels are of the linearised values, not of BitsPerSample
+        return None, unstated
     return first_int(raw, Tag.BITS_PER_SAMPLE, 0) or None, unstated
+
+
+LINEARIZATION_TABLE = 50712            # DNG: stored samples map through it (a 12-bit cinema DNG to 16 bits)
 
 
 def _bits_problem(raw: dict | None) -> str | None:
@@ -216,7 +223,7 @@ def check_pixels(path: str | os.PathLike) -> str | None:
 
 
 def _assemble(path: Path, tags: dict, exif_source: str, ciff: dict, dng: dict | None,
-              libraw: LibRawInfo, tiff: TiffDirectories | None) -> RawMeta:
+              libraw: LibRawInfo, tiff: TiffDirectories | None, need_exposure: bool = True) -> RawMeta:
     """The record from every source, first found wins: EXIF, CIFF, DNG tags or LibRaw per field."""
     sources: dict[str, str] = {}
     disagreements: list[str] = []
@@ -237,8 +244,8 @@ def _assemble(path: Path, tags: dict, exif_source: str, ciff: dict, dng: dict | 
     libraw_exposure = snap_exposure(libraw.shutter) if libraw.shutter else None
     exposure = pick("exposure_s", (exif_source, _plausible(exposure_from_exif)),
                     ("ciff", _plausible(ciff.get("exposure_s"))), ("libraw", _plausible(libraw_exposure)))
-    if exposure is None:
-        found = next((v for v in (exposure_from_exif, ciff.get("exposure_s"), libraw_exposure) if v is not None), None)
+    found = next((v for v in (exposure_from_exif, ciff.get("exposure_s"), libraw_exposure) if v is not None), None)
+    if exposure is None and (need_exposure or found is not None or (tiff and tiff.exif_beyond_end)):
         reason = (tiff and tiff.exif_beyond_end) or (
             f"exposure time {found} s is not a real exposure (corrupt EXIF)" if found is not None
             else "no exposure time in its EXIF or from LibRaw")

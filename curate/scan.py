@@ -180,9 +180,10 @@ class MetadataReader:
     """read_metadata + sha256 once per file. Nothing is opened before file_problem has passed it, and
     any exception while reading one file becomes an `unreadable` finding for that file alone."""
 
-    def __init__(self):
+    def __init__(self, need_exposure: bool = True):
         self.cache: dict[Path, object] = {}
         self.levels: dict[Path, bool] = {}
+        self.need_exposure = need_exposure       # False for --longs-only: a long as its own short needs none
 
     def __call__(self, path: Path, pair_id: str, findings: list[Finding]):
         if path in self.cache:
@@ -192,8 +193,13 @@ class MetadataReader:
             findings.append(problem)
         else:
             try:
-                read = rawmeta.read_metadata(path)
-                if not read.exposure_s > 0:
+                read = rawmeta.read_metadata(path, need_exposure=self.need_exposure)
+                if read.exposure_s is None:
+                    findings.append(Finding(pair_id, shown(path), "no-exposure",
+                                            "records no exposure time (a cinema camera or a converter's DNG?); "
+                                            "kept as a long exposure standing as its own short, which needs none "
+                                            "(a pair would)", "warning"))
+                elif not read.exposure_s > 0:
                     raise rawmeta.UnreadableRaw(f"{shown(path)}: exposure time {read.exposure_s} is not positive; "
                                                 f"{NOT_RAW_FIX}")
                 read.sha256 = rawmeta.sha256_file(path)
@@ -251,8 +257,8 @@ def build_rows(pairs: list[PairSpec], manifest_dir: Path, progress: Callable | N
             "pair_id": pair_id, "scene_id": spec.scene_id, "split": spec.split,
             "environment": spec.environment or "unknown",
             "short_path": relative_to(spec.short, manifest_dir), "long_path": relative_to(spec.long, manifest_dir),
-            "short_exposure_s": float(short.exposure_s), "long_exposure_s": float(long.exposure_s),
-            "ratio": float(long.exposure_s / short.exposure_s),
+            "short_exposure_s": seconds(short.exposure_s), "long_exposure_s": seconds(long.exposure_s),
+            "ratio": 1.0 if spec.short == spec.long else float(long.exposure_s / short.exposure_s),
             "short_iso": short.iso, "long_iso": long.iso,
             "short_fnumber": short.fnumber, "long_fnumber": long.fnumber,
             "camera": long.camera, "cfa": long.cfa,
@@ -264,6 +270,11 @@ def build_rows(pairs: list[PairSpec], manifest_dir: Path, progress: Callable | N
         })
     df = pd.DataFrame(rows, columns=list(COLUMNS) + list(EXTRA_COLUMNS)) if rows else empty_manifest()
     return df, findings
+
+
+def seconds(exposure) -> float | None:
+    """An exposure time as a manifest cell: seconds, or None (empty) where the file records none."""
+    return None if exposure is None else float(exposure)
 
 
 # beyond the schema: each file's body (camera + serial: validate finds camera-mismatch again from
@@ -337,7 +348,7 @@ def scan_dataset(dataset: str | os.PathLike, manifest_dir: str | os.PathLike | N
     dataset = Path(dataset)
     if not dataset.is_dir():
         raise SidkitError(f"{dataset}: no such dataset folder")
-    read = MetadataReader()
+    read = MetadataReader(need_exposure=not longs_only)
     convention, pairs, findings, _ = find_pairs(dataset, read, scene_gap, longs_only)
     for spec in pairs:
         if labels and spec.scene_id in labels:
@@ -357,7 +368,7 @@ def scan_scenes(dataset: str | os.PathLike, scene_gap: float = SCENE_GAP_S, long
     dataset = Path(dataset)
     if not dataset.is_dir():
         raise SidkitError(f"{dataset}: no such dataset folder")
-    read = MetadataReader()
+    read = MetadataReader(need_exposure=not longs_only)
     _, pairs, findings, shots = find_pairs(dataset, read, scene_gap, longs_only)
     if shots is None:                      # log or folders: the files of the pairs found
         shots, seen = [], set()

@@ -15,7 +15,7 @@ import pandas as pd
 from . import rawmeta
 from .carddump import body
 from .exposure import RATIO_MAX, RATIO_MIN, exposure_from_name, name_agrees
-from .findings import CODES, Finding
+from .findings import Finding
 from .manifest import black_levels, formula_cells, is_longs_only, path_findings, resolve, value_problems
 from .rawfile import shown
 from .sidrules import excluded_findings
@@ -23,12 +23,6 @@ from .sidrules import excluded_findings
 UNBALANCED_SHARE = 0.75   # a split whose indoor or outdoor share of scenes exceeds this is unbalanced
 BLACK_TOLERANCE_DN = 2    # a short's black level may differ this much from the row's (its long's): LibRaw
                           # measures some bodies' black from masked pixels, a DN or two apart between shots
-
-# codes of issue 16, until curate.findings.CODES (not this module's file) lists them: extend, never rename
-CODES.setdefault("manifest-file-mismatch", "error")   # a value the manifest states and the file contradicts
-CODES.setdefault("scene-id-variant", "warning")       # scene ids that differ only by case or whitespace
-CODES.setdefault("bad-levels", "error")               # levels the header or the pixels contradict
-CODES.setdefault("level-unstated", "warning")         # a DNG that states no black or white level
 
 
 def row_findings(row, min_ratio: float = RATIO_MIN, max_ratio: float = RATIO_MAX,
@@ -102,8 +96,8 @@ def file_findings(df: pd.DataFrame, progress: Callable | None = None, longs_only
             by_sha.setdefault(digest, set()).add(str(key))
             if changed or not against_metadata:      # a changed file: that one error says re-scan
                 continue
-            if key not in metas:
-                metas[key] = _read_meta(key)
+            if key not in metas:       # a long standing as its own short needs no exposure time (--longs-only)
+                metas[key] = _read_meta(key, need_exposure=row.short_path != row.long_path)
             meta = metas[key]
             if isinstance(meta, str):
                 out.append(Finding(row.pair_id, rel, "unreadable", meta))
@@ -124,10 +118,10 @@ def file_findings(df: pd.DataFrame, progress: Callable | None = None, longs_only
     return out
 
 
-def _read_meta(path) -> rawmeta.RawMeta | str:
+def _read_meta(path, need_exposure: bool = True) -> rawmeta.RawMeta | str:
     """The file's metadata, or why it cannot be read (the message of an `unreadable` finding)."""
     try:
-        return rawmeta.read_metadata(path)
+        return rawmeta.read_metadata(path, need_exposure=need_exposure)
     except rawmeta.UnreadableRaw as exc:
         return str(exc).removeprefix(f"{shown(path)}: ")
     except Exception as exc:               # a reader's bug on one file: its finding, the others go on

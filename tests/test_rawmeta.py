@@ -35,10 +35,13 @@ SAMPLES = {
     "canon-r6.cr3": ("Canon", "Canon EOS R6", 0.01, 25600, (5496, 3670), None),
     "Canon-R6-pruned.CR3": ("Canon", "Canon EOS R6", 0.25, 100, (3584, 2386), None),
     "IMG_1361.dng": ("Apple", "iPhone 12 Pro", 0.0001799856012, 32, (4032, 3024), ([0, 0, 0, 0], 65535, "")),
+    # complete files (SOURCES.md, 2026-12); the D30's CIFF shutter (APEX, exiftool 1/203 s) snaps to the nominal 1/200
+    "RAW_CANON_D30_SRGB.CRW": ("Canon", "Canon EOS D30", 0.005, 100, (2176, 1448), ([126] * 4, 4095, "RGGB")),
 }
 NO_EXPOSURE = {  # exiftool finds no ExposureTime either
     "fixture-Leica-M10.dng": r"EXIF directory \(offset 28432210\) lies beyond the end of the file \(100000 bytes\)",
     "Nikon_uncompressed.nef": "no exposure time",
+    "Blackmagic.dng": "no exposure time",      # a cinema camera's frame: complete, no exposure or ISO recorded
 }
 STRIPPED = {  # pixel data cut away: what check_pixels says (a prefix)
     "DNG.dng": "strip data missing: file declares 1 of 140 tiles",
@@ -106,6 +109,18 @@ def test_samples_without_exposure_are_unreadable(raw_samples, name):
     with pytest.raises(UnreadableRaw, match=NO_EXPOSURE[name]) as caught:
         read_metadata(raw_samples / name)
     assert str(raw_samples / name) in str(caught.value)
+
+
+def test_a_file_that_records_no_exposure_reads_where_none_is_needed(raw_samples):
+    """--longs-only reads the cinema camera's DNG (no exposure time at all) with exposure_s None; a
+    cut-off file (EXIF beyond its end) stays unreadable either way."""
+    meta = read_metadata(raw_samples / "Blackmagic.dng", need_exposure=False)
+    assert meta.exposure_s is None and meta.iso is None
+    assert (meta.cfa, meta.black_level, meta.white_level, meta.width, meta.height) == (
+        "RGGB", [512] * 4, 65535, 4128, 2176)
+    assert check_pixels(raw_samples / "Blackmagic.dng") is None
+    with pytest.raises(UnreadableRaw, match=NO_EXPOSURE["fixture-Leica-M10.dng"]):
+        read_metadata(raw_samples / "fixture-Leica-M10.dng", need_exposure=False)
 
 
 @pytest.mark.parametrize("name", sorted(STRIPPED))

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from capture.dng import write_dng
 from capture.simulate import write_folder_layout
 from curate.cli import main
+from curate.errors import SidkitError
 from curate.manifest import is_longs_only, read_manifest, write_manifest
 from curate.scan import scan_dataset, scan_scenes
 from curate.validate import validate_manifest
@@ -27,7 +28,8 @@ def run(*args):
 def assert_longs_only(df):
     """Every row a long standing as its own short, as is_longs_only (train's rule too) wants."""
     for column in LONG_COLUMNS:
-        assert (df[f"short_{column}"] == df[f"long_{column}"]).all(), column
+        short, long = df[f"short_{column}"], df[f"long_{column}"]
+        assert ((short == long) | (short.isna() & long.isna())).all(), column
     assert (df["ratio"] == 1.0).all() and len(df["long_sha256"][0]) == 64
     assert (df["pair_id"] == [Path(p).stem for p in df["long_path"]]).all()
     assert df.groupby("scene_id")["split"].nunique().max() == 1 and set(df["split"]) <= {"train", "val", "test"}
@@ -170,3 +172,38 @@ def test_a_mixed_manifest_is_checked_as_pairs(longs_manifest):
     assert not is_longs_only(mixed) and is_longs_only(longs)
     found = validate_manifest(read_manifest(write_manifest(mixed, dataset / "mixed.csv")), fast=True)
     assert [f.code for f in found] == ["ratio-out-of-range"] and found[0].pair_id == mixed.iloc[1]["pair_id"]
+
+
+def test_real_raws_that_record_no_exposure_time_are_longs_but_never_pairs(raw_samples, tmp_path):
+    """A cinema camera's DNG (no exposure time, no ISO) beside a Canon D30 CRW: --longs-only keeps both
+    (a no-exposure warning for the DNG, its exposure cells empty), the manifest reads back and
+    validates without an error; as a pair the DNG stays unreadable, and a pair row with an empty
+    exposure is refused on reading."""
+    for name in ("Blackmagic.dng", "RAW_CANON_D30_SRGB.CRW"):
+        (tmp_path / "data" / "long").mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(raw_samples / name, tmp_path / "data" / "long" / name)
+    result = run("scan", tmp_path / "data", "--longs-only", "-o", tmp_path / "m.csv", "--format", "json")
+    assert result.exit_code == 0, result.output
+    found = json.loads(result.stdout)
+    assert [(f["code"], Path(f["path"]).name, f["severity"]) for f in found] == [
+        ("no-exposure", "Blackmagic.dng", "warning")]
+    df = read_manifest(tmp_path / "m.csv")
+    assert_longs_only(df)
+    cinema = df.set_index("pair_id").loc["Blackmagic"]
+    assert np.isnan(cinema["long_exposure_s"]) and np.isnan(cinema["short_exposure_s"]) and np.isnan(cinema["long_iso"])
+    assert (cinema["cfa"], cinema["black_level"], cinema["white_level"]) == ("RGGB", "512 512 512 512", 65535)
+    canon = df.set_index("pair_id").loc["RAW_CANON_D30_SRGB"]
+    assert (canon["long_exposure_s"], canon["long_iso"], canon["camera"]) == (0.005, 100, "Canon EOS D30")
+    findings = validate_manifest(df)
+    assert not [f for f in findings if f.severity == "error"], findings
+    # as pairs (no --longs-only) the same file is unreadable: a pair needs its exposure times
+    (tmp_path / "data" / "short").mkdir()
+    shutil.copyfile(raw_samples / "Blackmagic.dng", tmp_path / "data" / "short" / "Blackmagic.dng")
+    pairs, found = scan_dataset(tmp_path / "data", tmp_path)
+    assert "unreadable" in {f.code for f in found if "Blackmagic" in f.path} and "Blackmagic" not in set(pairs["pair_id"])
+    text = (tmp_path / "m.csv").read_text()
+    paired = text.replace("data/long/Blackmagic.dng,data/long/Blackmagic.dng", "data/short/Blackmagic.dng,data/long/Blackmagic.dng")
+    assert paired != text
+    (tmp_path / "pair.csv").write_text(paired)
+    with pytest.raises(SidkitError, match="column 'short_exposure_s': empty must be a finite number of seconds above 0"):
+        read_manifest(tmp_path / "pair.csv")
