@@ -434,3 +434,32 @@ def test_synthetic_iso_flag_is_checked_and_recorded(tiny, tmp_path):
     assert bad.exit_code == 1 and "--synthetic-iso '1600:100': write LOW:HIGH" in bad.stderr
     config = load_config(None, manifest=str(manifest), synthetic=str(profile), synthetic_iso="100:1600").resolved()
     assert config.synthetic_iso == "100:1600" and config.synthetic_ratio is not None
+
+
+def test_a_manifest_of_pairs_and_clean_longs_trains_the_longs_only_on_synthetic_shorts(tiny, tmp_path):
+    """N real pairs + the longs of other scenes (as `curate scan --longs-only` writes them) in one
+    manifest: without a profile a one-line error; with one, a step on a longs-only scene is always
+    synthetic, a step on a pair scene synthetic in `fraction` of the draws."""
+    from curate.manifest import read_manifest, write_manifest
+    from test_train_loop import tiny_config
+    from train.cache import RawCache
+    from train.synthetic import SyntheticShorts, check_synthetic_data
+
+    manifest, profile = tiny
+    df = read_manifest(manifest)
+    scenes = sorted(df.loc[df["split"] == "train", "scene_id"].unique())
+    own = (df["split"] == "train") & (df["scene_id"] != scenes[0])
+    df.loc[own, "short_path"], df.loc[own, "short_sha256"] = df.loc[own, "long_path"], df.loc[own, "long_sha256"]
+    df.loc[own, "short_exposure_s"], df.loc[own, "ratio"] = df.loc[own, "long_exposure_s"], 1.0
+    mixed = write_manifest(df.drop_duplicates(["scene_id", "short_path"]), manifest.with_name("mixed.csv"))
+    df = read_manifest(mixed)
+    with pytest.raises(SidkitError, match="long exposures standing in as their own shorts .* pass --synthetic PROFILE"):
+        check_synthetic_data(df, mixed, None)
+
+    config = tiny_config(mixed, tmp_path / "run", synthetic=str(profile), synthetic_fraction=0.0).resolved()
+    cache = RawCache(config.cache_dir)
+    shorts = SyntheticShorts(df, cache, str(profile), 0.0, "100:300", "cap:300", 16, None, "cpu")
+    assert shorts.no_real_short == [False] + [True] * (len(scenes) - 1)
+    g = torch.Generator().manual_seed(0)
+    assert shorts.batch([0], g, "cpu") is None                    # the pair scene: fraction 0, real
+    assert all(shorts.batch([i], g, "cpu") is not None for i in range(1, len(scenes)))

@@ -233,6 +233,11 @@ def check_synthetic_data(df, manifest, profile: str | None, fraction: float | No
             raise SidkitError(f"{manifest}: every row's short is its long (long exposures only), so there is "
                               "nothing to learn without synthetic shorts; pass --synthetic PROFILE (a noise profile "
                               "of the camera, made by `curate noise-profile`)")
+        own = df[(df["split"] == "train") & (df["short_path"] == df["long_path"])]
+        if len(own):
+            raise SidkitError(f"{manifest}: {len(own)} training row(s) are long exposures standing in as their own "
+                              f"shorts (first: {own['pair_id'].iloc[0]}), which teach the network to copy its input "
+                              "without synthetic shorts; pass --synthetic PROFILE, or leave those rows out")
         return []
     warnings = []
     noise = read_profile(profile)
@@ -263,7 +268,8 @@ def row_generator(key: str) -> torch.Generator:
 class SyntheticShorts:
     """Synthetic batches of a run: crops of the training split's longs, shorts synthesised on the
     device from a noise profile. ``batch`` returns None for the steps that keep the real pair
-    (1 - fraction of them); every draw comes from the run's generator, so resume stays exact."""
+    (1 - fraction of them; never for a scene of long exposures only); every draw comes from the run's
+    generator, so resume stays exact."""
 
     def __init__(self, df, cache, profile: str, fraction: float, ratio: str | None, policy: str, patch: int,
                  patch_choices, device, iso: str | None = None):
@@ -277,6 +283,11 @@ class SyntheticShorts:
             raise SidkitError(f"--synthetic-fraction {fraction:g}: give a fraction from 0 to 1")
         self.fraction, self.policy, self.device = float(fraction), policy, torch.device(device)
         self.longs = PairDataset(longs_manifest(df), cache, "train", "fixed:1", patch, patch_choices)
+        train = df[df["split"] == "train"]
+        own = train["short_path"] == train["long_path"]
+        # a scene whose rows are all long exposures standing in as their own shorts has no real short:
+        # every step on it is synthetic (a manifest of N pairs plus clean longs of other scenes)
+        self.no_real_short = [bool(own[train["scene_id"] == scene].all()) for scene in self.longs.scene_ids]
         self.crops = sampler(self.longs, device)
         self.black = [torch.from_numpy(pairs[0].black) for pairs in self.longs.scenes]
         self.white = [float(pairs[0].white) for pairs in self.longs.scenes]
@@ -286,7 +297,8 @@ class SyntheticShorts:
         """A synthetic Batch for ``scenes`` (indices of the training split's sorted scene ids), or None."""
         from .dataset import Batch
 
-        if self.fraction < 1 and float(torch.rand(1, generator=generator)) >= self.fraction:
+        forced = any(self.no_real_short[s] for s in scenes)
+        if not forced and self.fraction < 1 and float(torch.rand(1, generator=generator)) >= self.fraction:
             return None
         long = self.crops.batch(scenes, None, generator, device)
         n = len(scenes)
