@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import tomllib
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
@@ -140,33 +141,93 @@ def log_linear(x, xs: list[float], ys: list[float], slope: float):
     return np.exp(np.where(x > xs[-1], ys[-1] + slope * (x - xs[-1]), y))
 
 
+PROFILE_MAX_BYTES = 4 << 20        # a profile of 20 ISOs with every flat pair is a few hundred KB
+FIT_KEYS = ("k_slope", "k_intercept", "read_slope", "read_intercept", "row_slope", "row_intercept", "tukey_lambda")
+
+
 def profile_from_dict(data: dict, source: str = "profile") -> NoiseProfile:
+    """A NoiseProfile from parsed TOML/JSON, every value checked: a SidkitError naming the key and
+    the fix for the first value that cannot be a camera's noise (training would draw nonsense)."""
+    fix = "write the profile again with `curate noise-profile`"
     try:
         isos = [IsoNoise(**i) for i in data["isos"]]
         profile = NoiseProfile(data["camera"], data["cfa"], float(data["white_level"]), isos, dict(data["fit"]),
                                int(data.get("format_version", FORMAT_VERSION)))
-        for key in ("k_slope", "k_intercept", "read_slope", "read_intercept", "row_slope", "row_intercept",
-                    "tukey_lambda"):
-            float(profile.fit[key])
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise SidkitError(f"{source}: not a sidkit noise profile ({type(exc).__name__}: {exc}); "
                           "write one with `curate noise-profile`") from None
-    if not isos:
-        raise SidkitError(f"{source}: the noise profile lists no ISO; calibrate again")
+    problem = profile_problem(profile)
+    if problem:
+        raise SidkitError(f"{source}: {problem}; {fix}")
     return profile
 
 
-def read_profile(path: str | Path) -> NoiseProfile:
-    """A profile written by `write_profile` (TOML, or JSON when the name ends in .json)."""
+def profile_problem(profile: NoiseProfile) -> str | None:
+    """The first value of ``profile`` that cannot be true ('isos[1].k_dn_per_e = 0 must be ...'), or None."""
+    def number(value) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+    if profile.format_version != FORMAT_VERSION:
+        return f"format_version {profile.format_version} is not {FORMAT_VERSION}, the one this sidkit reads"
+    if not isinstance(profile.camera, str) or not isinstance(profile.cfa, str):
+        return "camera and cfa must be text"
+    try:
+        channels = len(channel_names(profile.cfa))
+    except SidkitError as exc:
+        return f"cfa: {exc}"
+    if not (number(profile.white_level) and profile.white_level > 0):
+        return f"white_level = {profile.white_level!r} must be a finite number above 0"
+    if not profile.isos:
+        return "the noise profile lists no ISO; calibrate again"
+    for n, i in enumerate(profile.isos):
+        where = f"isos[{n}]"
+        checks = (("iso", i.iso, lambda v: v > 0, "a finite number above 0"),
+                  ("k_dn_per_e", i.k_dn_per_e, lambda v: v > 0, "a finite gain above 0 (DN per electron)"),
+                  ("read_noise_dn", i.read_noise_dn, lambda v: v >= 0, "a finite number >= 0"),
+                  ("row_noise_dn", i.row_noise_dn, lambda v: v >= 0, "a finite number >= 0"),
+                  ("tukey_lambda", i.tukey_lambda, lambda v: -0.5 < v <= 1, "a finite shape in (-0.5, 1]"))
+        for key, value, ok, what in checks:
+            if not (number(value) and ok(value)):
+                return f"{where}.{key} = {value!r} must be {what}"
+        black = i.black_level
+        if not isinstance(black, list) or len(black) != channels:
+            return f"{where}.black_level has {len(black) if isinstance(black, list) else 'no'} values; a {profile.cfa} " \
+                   f"profile has {channels} (one per packed channel)"
+        if not all(number(b) and 0 <= b < profile.white_level for b in black):
+            return f"{where}.black_level {black!r} must be finite numbers from 0 to below white_level {profile.white_level:g}"
+    for key in FIT_KEYS:
+        if not number(profile.fit.get(key)):
+            return f"fit.{key} = {profile.fit.get(key)!r} must be a finite number"
+    if not -0.5 < profile.fit["tukey_lambda"] <= 1:
+        return f"fit.tukey_lambda = {profile.fit['tukey_lambda']!r} must be a finite shape in (-0.5, 1]"
+    return None
+
+
+def read_profile(path: str | os.PathLike) -> NoiseProfile:
+    """A profile written by `write_profile` (TOML, or JSON when the name ends in .json): a regular
+    file of at most PROFILE_MAX_BYTES, every value checked (``profile_from_dict``)."""
+    from .files import file_problem
+
     path = Path(path)
+    problem = file_problem(path)
+    if problem is not None and problem.code == "missing-file":
+        raise SidkitError(f"{path}: no such noise profile; write one with `curate noise-profile`")
+    if problem is not None:
+        raise SidkitError(f"{path}: {problem.message.split(';')[0]}; give the profile `curate noise-profile` wrote")
+    if path.stat().st_size > PROFILE_MAX_BYTES:
+        raise SidkitError(f"{path}: {path.stat().st_size:,} bytes is no noise profile (those are under "
+                          f"{PROFILE_MAX_BYTES >> 20} MiB); give the profile `curate noise-profile` wrote")
     try:
         text = path.read_text(encoding="utf-8")
         data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
     except FileNotFoundError:
         raise SidkitError(f"{path}: no such noise profile; write one with `curate noise-profile`") from None
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise SidkitError(f"{path}: cannot parse the noise profile ({exc}); write it again with "
-                          "`curate noise-profile`") from None
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise SidkitError(f"{path}: cannot parse the noise profile ({type(exc).__name__}: "
+                          f"{' '.join(str(exc).split())[:200]}); write it again with `curate noise-profile`") from None
+    if not isinstance(data, dict):
+        raise SidkitError(f"{path}: not a sidkit noise profile (a {type(data).__name__}); write one with "
+                          "`curate noise-profile`")
     return profile_from_dict(data, str(path))
 
 
