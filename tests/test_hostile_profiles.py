@@ -128,3 +128,4 @@ def test_a_checkpoint_that_records_a_fifo_as_its_profile_is_refused_in_eval(tmp_
     with time_limit(30), pytest.raises(SidkitError) as err:
         synthetic_inputs(longs, {"synthetic": str(fifo)}, None, "m.csv", "best.pt")
     assert "a FIFO (named pipe)" in str(err.value) and "best.pt" in str(err.value) and "\n" not in str(err.value)
+

@@ -133,3 +133,12 @@ def test_an_inf_loss_on_the_stop_path_is_not_saved(manifest, tmp_path, broken_st
 @pytest.fixture(scope="module")
 def manifest(tiny_manifest) -> Path:
     return tiny_manifest
+
+
+def test_a_run_config_never_makes_a_network_its_checkpoint_would_refuse():
+    """The LeakyReLU slope bound of the checkpoint checks holds for a run's config too."""
+    from train.config import _check_network
+
+    with pytest.raises(SidkitError, match="spec slope .LeakyReLU's. must be a number from 0 to 1, not 1e\\+308"):
+        _check_network("sid", {"slope": 1e308})
+    _check_network("sid", {"slope": 0.3})

@@ -134,10 +134,16 @@ def _check_network(arch: str, spec: dict) -> None:
 
     if arch not in PRESETS:
         raise SidkitError(f"run config: unknown arch {arch!r}; `train presets` lists: {', '.join(PRESETS)}")
+    from .checkpoint_checks import BadCheckpoint, check_spec
+
     try:
-        UNetSpec.from_dict({**PRESETS[arch].to_dict(), **spec})
+        merged = UNetSpec.from_dict({**PRESETS[arch].to_dict(), **spec}).to_dict()
     except (TypeError, ValueError) as exc:
         raise SidkitError(f"run config: spec {spec!r} does not make a network ({exc})") from None
+    try:
+        check_spec(merged)            # the checkpoint's own bounds: a run never writes what eval refuses
+    except BadCheckpoint as exc:
+        raise SidkitError(f"run config: {exc}; change the spec (`train presets` shows the paper's)") from None
 
 
 def check_device(device: str) -> str:
