@@ -61,3 +61,14 @@ def test_scale_epochs_scales_schedules():
     scaled = scale_epochs({"epochs": 4000, "lr_steps": "1000:1e-4,2000:1e-5", "eval_every": 200}, 0.01)
     assert scaled == {"epochs": 40, "lr_steps": [[10, 1e-4], [20, 1e-5]], "eval_every": 2}
     assert scale_epochs({}, 0.5)["lr_steps"] == [[1000, 1e-5]]
+
+
+def test_a_sweep_run_evaluates_at_least_five_times_whatever_the_scale():
+    """At --scale 0.001 (as the docs suggest on a CPU) the paper's 4000 epochs become 4: evaluating
+    at epoch 200 only would give single dots; every epoch is evaluated, and 100 epochs every 20th."""
+    from train.sweep import evaluated_often
+
+    assert evaluated_often(scale_epochs({"epochs": 4000}, 0.001)) == {"epochs": 4, "lr_steps": [[2, 1e-05]],
+                                                                       "eval_every": 1}
+    assert evaluated_often({"epochs": 100, "eval_every": 50})["eval_every"] == 20
+    assert evaluated_often({"epochs": 4000, "eval_every": 200})["eval_every"] == 200     # already often enough

@@ -112,11 +112,23 @@ def scale_epochs(settings: dict, scale: float) -> dict:
     return out
 
 
+MIN_EVALUATIONS = 5       # a sweep's curves need points, whatever --scale does to the epochs
+
+
+def evaluated_often(settings: dict) -> dict:
+    """``settings`` with eval_every lowered so that a run evaluates at least MIN_EVALUATIONS times
+    (every epoch when it has fewer epochs than that)."""
+    default = RunConfig()
+    epochs = int(settings.get("epochs", default.epochs))
+    every = int(settings.get("eval_every", default.eval_every))
+    return {**settings, "eval_every": max(1, min(every, epochs // MIN_EVALUATIONS))}
+
+
 def run_config(run: SweepRun, manifest, out_dir: Path, overrides: dict, scale: float):
-    """The resolved config of one run (every value checked)."""
+    """The resolved config of one run (every value checked), evaluated at least MIN_EVALUATIONS times."""
     if not scale > 0:
         raise SidkitError(f"--scale {scale:g}: give a positive factor, e.g. 0.01")
-    settings = scale_epochs({**run.settings, **overrides}, scale)
+    settings = evaluated_often(scale_epochs({**run.settings, **overrides}, scale))
     return load_config(None, **settings, manifest=str(manifest), out=str(out_dir / run.slug)).resolved()
 
 
