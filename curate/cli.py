@@ -200,9 +200,22 @@ def _print_meta(meta) -> None:
     for column in ("field", "value", "source"):
         table.add_column(column)
     for name, value in meta_dict(meta).items():
-        if name not in ("path", "sources", "disagreements", "has_pixels", "sha256", "pixel_problem"):
-            table.add_row(name, str(value), meta.sources.get(name, ""))
-    stdout.print(table)                    # disagreements are in the findings table below
+        if name not in ("path", "sources", "disagreements", "has_pixels", "sha256", "pixel_problem", "bits_problem"):
+            table.add_row(name, as_written(value), meta.sources.get(name, ""))
+    stdout.print(table)                    # disagreements and problems are in the findings table below
+
+
+def as_written(value) -> str:
+    """A value as a person writes it: 100 not 100.0, '126 126 126 126' not a list, '-' for none."""
+    if value is None or value == {} or value == "":
+        return "-"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (list, tuple)):
+        return " ".join(as_written(v) for v in value)
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {as_written(v)}" for k, v in value.items())
+    return str(value)
 
 
 def meta_dict(meta) -> dict:

@@ -102,10 +102,13 @@ def inspect_file(path: str | os.PathLike, *, with_pixels: bool = True) -> tuple[
     findings (`unreadable`, `no-pixel-data`), never an exception for a bad file."""
     name = shown(path)
     try:
-        meta = read_metadata(path, with_pixels=with_pixels)
+        meta = read_metadata(path, with_pixels=with_pixels, need_exposure=False)
     except UnreadableRaw as exc:
         return None, [Finding("", name, "unreadable", str(exc).removeprefix(f"{name}: "))]
     found = [Finding("", name, "metadata-disagreement", text) for text in meta.disagreements]
+    if meta.exposure_s is None:
+        found.append(Finding("", name, "no-exposure", "records no exposure time: usable as a long exposure of "
+                             "`curate scan --longs-only` (clean ground truth for synthesis), never in a pair"))
     if meta.pixel_problem:
         found.append(Finding("", name, "no-pixel-data", f"{meta.pixel_problem}: a truncated or stripped copy; "
                              "copy the original file from the camera again"))

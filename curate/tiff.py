@@ -40,6 +40,7 @@ class Tag(IntEnum):
     CFA_PATTERN = 33422
     EXIF_IFD = 34665
     DNG_VERSION = 50706
+    UNIQUE_CAMERA_MODEL = 50708         # a DNG's camera name: the body where Make and Model are absent
     CFA_PLANE_COLOR = 50710
     BLACK_LEVEL_REPEAT_DIM = 50713
     BLACK_LEVEL = 50714
@@ -171,7 +172,8 @@ class TiffDirectories:
         if Tag.DNG_VERSION not in self.ifds[0]:
             return None
         raw = self.raw_ifd()
-        info = {"make": _first_text(self.ifds[0], Tag.MAKE), "model": _first_text(self.ifds[0], Tag.MODEL)}
+        info = {"make": _first_text(self.ifds[0], Tag.MAKE),
+                "model": _first_text(self.ifds[0], Tag.MODEL) or _first_text(self.ifds[0], Tag.UNIQUE_CAMERA_MODEL)}
         if raw is None:
             return info
         width, height = first_int(raw, Tag.IMAGE_WIDTH, 0), first_int(raw, Tag.IMAGE_LENGTH, 0)

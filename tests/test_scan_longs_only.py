@@ -192,6 +192,7 @@ def test_real_raws_that_record_no_exposure_time_are_longs_but_never_pairs(raw_sa
     cinema = df.set_index("pair_id").loc["Blackmagic"]
     assert np.isnan(cinema["long_exposure_s"]) and np.isnan(cinema["short_exposure_s"]) and np.isnan(cinema["long_iso"])
     assert (cinema["cfa"], cinema["black_level"], cinema["white_level"]) == ("RGGB", "512 512 512 512", 65535)
+    assert cinema["camera"] == "Blackmagic Pocket Cinema Camera 4K"          # UniqueCameraModel: no Make/Model tags
     canon = df.set_index("pair_id").loc["RAW_CANON_D30_SRGB"]
     assert (canon["long_exposure_s"], canon["long_iso"], canon["camera"]) == (0.005, 100, "Canon EOS D30")
     findings = validate_manifest(df)

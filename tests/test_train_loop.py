@@ -183,6 +183,21 @@ def test_resume_without_a_checkpoint_is_a_one_line_error(manifest, tmp_path):
         train_run(tiny_config(manifest, tmp_path / "none"), progress=False, resume=True)
 
 
+def test_resuming_a_finished_run_says_so_in_one_line_and_changes_nothing(manifest, tmp_path):
+    import contextlib
+    import io
+
+    run = train_run(tiny_config(manifest, tmp_path / "done", epochs=2), progress=False)
+    before = (run / "checkpoints" / "last.pt").read_bytes(), (run / "metrics.csv").read_text()
+    printed = io.StringIO()
+    with contextlib.redirect_stderr(printed):
+        train_run(tiny_config(manifest, tmp_path / "done", epochs=2), progress=True, resume=True)
+    lines = [line for line in printed.getvalue().splitlines() if "already finished" in line]
+    assert lines == [f"{run}: already finished at epoch 2 of 2; nothing to train (give --epochs above 2 to train "
+                     "longer)"]
+    assert ((run / "checkpoints" / "last.pt").read_bytes(), (run / "metrics.csv").read_text()) == before
+
+
 def test_to_network_scales_the_target_and_lays_both_out_as_the_network_wants():
     counts = torch.randint(0, 65536, (2, 16, 16, 3), dtype=torch.int32).to(torch.uint16)
     batch = Batch(torch.rand(2, 4, 8, 8), counts, torch.tensor([100.0, 250.0]))

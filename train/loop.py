@@ -151,6 +151,9 @@ def train_run(config: RunConfig, progress: bool = True, resume: bool = False,
             "spec": spec.to_dict(), "data": data, "config": config.to_dict()}
     saver = CheckpointSaver(out / "checkpoints", model, optimizer, generator, meta, rank, world)
     state = LoopState(**saver.restore()) if resume else LoopState()
+    if resume and state.epoch >= config.epochs:
+        console.print(f"{out}: already finished at epoch {state.epoch} of {config.epochs}; nothing to train "
+                      f"(give --epochs above {state.epoch} to train longer)", highlight=False)
     net = wrap(model, config, world, rank, device)
     log = RunLog(out, config, state.step) if rank == 0 else None
     began, stop = time.perf_counter(), StopFlag()
