@@ -70,9 +70,11 @@ def report(findings, fmt: str, title: str) -> None:
 @click.option("--test", type=float, default=0.2, show_default=True, help="Default split: test scenes.")
 @click.option("--val", type=float, default=0.1, show_default=True, help="Default split: val scenes.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Default split: seed.")
+@click.option("--resplit", is_flag=True,
+              help="Give every scene the default split, even those OUTPUT already splits (kept by default).")
 @FORMAT
 @reports_errors
-def scan(dataset, output, labels, scene_gap, show_scenes, longs_only, test, val, seed, fmt):
+def scan(dataset, output, labels, scene_gap, show_scenes, longs_only, test, val, seed, resplit, fmt):
     """Read every raw of DATASET into a manifest (EXIF, raw levels, checksums).
 
     Pairs come from DATASET/captures.jsonl when present, else from short/ and long/ folders (scene
@@ -84,6 +86,9 @@ def scan(dataset, output, labels, scene_gap, show_scenes, longs_only, test, val,
 
     --longs-only writes every long exposure (each card scene's longest, one-shot scenes included) as
     a row whose short is its long: shorts are then synthesised from a noise profile in training.
+
+    Scanning again into an existing manifest (after shooting more scenes) keeps the split of every
+    scene it holds (your `curate split`); only new scenes get the default split (--resplit: all).
 
     \b
     curate scan datasets/canon90d -o manifests/canon90d.csv
@@ -110,8 +115,27 @@ def scan(dataset, output, labels, scene_gap, show_scenes, longs_only, test, val,
         with progress_bar(0, "scanning") as advance:
             df, found = scan_dataset(dataset, output.parent, label_map, advance, test=test, val=val, seed=seed,
                                      scene_gap=scene_gap, longs_only=longs_only)
+        if len(df) and output.exists() and not resplit:
+            df = splits_kept(df, output)
         write_found(df, output)
     report(found, fmt, f"scan {shown(dataset)}")
+
+
+def splits_kept(df, output: Path):
+    """``df`` with the splits of the scenes ``output`` already holds (one line says so); ``df`` as it
+    is when ``output`` cannot be read as a manifest (a warning line)."""
+    from .split import keep_splits
+
+    try:
+        previous = read_manifest(output)
+    except SidkitError as exc:
+        stderr.print(f"warning: {exc}; its splits are not kept", highlight=False)
+        return df
+    df, kept, new = keep_splits(df, previous)
+    if kept:
+        stderr.print(f"kept the splits of {kept} scene(s) already in {shown(output)}; {new} new scene(s) got the "
+                     "default split (`curate split` redoes them all, `--resplit` skips this)", highlight=False)
+    return df
 
 
 def write_found(df, output: Path) -> None:

@@ -55,3 +55,14 @@ def assign_splits(df: pd.DataFrame, test: float = 0.2, val: float = 0.0, seed: i
     out = df.copy()
     out["split"] = out["scene_id"].map(split_of)
     return out
+
+
+def keep_splits(df: pd.DataFrame, previous: pd.DataFrame) -> tuple[pd.DataFrame, int, int]:
+    """``df`` (a new scan) with every scene that ``previous`` (the manifest it replaces) holds back in
+    that manifest's split: a re-scan after shooting more scenes keeps the user's `curate split`.
+    Returns (df, scenes kept, new scenes); new scenes keep the split ``df`` gave them."""
+    old = previous[previous["split"].isin(("train", "val", "test"))].groupby("scene_id")["split"].first()
+    df = df.copy()
+    known = df["scene_id"].isin(old.index)
+    df.loc[known, "split"] = df.loc[known, "scene_id"].map(old)
+    return df, int(df.loc[known, "scene_id"].nunique()), int(df.loc[~known, "scene_id"].nunique())

@@ -32,3 +32,37 @@ def test_inspect_prints_values_as_a_person_writes_them(raw_samples):
     data = json.loads(CliRunner().invoke(curate_main, ["inspect", str(raw_samples / "Blackmagic.dng"),
                                                        "--format", "json"]).stdout)
     assert data[0]["exposure_s"] is None and [f["code"] for f in data[0]["findings"]] == ["no-exposure"]
+
+
+def test_a_rescan_into_an_existing_manifest_keeps_every_scene_s_split(sim_dataset, tmp_path):
+    """Shooting more scenes and scanning again must not undo the user's `curate split`: the scenes
+    the manifest holds keep their split, new ones get the default, and one line says so."""
+    import shutil
+
+    from curate.manifest import read_manifest, write_manifest
+
+    data = tmp_path / "data"
+    shutil.copytree(sim_dataset, data)
+    manifest = tmp_path / "m.csv"
+    runner = CliRunner()
+    assert runner.invoke(curate_main, ["scan", str(data), "-o", str(manifest)]).exit_code == 0
+    df = read_manifest(manifest)
+    mine = {scene: split for scene, split in zip(sorted(df["scene_id"].unique()), ["test", "val", "train", "test"])}
+    df["split"] = df["scene_id"].map(mine)
+    write_manifest(df, manifest)
+    log = (data / "captures.jsonl").read_text().splitlines()        # a scene shot later: sim01 again as sim05
+    extra = [line.replace("sim01", "sim05") for line in log if '"sim01"' in line]
+    shutil.copytree(data / "sim01", data / "sim05")
+    for path in (data / "sim05").iterdir():
+        path.rename(path.with_name(path.name.replace("sim01", "sim05")))
+    (data / "captures.jsonl").write_text("\n".join(log + extra) + "\n")
+    again = runner.invoke(curate_main, ["scan", str(data), "-o", str(manifest)])
+    assert again.exit_code == 0, again.output
+    assert f"kept the splits of 4 scene(s) already in {manifest}; 1 new scene(s) got the default split" in \
+        " ".join(again.stderr.split())
+    rescanned = read_manifest(manifest)
+    assert {s: rescanned.loc[rescanned["scene_id"] == s, "split"].iloc[0] for s in mine} == mine
+    assert "sim05" in set(rescanned["scene_id"])
+    runner.invoke(curate_main, ["scan", str(data), "-o", str(manifest), "--resplit"])
+    resplit = read_manifest(manifest)
+    assert {s: resplit.loc[resplit["scene_id"] == s, "split"].iloc[0] for s in mine} != mine
