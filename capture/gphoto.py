@@ -40,13 +40,17 @@ CLAIM_HELP = ("another program holds the camera: on Linux run `pkill -f gvfs-gph
               "close other photo apps (Lightroom, darktable, Shotwell), then try again")
 
 
+WITHOUT_CAMERA = ("no camera at hand? `--camera sim` shoots with the simulated sensor, and libgphoto2's virtual "
+                  "camera runs this same path: docs/capture.md, 'Without a camera'")
+
+
 def explain(exc: gp.GPhoto2Error, what: str) -> SidkitError:
     """A libgphoto2 error as a one-line message with the fix."""
     if exc.code == gp.GP_ERROR_IO_USB_CLAIM:
         return SidkitError(f"{what}: [-53] could not claim the USB device; {CLAIM_HELP}")
     if exc.code == gp.GP_ERROR_MODEL_NOT_FOUND:
         return SidkitError(f"{what}: no camera found; connect it by USB, switch it on, set USB mode to "
-                           "PTP/PC remote, and check `capture detect`")
+                           f"PTP/PC remote, and check `capture detect` ({WITHOUT_CAMERA})")
     if exc.code in LOST:
         return SidkitError(f"{what}: the camera stopped answering ({exc}); check the cable, switch the "
                            "camera off and on, and run again")
@@ -94,7 +98,7 @@ class GPhotoCamera(Camera):
         cameras = detect()
         if not cameras:
             raise SidkitError(f"no camera found{f' at {port}' if port else ''}; connect it by USB, switch it on, "
-                              "set USB mode to PTP/PC remote, and check `capture detect`")
+                              f"set USB mode to PTP/PC remote, and check `capture detect` ({WITHOUT_CAMERA})")
         if port is None:
             self.model, self.port = cameras[0]
         else:

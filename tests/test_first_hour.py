@@ -66,3 +66,20 @@ def test_a_rescan_into_an_existing_manifest_keeps_every_scene_s_split(sim_datase
     runner.invoke(curate_main, ["scan", str(data), "-o", str(manifest), "--resplit"])
     resplit = read_manifest(manifest)
     assert {s: resplit.loc[resplit["scene_id"] == s, "split"].iloc[0] for s in mine} != mine
+
+
+def test_no_camera_found_points_to_the_simulated_and_the_virtual_camera(tmp_path):
+    """Without a camera (and without VCAMERADIR) `capture pair` says how to try sidkit anyway, and
+    the docs section it names exists with the virtual camera's commands."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "VCAMERADIR"}
+    out = subprocess.run([sys.executable, "-m", "capture", "pair", "--scene", "x", "--environment", "indoor",
+                          "--dataset", str(tmp_path / "ds"), "--long", "1"], cwd=REPO, capture_output=True, text=True,
+                         timeout=120, env={**env, "HOME": str(tmp_path), "COLUMNS": "300"})
+    assert out.returncode == 1 and "no camera found" in out.stderr and "Traceback" not in out.stderr
+    assert "`--camera sim`" in out.stderr and "docs/capture.md, 'Without a camera'" in out.stderr
+    docs = (REPO / "docs" / "capture.md").read_text()
+    assert "### Without a camera" in docs and "VCAMERADIR=$PWD/vcam capture pair" in docs
