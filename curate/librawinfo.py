@@ -27,6 +27,34 @@ class LibRawInfo:
 
 
 @contextmanager
+def quiet_stderr(name: str):
+    """LibRaw's own C messages ('x.CRW: Unexpected end of file') would print beside sidkit's findings,
+    which already say the same (LibRaw's error text is in them): while LibRaw works, the process's
+    stderr (file descriptor 2) goes to a scratch file; afterwards every line of it that is not LibRaw's
+    ('NAME: ...') goes on to stderr, so a progress bar drawn meanwhile is not lost."""
+    import sys
+    import tempfile
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with tempfile.TemporaryFile() as sink:
+            os.dup2(sink.fileno(), 2)
+            try:
+                yield
+            finally:
+                os.dup2(saved, 2)
+                sink.seek(0)
+                text = sink.read()
+                prefix = f"{name}: ".encode(errors="surrogateescape")
+                kept = b"".join(line for line in text.splitlines(keepends=True) if not line.startswith(prefix))
+                if kept:
+                    os.write(2, kept)
+    finally:
+        os.close(saved)
+
+
+@contextmanager
 def libraw_open(path):
     """A rawpy.RawPy with ``path`` opened (not unpacked); UnreadableRaw for a non-regular file.
 
@@ -36,21 +64,22 @@ def libraw_open(path):
     """
     handle, _ = open_regular(path)
     raw = rawpy.RawPy()
-    try:
-        with handle:
-            name = os.fsdecode(path)
-            proc = f"/proc/self/fd/{handle.fileno()}"
-            try:
-                name.encode("utf-8")
-                raw.open_file(name)            # LibRaw's messages name the file
-            except UnicodeEncodeError:
-                if os.path.exists(proc):
-                    raw.open_file(proc)
-                else:
-                    raw.open_buffer(handle.read())
-        yield raw
-    finally:
-        raw.close()
+    with quiet_stderr(os.fsdecode(path)):      # open, unpack and close: LibRaw talks in all three
+        try:
+            with handle:
+                name = os.fsdecode(path)
+                proc = f"/proc/self/fd/{handle.fileno()}"
+                try:
+                    name.encode("utf-8")
+                    raw.open_file(name)            # LibRaw's messages name the file
+                except UnicodeEncodeError:
+                    if os.path.exists(proc):
+                        raw.open_file(proc)
+                    else:
+                        raw.open_buffer(handle.read())
+            yield raw
+        finally:
+            raw.close()
 
 
 def read_libraw(path: Path, unpack: bool) -> LibRawInfo:

@@ -83,3 +83,21 @@ def test_no_camera_found_points_to_the_simulated_and_the_virtual_camera(tmp_path
     assert "`--camera sim`" in out.stderr and "docs/capture.md, 'Without a camera'" in out.stderr
     docs = (REPO / "docs" / "capture.md").read_text()
     assert "### Without a camera" in docs and "VCAMERADIR=$PWD/vcam capture pair" in docs
+
+
+def test_libraw_s_own_messages_stay_out_of_the_findings_output(raw_samples):
+    """LibRaw printed 'Nikon.nef: data corrupted at 1378' (twice) beside sidkit's finding for the same
+    file; now only sidkit speaks, and other stderr output during LibRaw's work still gets through."""
+    import os
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "curate", "inspect", str(raw_samples / "Nikon.nef"), "--format", "json"],
+                         cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1 and json.loads(out.stdout)[0]["findings"]
+    assert out.stderr == ""                         # was: 'Nikon.nef: data corrupted at 1378', twice
+    code = ("import os\nfrom curate.librawinfo import quiet_stderr\n"
+            "with quiet_stderr('x.nef'):\n    os.write(2, b'x.nef: from LibRaw\\n'); os.write(2, b'a progress line\\n')\n")
+    shown = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60,
+                           env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert shown.stderr == "a progress line\n"
