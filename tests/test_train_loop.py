@@ -258,3 +258,19 @@ def test_numbers_from_a_config_file_are_checked_and_converted(tmp_path):
     path.write_text('manifest = "m.csv"\nbatch = "two"\n')
     with pytest.raises(SidkitError, match="batch = 'two' is not a number"):
         load_config(path).resolved()
+
+
+def test_a_patch_larger_than_the_images_gets_one_note(manifest, tmp_path):
+    import contextlib
+    import io
+
+    printed = io.StringIO()
+    with contextlib.redirect_stderr(printed):
+        train_run(tiny_config(manifest, tmp_path / "big", epochs=1, patch=512), progress=True)
+    notes = [line for line in printed.getvalue().splitlines() if line.startswith("note: patch")]
+    assert notes == ["note: patch 512 is larger than the smallest training image (32 packed pixels a side); crops "
+                     "of it are 32 (--patch 32 or less crops every image alike)"]
+    printed = io.StringIO()
+    with contextlib.redirect_stderr(printed):
+        train_run(tiny_config(manifest, tmp_path / "small", epochs=1, patch=16), progress=True)
+    assert "note: patch" not in printed.getvalue()

@@ -78,6 +78,11 @@ class PairDataset:
         return len(self.scenes)
 
     @property
+    def smallest_side(self) -> int:
+        """The shortest side (packed pixels) of any short: no crop is larger."""
+        return min(min(p.packed.shape[1:]) for pairs in self.scenes for p in pairs)
+
+    @property
     def nbytes(self) -> int:
         arrays = {id(a): a for pairs in self.scenes for p in pairs for a in (p.packed, p.truth)}
         return sum(a.nbytes for a in arrays.values())

@@ -130,6 +130,11 @@ def train_run(config: RunConfig, progress: bool = True, resume: bool = False,
     df, cache = filled_cache(config, rank, world, console, progress)
     pairs = PairDataset(df, cache, "train", config.ratio_policy, config.patch, config.patch_choices)
     crops = sampler(pairs, device)
+    largest, side = max(config.patch_choices or [config.patch]), pairs.smallest_side
+    if largest > side:
+        console.print(f"note: patch {largest} is larger than the smallest training image ({side} packed pixels a "
+                      f"side); crops of it are {side} (--patch {side} or less crops every image alike)",
+                      highlight=False)
     synthetic = (SyntheticShorts(df, cache, config.synthetic, config.synthetic_fraction, config.synthetic_ratio,
                                  config.ratio_policy, config.patch, config.patch_choices, device,
                                  iso=config.synthetic_iso)
