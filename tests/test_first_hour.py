@@ -101,3 +101,8 @@ def test_libraw_s_own_messages_stay_out_of_the_findings_output(raw_samples):
     shown = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60,
                            env={**os.environ, "PYTHONPATH": str(REPO)})
     assert shown.stderr == "a progress line\n"
+
+
+def test_readme_says_what_the_demo_s_picture_looks_like():
+    readme = " ".join((REPO / "README.md").read_text().split())
+    assert "What to expect of its pictures" in readme and "soft and mottled" in readme
