@@ -12,9 +12,9 @@ from curate.errors import SidkitError
 from curate.exposure import RATIO_MAX, RATIO_MIN, format_exposure, parse_shutter, reachable_pairs
 
 from .backend import Camera
-from .pair import (PairRequest, long_exposure, pair_title, plan_dict, plan_pair, plan_table, result_dict,
-                   settings_line, shoot_pair, summary_table)
-from .session import check_lines, quick_check, run_session, session_table
+from .pair import (PairRequest, check_scene_name, long_exposure, pair_title, plan_dict, plan_pair, plan_table,
+                   result_dict, settings_line, shoot_pair, summary_table)
+from .session import check_lines, next_scene_name, quick_check, run_session, session_table
 from .tables import titled_table
 
 
@@ -200,6 +200,7 @@ def pair(scene, environment, notes, ratio, long_, short, shorts, iso, fnumber, i
     """
     request = request_from(scene, environment, notes, ratio, long_, short, shorts, iso, fnumber, image_format,
                            target, repeat_long, allow_any_ratio)
+    check_scene_name(scene)                  # before the camera is opened or anything is created
     with open_camera(camera, profile, sim_size) as cam:
         plan = plan_pair(cam, request, dataset)
         if dry_run:
@@ -240,6 +241,10 @@ def session(prefix, environment, ratio, long_, short, shorts, iso, fnumber, imag
     """
     template = request_from("", environment, "", ratio, long_, short, shorts, iso, fnumber, image_format, target,
                             repeat_long, allow_any_ratio)
+    try:                                     # the default names must be usable: say so before the camera opens
+        check_scene_name(next_scene_name(dataset, prefix))
+    except SidkitError as exc:
+        raise SidkitError(f"--prefix {prefix[:20]!r}{'...' if len(prefix) > 20 else ''}: {exc}") from None
     with open_camera(camera, profile, sim_size) as cam:
         results = run_session(cam, template, dataset, ask=lambda q, d: click.prompt(q, default=d, show_default=True,
                                                                                       err=True),

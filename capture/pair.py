@@ -21,6 +21,8 @@ from .tables import titled_table
 
 BULB_ABOVE_S = 30                        # longer exposures use bulb where the camera offers it
 SCENE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*")   # whole name: fullmatch ('$' lets "a\n" through)
+SCENE_NAME_MAX = 100     # characters: it starts every file name of the scene (<scene>_short_1-8000s_00.jpeg), and
+                         # a file name holds 255 bytes; a longer one failed at the first shot, leaving its folder
 ENVIRONMENTS = ("indoor", "outdoor")
 TARGETS = {"ram": re.compile(r"ram|internal", re.IGNORECASE), "card": re.compile(r"card|sd|cf", re.IGNORECASE)}
 
@@ -81,9 +83,13 @@ class PairResult:
 
 
 def check_scene_name(scene: str) -> str:
+    """``scene`` if it can name the scene's folder and start its file names, else SidkitError."""
     if not isinstance(scene, str) or not SCENE_NAME.fullmatch(scene):
         raise SidkitError(f"scene name {scene!r}: use letters, digits and '-' only (no '_', which "
                           "separates the scene from the rest of a file name), e.g. desk-lamp-01")
+    if len(scene) > SCENE_NAME_MAX:
+        raise SidkitError(f"scene name {scene[:20]}... is {len(scene)} characters: at most {SCENE_NAME_MAX}, since "
+                          "it starts every file name of the scene and a file name holds 255; shorten it")
     return scene
 
 

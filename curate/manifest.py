@@ -1,9 +1,12 @@
 """The manifest: CSV, one row per short/long pair, schema version 1 (see manifests/README.md)."""
 from __future__ import annotations
 
+import csv
+import errno
 import io
 import math
 import os
+import stat as statmode
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +14,7 @@ import pandas as pd
 
 from .atomic import atomic_write, file_lock
 from .errors import SidkitError
+from .rawfile import CONTROL, escape_controls
 
 HEADER = "# sidkit-manifest v1"
 SCHEMA_VERSION = 1
@@ -52,7 +56,8 @@ def empty_manifest() -> pd.DataFrame:
 
 
 def write_manifest(df: pd.DataFrame, path: str | os.PathLike) -> Path:
-    """Write atomically with the version header; columns in contract order, extra columns kept after.
+    """Write atomically with the version header; columns in contract order, extra columns kept after;
+    control characters in text cells written as escapes (a CR in a name as \\r), so every row is one line.
 
     Holds the manifest's lock (curate.atomic.file_lock) while writing. A frame read from ``path``
     (read_manifest) is not written back over a file another command has replaced since: SidkitError.
@@ -63,6 +68,7 @@ def write_manifest(df: pd.DataFrame, path: str | os.PathLike) -> Path:
         raise SidkitError(f"{path}: cannot write a manifest without columns {', '.join(missing)}")
     extra = [c for c in df.columns if c not in COLUMNS]
     out = df[list(COLUMNS) + extra].sort_values(["scene_id", "pair_id"], kind="stable")
+    out = out.apply(_escaped)       # a CR, LF or other control character never reaches the file as itself
     with file_lock(path):
         read_from, read_stat = df.attrs.get("read_from", (None, None))
         if read_from == str(path.resolve()) and _stat_key(path) != read_stat:
@@ -72,6 +78,14 @@ def write_manifest(df: pd.DataFrame, path: str | os.PathLike) -> Path:
             handle.write(HEADER + "\n")
             out.to_csv(handle, index=False, float_format="%.10g")
     return path
+
+
+def _escaped(column: pd.Series) -> pd.Series:
+    """A column with control characters in its text cells escaped (curate.rawfile.escape_controls)."""
+    if pd.api.types.is_numeric_dtype(column):
+        return column
+    text = column.map(lambda v: isinstance(v, str) and CONTROL.search(v) is not None)
+    return column.where(~text, column[text].map(escape_controls)) if text.any() else column
 
 
 def _stat_key(path: Path, st: os.stat_result | None = None):
@@ -86,12 +100,13 @@ def _stat_key(path: Path, st: os.stat_result | None = None):
 def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
     """Read and check a manifest; bad input raises SidkitError naming the column and the row.
 
-    UTF-8 (a BOM is skipped) with LF or CRLF line ends. Refused: bytes that are not UTF-8, a
-    value that is not a number, and values that cannot be true (see ``value_problems``).
+    UTF-8 (a BOM is skipped) with LF or CRLF line ends. Refused: a path that is no regular file (a
+    FIFO, a device, a folder: the error says which), bytes that are not UTF-8, a CR inside a line, a
+    column named twice, a value that is not a number, and values that cannot be true (see
+    ``value_problems``). Checksums are read in lower case: hex digits in any case are one checksum.
     """
     path = Path(path)
-    if not path.is_file():
-        raise SidkitError(f"{path}: no such manifest; create one with `curate scan DATASET -o {path}`")
+    _require_file(path)
     with open(path, "rb") as handle:
         stat, data = _stat_key(path, os.fstat(handle.fileno())), handle.read()
     text = decode_text(path, data).replace("\r\n", "\n") if data.lstrip(b"\xef\xbb\xbf").startswith(b"#") else ""
@@ -102,14 +117,22 @@ def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
     if first != HEADER:
         raise SidkitError(f"{path}: manifest schema '{first[2:]}' is not supported by this sidkit "
                           f"(expects v{SCHEMA_VERSION}); re-create it with `curate scan`")
+    if "\r" in text:      # a lone CR: readers split the line there or not (older sidkit wrote names with one)
+        line = text.count("\n", 0, text.index("\r")) + 1
+        raise SidkitError(f"{path}: line {line} holds a carriage return (\\r) inside it, so its row cannot be "
+                          "read back; rename the file whose name holds it and re-create the manifest with "
+                          "`curate scan`")
     try:
         df = pd.read_csv(io.StringIO(text.split("\n", 1)[1] if "\n" in text else ""), dtype=str,
                          keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise SidkitError(f"{path}: cannot parse CSV ({exc}); fix or re-create it with `curate scan`") from None
+    _require_unique_header(path, text)
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:
         raise SidkitError(f"{path}: missing column {missing[0]!r}; re-create it with `curate scan`")
+    for column in ("short_sha256", "long_sha256"):      # hex digits in any case: one checksum
+        df[column] = df[column].str.strip().str.lower()
     for column, kind in COLUMNS.items():
         if kind is str:
             continue
@@ -140,6 +163,36 @@ def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
     df.attrs["path"] = str(path)
     df.attrs["read_from"] = (str(path.resolve()), stat)
     return df
+
+
+def _require_file(path: Path) -> None:
+    """SidkitError unless ``path`` is a regular file: what it is instead (missing, a folder, a FIFO,
+    a device, a path too long), found with stat alone (opening a FIFO would wait for a writer)."""
+    from .files import kind_of, too_long
+
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise SidkitError(f"{path}: no such manifest; create one with `curate scan DATASET -o {path}`") from None
+    except OSError as exc:
+        why = too_long(path) if exc.errno == errno.ENAMETOOLONG else f"cannot read it ({exc.strerror})"
+        raise SidkitError(f"{path}: {why}; give the path of a manifest CSV") from None
+    if not statmode.S_ISREG(mode):
+        raise SidkitError(f"{path}: {kind_of(mode)}, not a manifest file, so it is not opened; give the CSV "
+                          "that `curate scan` wrote")
+
+
+def _require_unique_header(path: Path, text: str) -> None:
+    """SidkitError naming the first column that the header line names twice (pandas would rename the
+    second 'ratio' to 'ratio.1' and read the first)."""
+    body = text.split("\n", 1)[1] if "\n" in text else ""
+    header = next(csv.reader(io.StringIO(body)), [])
+    seen: dict[str, int] = {}
+    for number, name in enumerate(header, 1):
+        if name in seen:
+            raise SidkitError(f"{path}: column {name!r} appears twice in the header (columns {seen[name]} and "
+                              f"{number}); delete the wrong one or re-create the manifest with `curate scan`")
+        seen[name] = number
 
 
 def decode_text(path: Path, data: bytes) -> str:
@@ -303,7 +356,7 @@ def verify_checksum(path: str | os.PathLike, sha256: str | None) -> Path:
     """``path``, after checking that it still holds what the manifest's checksum says."""
     from .rawmeta import sha256_file
 
-    if sha256 and Path(path).is_file() and sha256_file(path) != sha256:
+    if sha256 and Path(path).is_file() and sha256_file(path) != sha256.strip().lower():
         raise SidkitError(f"{path}: file changed since the manifest was written (checksum-mismatch); "
                           "re-scan the dataset with `curate scan`")
     return Path(path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import re
 import stat
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,10 +25,20 @@ _KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
           (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
 
 
+# control characters (C0, DEL, C1) and the two Unicode line breaks: each would end or rewrite a line
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with each control character written as an escape (CR as \\r, 0x01 as \\x01)."""
+    return CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
 def shown(path) -> str:
-    """A path as text that prints anywhere: bytes that are not UTF-8 appear as \\xNN escapes."""
+    """A path as text that prints anywhere on one line: bytes that are not UTF-8 appear as \\xNN
+    escapes, control characters (CR, LF, tab, ...) as escapes too."""
     text = os.fsdecode(path)
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return escape_controls(text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace"))
 
 
 def open_regular(path) -> tuple:

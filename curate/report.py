@@ -26,8 +26,10 @@ from .atomic import atomic_write
 from .cachedir import cache_root
 from .errors import SidkitError
 from .exposure import RATIO_MAX, RATIO_MIN, format_exposure
-from .findings import CODES
+from .files import file_problem
+from .findings import CODES, Finding
 from .manifest import black_levels, is_longs_only, read_manifest, resolve
+from .rawfile import shown
 
 THUMB_WIDTH = 320        # pixels across one thumbnail
 PAGE_SIZE = 50           # pairs per page
@@ -269,19 +271,26 @@ Job = tuple[str, tuple[float, ...], float, float, str]   # path, black, white, g
 def render_job(job: Job) -> tuple[str, str]:
     """(data URI, '') or ('', 'code: why there is no picture') for one thumbnail; never raises."""
     path, black, white, gain, cache = Path(job[0]), list(job[1]), job[2], job[3], Path(job[4]) if job[4] else None
-    if not path.is_file():
-        return "", f"missing-file: {path.name}"
+    problem = file_problem(path)       # stat alone: missing, a FIFO, a path too long for the OS
+    if problem is not None:
+        return "", f"{problem.code}: {_name(path)}" + ("" if problem.code == "missing-file" else f" ({problem.message})")
     try:
         return data_uri(thumbnail(path, black, white, gain, cache=cache, digest=file_digest(path, cache))), ""
     except Exception as exc:  # noqa: BLE001 - any undecodable file is a badge on the page, not a traceback
         detail = exc.args[0].decode(errors="replace") if exc.args and isinstance(exc.args[0], bytes) else exc
-        return "", f"unreadable: {path.name} ({type(exc).__name__}: {detail})"
+        return "", f"unreadable: {_name(path)} ({type(exc).__name__}: {detail})"
+
+
+def _name(path: Path, limit: int = 80) -> str:
+    """A file's name for a picture's caption: printable, and its middle left out past ``limit`` characters."""
+    name = shown(path.name)
+    return name if len(name) <= limit else f"{name[:limit // 2 - 1]}...{name[-(limit // 2 - 2):]}"
 
 
 def _cached_job(job: Job) -> tuple[str, str] | None:
     """The job's result when its thumbnail and checksum are cached (reads no raw), else None."""
     path, cache = Path(job[0]), Path(job[4]) if job[4] else None
-    if cache is None or not path.is_file():
+    if cache is None or file_problem(path) is not None:
         return None
     digest = _remembered_digest(path, cache)
     thumb = cache / _thumb_name(digest, list(job[1]), job[2], job[3], THUMB_WIDTH) if digest else None
@@ -289,7 +298,7 @@ def _cached_job(job: Job) -> tuple[str, str] | None:
 
 
 def _crashed_job(job: Job) -> tuple[str, str]:
-    return "", f"unreadable: {Path(job[0]).name} (the raw decoder crashed on it; run `curate inspect` on it)"
+    return "", f"unreadable: {_name(Path(job[0]))} (the raw decoder crashed on it; run `curate inspect` on it)"
 
 
 def pair_jobs(df: pd.DataFrame, row, cache: Path | None, longs_only: bool = False) -> dict[str, Job]:
@@ -336,6 +345,24 @@ def as_float(value) -> float:
         return math.nan
 
 
+def unreachable_paths(df: pd.DataFrame) -> list[Finding]:
+    """An `unreadable` finding for each manifest path that the OS cannot even look up (too long for
+    it, a folder above it that cannot be entered): a check that stats it would stop on it."""
+    out = []
+    for row in df.itertuples():
+        for rel in dict.fromkeys((row.short_path, row.long_path)):
+            path = resolve(df, rel)
+            try:
+                os.stat(path)
+            except (FileNotFoundError, NotADirectoryError, ValueError):
+                continue              # missing: validate says so
+            except OSError:
+                problem = file_problem(path, str(row.pair_id))
+                if problem is not None:
+                    out.append(Finding(problem.pair_id, rel, problem.code, problem.message))
+    return out
+
+
 def build_report(manifest: str | os.PathLike, out: str | os.PathLike, findings: list[dict] | None = None,
                  page_size: int = PAGE_SIZE, cache: Path | None | bool = True, workers: int = 0,
                  progress: Callable[[int], None] | None = None) -> dict:
@@ -351,7 +378,9 @@ def build_report(manifest: str | os.PathLike, out: str | os.PathLike, findings: 
     df = read_manifest(manifest)
     if findings is None:
         from .validate import validate_manifest
-        findings = [f.to_dict() for f in validate_manifest(df, fast=True)]
+        unreachable = unreachable_paths(df)        # their pairs' findings; the checks go on with the others
+        checked = df[~df["pair_id"].isin({f.pair_id for f in unreachable})]
+        findings = [f.to_dict() for f in unreachable + validate_manifest(checked, fast=True)]
     cache = cache_dir() if cache is True else (cache or None)
     by_pair: dict[str, list[dict]] = {}
     pair_ids = set(df["pair_id"].astype(str))

@@ -309,7 +309,7 @@ def pair_findings(pair_id: str, spec: PairSpec, short, long) -> list[Finding]:
         for text in getattr(meta, "disagreements", []) or []:
             out.append(Finding(pair_id, str(path), "metadata-disagreement", text))
         expected = (spec.expected_sha or {}).get(path)
-        if expected and expected != meta.sha256:
+        if expected and str(expected).strip().lower() != meta.sha256:     # hex digits in any case
             out.append(Finding(pair_id, str(path), "checksum-mismatch",
                                "file changed since capture (sha256 differs from captures.jsonl)"))
         written = exposure_from_name(path.name)

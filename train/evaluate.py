@@ -306,6 +306,7 @@ def evaluate(checkpoint: str | os.PathLike, manifest: str | os.PathLike, split: 
     out = Path(out) if out is not None else _run_folder(checkpoint)
     amp = amp or default_amp(device)
     results, findings = [], []
+    names = output_names(rows["pair_id"].astype(str).tolist())
     for row in rows.itertuples():
         started = time.perf_counter()
         try:      # a file that cannot be read is a finding for its pair; the others are still scored
@@ -328,7 +329,7 @@ def evaluate(checkpoint: str | os.PathLike, manifest: str | os.PathLike, split: 
                   "psnr": ours["psnr"], "ssim": ours["ssim"],
                   "baseline_psnr": theirs["psnr"], "baseline_ssim": theirs["ssim"]}
         if images:
-            name = re.sub(r"[^A-Za-z0-9._-]+", "_", str(row.pair_id))
+            name = names[str(row.pair_id)]
             result["output"] = str(save_png(out / "outputs" / f"{name}.png", pred))
             sheet = labelled_sheet([(base, "amplified input", theirs), (pred, "network", ours),
                                     (truth, "ground truth", None)])
@@ -345,6 +346,29 @@ def evaluate(checkpoint: str | os.PathLike, manifest: str | os.PathLike, split: 
               **means, "images": results, "summary": summary, "findings": findings}
     report["report"] = str(write_report(report, out / "report.md"))
     return report
+
+
+NAME_CHARS = 100        # of a pair id in its outputs' file names (a file name holds 255 bytes)
+
+
+def output_names(pair_ids: list[str]) -> dict[str, str]:
+    """pair id -> the stem of its outputs/<stem>.png and <stem>-sheet.png, one per pair id.
+
+    The id with each run of characters other than letters, digits, '.', '_' and '-' (and a leading
+    '.') as '_', cut to NAME_CHARS. Ids that are their own stem keep it; where another id's stem
+    would clash with a name taken (ignoring case, as some disks do, and counting each <stem>-sheet),
+    it gets the first free suffix -2, -3, ... (`a/b` and `a:b` beside `a_b`: a_b-2, a_b-3)."""
+    base = {pid: re.sub(r"[^A-Za-z0-9._-]+|^\.", "_", pid)[:NAME_CHARS] for pid in pair_ids}
+    taken: set[str] = set()
+    names: dict[str, str] = {}
+    for pid in sorted(pair_ids, key=lambda p: base[p] != p):      # stable: own stems first, then row order
+        stem, n = base[pid], 1
+        while stem.casefold() in taken or f"{stem}-sheet".casefold() in taken:
+            n += 1
+            stem = f"{base[pid]}-{n}"
+        names[pid] = stem
+        taken |= {stem.casefold(), f"{stem}-sheet".casefold()}
+    return names
 
 
 def read_finding(row, exc: Exception) -> dict:
@@ -388,15 +412,23 @@ def write_report(report: dict, path: Path) -> Path:
         lines.append(f"| {r['split']} | {r['environment']} | {r['images']} | {r['psnr']:.2f} | "
                      f"{r['ssim']:.4f} | {r['baseline_psnr']:.2f} | {r['baseline_ssim']:.4f} |")
     lines += ["", "## Per image", "",
-              "| pair | split | environment | ratio | gain | PSNR | SSIM | baseline PSNR | baseline SSIM |",
-              "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+              "| pair | split | environment | ratio | gain | PSNR | SSIM | baseline PSNR | baseline SSIM | sheet |",
+              "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
     for r in report["images"]:
-        lines.append(f"| {r['pair_id']} | {r['split']} | {r['environment']} | {r['ratio']:.4g} | "
+        sheet = Path(r["sheet"]).name if r.get("sheet") else ""
+        lines.append(f"| {_cell(r['pair_id'])} | {r['split']} | {r['environment']} | {r['ratio']:.4g} | "
                      f"{r['amplification']:.4g} | {r['psnr']:.2f} | {r['ssim']:.4f} | "
-                     f"{r['baseline_psnr']:.2f} | {r['baseline_ssim']:.4f} |")
+                     f"{r['baseline_psnr']:.2f} | {r['baseline_ssim']:.4f} | {sheet} |")
     with atomic_write(path, "w", encoding="utf-8") as handle:
         handle.write("\n".join(lines) + "\n")
     return path
+
+
+def _cell(text) -> str:
+    """Text for a markdown table cell: '|' escaped, control characters as escapes (one line)."""
+    from curate.rawfile import escape_controls
+
+    return escape_controls(str(text)).replace("|", "\\|")
 
 
 def inputs_note(inputs: dict | None) -> list[str]:

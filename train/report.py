@@ -69,7 +69,7 @@ def markdown_tables(text: str) -> list[list[dict]]:
     for line in text.splitlines() + [""]:
         line = line.strip()
         if line.startswith("|") and line.endswith("|"):
-            cells = [c.strip() for c in line[1:-1].split("|")]
+            cells = [c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", line[1:-1])]   # '\|' is text
             if header is None:
                 header = cells
             elif not all(re.fullmatch(r":?-+:?", c) for c in cells):
@@ -234,15 +234,15 @@ def _summary_table(run: Run) -> str:
 def _sheets(run: Run, limit: int) -> str:
     if not run.sheets:
         return '<p class="note">no comparison sheets (outputs/*-sheet.png): run `train eval` without --no-images</p>'
-    scores = {str(r["pair_id"]): r for r in run.images}
+    scores = sheet_scores(run.images)
     def worst_first(path: Path):
-        score = scores.get(path.name.removesuffix("-sheet.png"), {}).get("psnr", math.inf)
+        score = scores.get(path.name, {}).get("psnr", math.inf)
         return (math.inf if math.isnan(score) else score, path.name)
     chosen = sorted(run.sheets, key=worst_first)[: limit or None]
     figures = []
     for path in chosen:
-        pair = path.name.removesuffix("-sheet.png")
-        r = scores.get(pair)
+        r = scores.get(path.name)
+        pair = str(r["pair_id"]) if r else path.name.removesuffix("-sheet.png")
         caption = html.escape(pair) + (f": network {_fmt(r['psnr'], 2)} dB, baseline {_fmt(r['baseline_psnr'], 2)} dB"
                                        if r else "")
         figures.append(f'<figure class="sheet"><img src="{sheet_uri(path)}" alt="comparison sheet of '
@@ -250,6 +250,13 @@ def _sheets(run: Run, limit: int) -> str:
     more = (f'<p class="note">{len(chosen)} of {len(run.sheets)} sheets, lowest PSNR first '
             f'(--sheets 0 shows all)</p>' if len(chosen) < len(run.sheets) else "")
     return more + "".join(figures)
+
+
+def sheet_scores(images: list[dict]) -> dict[str, dict]:
+    """sheet file name -> its image's row: by the sheet each row names (`train eval` records it, since
+    pair ids such as 'a/b' and 'a_b' share no file name), else (older evaluations) <pair_id>-sheet.png."""
+    named = {Path(str(r["sheet"])).name: r for r in images if r.get("sheet")}
+    return named or {f'{r["pair_id"]}-sheet.png': r for r in images}
 
 
 def _config(run: Run) -> str:
