@@ -15,6 +15,7 @@ import pandas as pd
 from . import rawmeta
 from .carddump import body
 from .exposure import RATIO_MAX, RATIO_MIN, exposure_from_name, name_agrees
+from .files import file_problem
 from .findings import Finding
 from .manifest import black_levels, formula_cells, is_longs_only, path_findings, resolve, value_problems
 from .rawfile import shown
@@ -80,8 +81,9 @@ def file_findings(df: pd.DataFrame, progress: Callable | None = None, longs_only
         for role in ("long",) if longs_only else ("short", "long"):
             rel, expected = getattr(row, f"{role}_path"), getattr(row, f"{role}_sha256")
             path = resolve(df, rel)
-            if not path.exists():
-                out.append(Finding(row.pair_id, rel, "missing-file", "file does not exist; restore it or re-scan"))
+            problem = file_problem(path, row.pair_id)    # stat alone: missing, too long for the OS, a FIFO...
+            if problem is not None:
+                out.append(replace(problem, path=rel))
                 continue
             key = path.resolve()
             try:
@@ -319,7 +321,7 @@ def pixel_findings(df: pd.DataFrame, workers: int = 0, progress: Callable | None
     jobs = []
     for row in df.itertuples():
         short, long = resolve(df, row.short_path), resolve(df, row.long_path)
-        if not (short.is_file() and long.is_file()):   # missing or not a file: file_findings says so
+        if file_problem(short) or file_problem(long):  # missing, too long, not a file: file_findings says so
             continue
         shown = {str(short): row.short_path, str(long): row.long_path}
         levels = dict(black_level=black_levels(row.black_level), white_level=row.white_level, cfa=row.cfa)

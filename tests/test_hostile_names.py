@@ -119,9 +119,6 @@ def test_report_goes_on_past_a_path_too_long(tiny, tmp_path):
     assert text.count('<img data-src="data:image/jpeg') == 7           # the other pairs all rendered
 
 
-@pytest.mark.xfail(raises=OSError, strict=True,
-                   reason="curate/validate.py stats manifest paths with Path.exists/is_file, which raise "
-                          "ENAMETOOLONG; the change is in issue 16 item 5's note (file_problem there)")
 def test_validate_goes_on_past_a_path_too_long(tiny):
     from curate.validate import validate_manifest
 
