@@ -274,3 +274,18 @@ def test_a_patch_larger_than_the_images_gets_one_note(manifest, tmp_path):
     with contextlib.redirect_stderr(printed):
         train_run(tiny_config(manifest, tmp_path / "small", epochs=1, patch=16), progress=True)
     assert "note: patch" not in printed.getvalue()
+
+
+def test_a_worker_restarted_by_torchrun_resumes_from_last_pt(manifest, tmp_path, monkeypatch):
+    """`torchrun --max-restarts N` starts a failed worker again with the same command line (no
+    --resume): it goes on from last.pt instead of refusing the folder."""
+    from train.loop import TrainingStopped
+
+    config = tiny_config(manifest, tmp_path / "run", epochs=2)
+    with pytest.raises(TrainingStopped):
+        train_run(config, progress=False, stop_after_steps=3)
+    with pytest.raises(SidkitError, match="already holds a run"):
+        train_run(config, progress=False)
+    monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", "1")
+    run = train_run(config, progress=False)
+    assert [r["epoch"] for r in metrics(run)] == ["1", "2"]

@@ -166,6 +166,7 @@ class CheckpointSaver:
                  generator: torch.Generator, meta: dict, rank: int = 0, world: int = 1):
         self.folder, self.model, self.optimizer, self.generator = Path(folder), model, optimizer, generator
         self.meta, self.rank, self.world = meta, rank, world
+        self.world_was = world           # the world size of the run restored (restore sets it)
 
     def save(self, name: str, *, epoch: int, step: int, best: float | None, progress: dict) -> None:
         rng = rng_state(self.generator)
@@ -193,6 +194,11 @@ class CheckpointSaver:
                               f"({payload['spec']}); resume with the run's own config.toml") from None
         self.optimizer.load_state_dict(payload["optimizer"])
         set_rng_state(payload["rng"])
-        samplers = payload["rng"].get("samplers")
-        self.generator.set_state(samplers[self.rank] if samplers else payload["rng"]["sampler"])
+        samplers = payload["rng"].get("samplers") or [payload["rng"]["sampler"]]
+        self.world_was = len(samplers)
+        if self.rank < len(samplers):
+            self.generator.set_state(samplers[self.rank])
+        else:                            # more ranks than the run had: a new stream of its own for this one
+            self.generator.set_state(samplers[0])
+            self.generator.manual_seed(int(torch.randint(2 ** 62, (1,), generator=self.generator)) + self.rank)
         return {"epoch": payload["epoch"], "step": payload["step"], "best": payload["best"], **payload["progress"]}

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from curate.clitools import CONTEXT, reports_errors, stderr, stdout
 from curate.errors import SidkitError
 
 from .config import AMP_MODES, DEVICES, default_text, load_config, resume_config
+from .world import main_process
 
 
 # train eval and train predict: the precision the network runs in
@@ -99,7 +99,7 @@ def run(manifest, config_file, resume, compile_, **flags):
     except TrainingStopped as stopped:
         stderr.print(str(stopped), highlight=False)
         sys.exit(130)  # interrupted: `train run ... && train eval ...` does not go on
-    if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 alone prints
+    if main_process():                      # under torchrun, rank 0 alone prints
         click.echo(str(out))
 
 

@@ -13,7 +13,6 @@ import csv
 import gc
 import io
 import math
-import os
 import signal
 import time
 from dataclasses import dataclass
@@ -41,6 +40,7 @@ from .evaluate import SyntheticLoader, cache_loader, data_config, score_model
 from .model import PRESETS, UNetSpec, build_model
 from .progresslog import EpochLog
 from .synthetic import SyntheticShorts, check_synthetic_data
+from .world import World, restarted
 
 
 
@@ -121,13 +121,18 @@ def train_run(config: RunConfig, progress: bool = True, resume: bool = False,
     """
     config = config.resolved()
     out = Path(config.out)
-    if not resume and (out / "checkpoints" / "last.pt").exists():
+    if not resume and (out / "checkpoints" / "last.pt").exists() and not restarted():
         raise SidkitError(f"{out} already holds a run; continue it with --resume, or give another --out")
-    rank, world, device = setup_distributed(config.device)
+    place = World.from_env(config.device)
+    rank, world, device = place.rank, place.size, place.device
     console = Console(stderr=True, quiet=not (progress and rank == 0), soft_wrap=True)   # a log keeps lines whole
+    if not resume and place.restarts and (out / "checkpoints" / "last.pt").exists():
+        resume = True                  # torchrun --max-restarts: a restarted worker goes on from last.pt
+        console.print(f"torchrun restart {place.restarts}: resuming from {out / 'checkpoints' / 'last.pt'}",
+                      highlight=False)
 
     # The data: manifest -> decoded once into the cache -> random crops (on the device when they fit).
-    df, cache = filled_cache(config, rank, world, console, progress)
+    df, cache = filled_cache(config, place, console, progress)
     pairs = PairDataset(df, cache, "train", config.ratio_policy, config.patch, config.patch_choices)
     crops = sampler(pairs, device)
     largest, side = max(config.patch_choices or [config.patch]), pairs.smallest_side
@@ -156,10 +161,15 @@ def train_run(config: RunConfig, progress: bool = True, resume: bool = False,
             "spec": spec.to_dict(), "data": data, "config": config.to_dict()}
     saver = CheckpointSaver(out / "checkpoints", model, optimizer, generator, meta, rank, world)
     state = LoopState(**saver.restore()) if resume else LoopState()
+    if resume and saver.world_was != world:
+        state.position = state.position * saver.world_was // world       # the same share of the epoch
+        console.print(f"resuming on {world} process(es), the run was on {saver.world_was}: the effective batch is "
+                      f"now {world} x {config.batch} = {world * config.batch} crops a step (was "
+                      f"{saver.world_was * config.batch}), the learning rate is unchanged", highlight=False)
     if resume and state.epoch >= config.epochs:
         console.print(f"{out}: already finished at epoch {state.epoch} of {config.epochs}; nothing to train "
                       f"(give --epochs above {state.epoch} to train longer)", highlight=False)
-    net = wrap(model, config, world, rank, device)
+    net = wrap(model, config, world, device)
     log = RunLog(out, config, state.step) if rank == 0 else None
     began, stop = time.perf_counter(), StopFlag()
 
@@ -269,11 +279,11 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> float:
     return lr
 
 
-def wrap(model: torch.nn.Module, config: RunConfig, world: int, rank: int, device: str) -> torch.nn.Module:
+def wrap(model: torch.nn.Module, config: RunConfig, world: int, device: str) -> torch.nn.Module:
     """The module the steps call: DistributedDataParallel under torchrun, compiled with --compile."""
     net = model
     if world > 1:
-        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[rank] if device != "cpu" else None)
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[torch.device(device).index] if device != "cpu" else None)
     return torch.compile(net) if config.compile else net
 
 
@@ -343,18 +353,18 @@ class RunLog:
             self.writer.close()
 
 
-def filled_cache(config: RunConfig, rank: int, world: int, console: Console, progress: bool):
-    """(manifest rows, RawCache) with every raw decoded: rank 0 warns about bad pairs and fills the
-    cache while the other ranks wait."""
+def filled_cache(config: RunConfig, place: World, console: Console, progress: bool):
+    """(manifest rows, RawCache) with every raw decoded: global rank 0 warns about bad pairs, each
+    node's local rank 0 fills that node's cache (its own disk) while every other rank waits."""
     df, cache = read_manifest(config.manifest), RawCache(config.cache_dir)
     synthetic_warnings = check_synthetic_data(df, config.manifest, config.synthetic, config.synthetic_fraction)
-    if rank == 0:
+    if place.main:
         for line in synthetic_warnings:
             console.print(f"[yellow]warning:[/] {escape(line)}", highlight=False)
         warn_about_bad_pairs(df, config.manifest, console)
-        cache.fill(df, config.num_workers or None, progress=progress)
-    if world > 1:
-        dist.barrier()
+    if place.node_main:
+        cache.fill(df, config.num_workers or None, progress=progress and place.main)
+    place.barrier()
     return df, cache
 
 
@@ -382,19 +392,6 @@ def epoch_scenes(scenes: int, batch: int, epoch: int, seed: int, rank: int = 0, 
     per_rank = math.ceil(scenes / world)
     mine = (order * world)[: per_rank * world][rank::world]
     return [mine[i: i + batch] for i in range(0, len(mine), batch)]
-
-
-def setup_distributed(device: str) -> tuple[int, int, str]:
-    """(rank, world size, device); under torchrun, joins the process group (nccl on CUDA, gloo on CPU)."""
-    if "LOCAL_RANK" not in os.environ:
-        return 0, 1, device
-    local = int(os.environ["LOCAL_RANK"])
-    if device == "cuda":
-        torch.cuda.set_device(local)
-        device = f"cuda:{local}"
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
-    return dist.get_rank(), dist.get_world_size(), device
 
 
 def finish(log: RunLog | None, world: int) -> None:
