@@ -36,7 +36,7 @@ CODES = {
     "missing-calibration": "error",
     "bad-value": "error",            # a manifest cell that cannot be true (zero exposure, empty id)
     "formula-cell": "warning",       # a text cell a spreadsheet would run (=, +, -, @ first)
-    "path-outside-root": "warning",  # a manifest path that leaves the manifest's folder
+    "path-outside-root": "warning",  # a manifest path that leaves the manifest's project folder (the one above it)
     "not-measured": "warning",       # a pixel check that cannot be measured on the pair (says why)
     "excluded": "warning",           # a pair the dataset's authors leave out of scores (validate --clean drops it)
     "longs-only": "warning",         # a manifest of long exposures only: pair checks skipped, trains with --synthetic

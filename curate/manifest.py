@@ -301,30 +301,33 @@ def is_number(text: str) -> bool:
 
 
 def path_findings(df: pd.DataFrame) -> list:
-    """`path-outside-root` warnings: one per folder outside the manifest's folder that its paths
-    reach (lexically: '..' that climbs out, or an absolute path elsewhere; symlinks not followed)."""
+    """`path-outside-root` warnings: one per place outside the manifest's project folder that its
+    paths reach. The project folder is the one above the manifest's folder: the layout the README
+    recommends (manifests/ beside datasets/, paths '../datasets/...') is inside it. Lexical: '..'
+    that climbs out of it, or an absolute path elsewhere; symlinks are not followed."""
     from .findings import Finding
 
     root = df.attrs.get("root", ".")
+    project = os.path.dirname(os.path.abspath(root))
     groups: dict[str, list[tuple[str, str]]] = {}
     for row in df.itertuples():
         for rel in (row.short_path, row.long_path):
-            target = os.path.normpath(os.path.join(root, rel))
+            target = os.path.normpath(os.path.join(os.path.abspath(root), rel))
             try:
-                parts = Path(os.path.relpath(target, root)).parts
+                parts = Path(os.path.relpath(target, project)).parts
             except ValueError:     # another drive (Windows)
                 parts = (Path(target).anchor, Path(target).name)
             climbs = next((i for i, part in enumerate(parts) if part != ".."), len(parts))
             if climbs:
-                key = os.path.join(*parts[: min(climbs + 1, len(parts) - 1)])
+                key = os.path.join("..", *parts[: min(climbs + 1, len(parts) - 1)])
                 groups.setdefault(key, []).append((row.pair_id, rel))
     out = []
     for key, uses in groups.items():
         pairs = sorted({pid for pid, _ in uses})
         out.append(Finding(pairs[0] if len(pairs) == 1 else "", uses[0][1], "path-outside-root",
-                           f"{len(uses)} path(s) of {len(pairs)} pair(s) leave the manifest's folder for "
-                           f"{key}; fine if your data lives there, but a manifest from elsewhere can "
-                           "point at any file: check the paths"))
+                           f"{len(uses)} path(s) of {len(pairs)} pair(s) leave the manifest's project folder (the one "
+                           f"above its own) for {key}; fine if your data lives there, but a manifest from "
+                           "elsewhere can point at any file: check the paths"))
     return out
 
 

@@ -100,26 +100,30 @@ def test_formula_cells_are_warnings_naming_the_column():
     assert row_findings(one_row(camera="-5", scene_id="a-b", short_path="x/-1.dng")) == []
 
 
-def test_paths_leaving_the_manifest_folder_warn_once_per_place(tmp_path):
+def test_paths_leaving_the_manifest_s_project_folder_warn_once_per_place(tmp_path):
+    """The project folder is the one above the manifest's: manifests/ beside datasets/ (the README's
+    layout, the demo's) gives no warning; paths that climb further, or absolute ones elsewhere, do."""
     from curate.validate import path_findings
 
-    df = make_rows(n_scenes=3, shorts=1)
+    (tmp_path / "manifests").mkdir()
+    df = make_rows(n_scenes=4, shorts=1)
     df.loc[0, "short_path"] = "../../etc/passwd"
-    df.loc[1, ["short_path", "long_path"]] = ["../datasets/a/short.dng", "../datasets/a/long.dng"]
+    df.loc[1, ["short_path", "long_path"]] = ["../../elsewhere/a/short.dng", "../../elsewhere/a/long.dng"]
     df.loc[2, "long_path"] = "/dev/zero"
     df.loc[2, "short_path"] = str(tmp_path / "inside" / "short.dng")     # absolute but inside: fine
-    manifest = read_manifest(write_manifest(df, tmp_path / "m.csv"))
+    df.loc[3, ["short_path", "long_path"]] = ["../datasets/a/short.dng", "../datasets/a/long.dng"]   # README layout
+    manifest = read_manifest(write_manifest(df, tmp_path / "manifests" / "m.csv"))
     found = sorted(path_findings(manifest), key=lambda f: f.message)
     places = sorted(f.message.split(" for ")[1].split(";")[0] for f in found)
     depth = "/".join([".."] * len(tmp_path.parts[1:]))
-    assert places == sorted(["../../etc", "../datasets", f"{depth}/dev"]), places
+    assert places == sorted(["../../etc", "../../elsewhere", f"../{depth}/dev"]), places
     assert all(f.code == "path-outside-root" and f.severity == "warning" for f in found)
-    datasets = next(f for f in found if "../datasets" in f.message)
-    assert datasets.message.startswith("2 path(s) of 1 pair(s)") and datasets.pair_id == "s01_0"
+    elsewhere = next(f for f in found if "for ../../elsewhere;" in f.message)
+    assert elsewhere.message.startswith("2 path(s) of 1 pair(s)") and elsewhere.pair_id == "s01_0"
     escaping = make_rows(n_scenes=1, shorts=1)
-    escaping["short_path"] = "../elsewhere/short.dng"
-    assert "path-outside-root" in codes(validate_manifest(read_manifest(write_manifest(escaping, tmp_path / "e.csv")),
-                                                          fast=True))
+    escaping["short_path"] = "../../outside/short.dng"
+    assert "path-outside-root" in codes(validate_manifest(read_manifest(write_manifest(escaping, tmp_path / "manifests"
+                                                                                       / "e.csv")), fast=True))
     assert path_findings(read_manifest(write_manifest(make_rows(), tmp_path / "ok.csv"))) == []
 
 
