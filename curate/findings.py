@@ -12,6 +12,7 @@ CODES = {
     "fnumber-mismatch": "warning",
     "camera-mismatch": "error",
     "size-mismatch": "error",
+    "cfa-mismatch": "error",         # short and long with different colour filter patterns
     "missing-file": "error",
     "unreadable": "error",
     "checksum-mismatch": "error",

@@ -458,10 +458,7 @@ def _read_frame(path: str, cfa: str, black_level, white_level: float, pair_id: s
                                   f"{desc}) is no 2x2 Bayer or 6x6 X-Trans tile: a corrupt CFAPattern; copy "
                                   "the original file or drop the pair")]
         file_cfa = "XTRANS" if pattern.shape == (6, 6) else "".join(desc[i] for i in pattern[:2, :2].ravel())
-        findings = []
-        if str(cfa).upper() != file_cfa:
-            findings.append(Finding(pair_id, path, "metadata-disagreement", f"the manifest says CFA {cfa}, "
-                                    f"the file {file_cfa}; re-scan the dataset"))
+        findings = []     # a CFA the manifest states wrongly: validate's file checks (manifest-file-mismatch)
         green_mask = np.array([[desc[c] == "G" for c in row] for row in pattern])
         if not green_mask.any():
             return None, findings + [Finding(pair_id, path, "not-raw", f"its CFA {file_cfa} has no green "

@@ -301,6 +301,11 @@ def levels_known(meta, path: Path, pair_id: str, findings: list[Finding]) -> boo
     return not missing
 
 
+def cfa_mismatch(short_cfa: str, long_cfa: str) -> str:
+    """The message of a `cfa-mismatch` (scan and validate say it alike)."""
+    return (f"the short's colour filter is {short_cfa}, its long's {long_cfa}: the two do not line up colour for colour (another body, or a file converted or cropped by other software): drop the pair, or copy both originals from the camera")
+
+
 def pair_findings(pair_id: str, spec: PairSpec, short, long) -> list[Finding]:
     """Defects visible in the metadata of one pair's two files."""
     out = []
@@ -320,9 +325,12 @@ def pair_findings(pair_id: str, spec: PairSpec, short, long) -> list[Finding]:
         out.append(Finding(pair_id, str(spec.short), "camera-mismatch",
                            f"short from {body(short)!r}, long from {body(long)!r}; a pair needs one body "
                            "(both are kept in the manifest's short_camera and long_camera)"))
-    if (short.width, short.height, short.cfa) != (long.width, long.height, long.cfa):
+    if (short.width, short.height) != (long.width, long.height):
         out.append(Finding(pair_id, str(spec.short), "size-mismatch",
-                           f"short {short.width}x{short.height} {short.cfa}, long {long.width}x{long.height} {long.cfa}"))
+                           f"short {short.width}x{short.height}, long {long.width}x{long.height}; a pair needs one "
+                           "sensor size: drop the pair, or copy both originals from the camera"))
+    if short.cfa != long.cfa:
+        out.append(Finding(pair_id, str(spec.short), "cfa-mismatch", cfa_mismatch(short.cfa, long.cfa)))
     return out
 
 

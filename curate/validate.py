@@ -17,6 +17,7 @@ from .carddump import body
 from .exposure import RATIO_MAX, RATIO_MIN, exposure_from_name, name_agrees
 from .files import file_problem
 from .findings import Finding
+from .scan import cfa_mismatch
 from .manifest import black_levels, formula_cells, is_longs_only, path_findings, resolve, value_problems
 from .rawfile import shown
 from .sidrules import excluded_findings
@@ -110,6 +111,9 @@ def file_findings(df: pd.DataFrame, progress: Callable | None = None, longs_only
                                    f"row {line} (line {line + 2}), column {column!r}: the manifest says {stated}, "
                                    f"the file says {found}; re-scan the dataset (`curate scan`) or fix the cell"))
             out += [Finding(row.pair_id, rel, code, message) for code, message in header_level_findings(meta)]
+        files = [metas.get(resolve(df, getattr(row, f"{r}_path")).resolve()) for r in ("short", "long")]
+        if not longs_only and all(isinstance(m, rawmeta.RawMeta) for m in files) and files[0].cfa != files[1].cfa:
+            out.append(Finding(row.pair_id, row.short_path, "cfa-mismatch", cfa_mismatch(files[0].cfa, files[1].cfa)))
         if progress:
             progress()
     for paths in by_sha.values():
@@ -146,7 +150,8 @@ def manifest_contradictions(row, role: str, meta: rawmeta.RawMeta) -> list[tuple
         differ(f"{role}_camera", stated_body, body(meta), _same_text)
     differ("width", row.width, meta.width, _close)
     differ("height", row.height, meta.height, _close)
-    differ("cfa", row.cfa, meta.cfa, lambda a, b: str(a).upper() == str(b).upper())
+    if role == "long":                   # the row's CFA is its long's; a short's is compared with the long's file
+        differ("cfa", row.cfa, meta.cfa, lambda a, b: str(a).upper() == str(b).upper())
     if meta.black_level:
         stated = black_levels(row.black_level)
         stated = stated * 4 if len(stated) == 1 else stated

@@ -120,7 +120,8 @@ def test_validate_flags_every_planted_defect_and_nothing_else(sim_dataset, tmp_p
 
 
 def test_scan_pair_defects_in_the_folder_convention(sim_dataset, tmp_path):
-    """camera-mismatch, size-mismatch, unpaired, not-raw, duplicate long: one scene each."""
+    """camera-mismatch (with a cfa-mismatch: RGGB short, BGGR long), size-mismatch, unpaired, not-raw,
+    duplicate long: one scene each."""
     from capture.simulate import simulate_dataset
 
     other = simulate_dataset(tmp_path / "small", scenes=2, size=(64, 48), defects=False)
@@ -141,8 +142,10 @@ def test_scan_pair_defects_in_the_folder_convention(sim_dataset, tmp_path):
     (root / "indoor" / "short" / "d_00.jpg").write_bytes(b"\xff\xd8\xff")
     df, findings = scan_dataset(root)
     found = sorted((f.code, Path(f.path).name) for f in findings)
-    assert found == [("camera-mismatch", "a_00.dng"), ("duplicate-file", "d_01.dng"), ("not-raw", "d_00.jpg"),
-                     ("size-mismatch", "a_00.dng"), ("size-mismatch", "b_00.dng"), ("unpaired", "c_00.dng")]
+    assert found == [("camera-mismatch", "a_00.dng"), ("cfa-mismatch", "a_00.dng"), ("duplicate-file", "d_01.dng"),
+                     ("not-raw", "d_00.jpg"), ("size-mismatch", "b_00.dng"), ("unpaired", "c_00.dng")]
+    cfa = next(f for f in findings if f.code == "cfa-mismatch")
+    assert cfa.message.startswith("the short's colour filter is RGGB, its long's BGGR: the two do not line up")
     assert sorted(df.pair_id) == ["a_00", "b_00"]
 
 

@@ -48,11 +48,12 @@ def test_a_planted_row_value_is_an_error_naming_row_column_and_both_values(scann
     scanned.loc[0, column] = planted                 # row 1: sim01's first short and the long
     _, found = validated(scanned, tmp_path)
     wrong = of_code(found, "manifest-file-mismatch")
-    # both files of the pair contradict the row
-    assert [f.path.rsplit("/", 1)[1] for f in wrong] == ["sim01_short_1-25s_00.dng", "sim01_long_10s.dng"]
+    # both files of the pair contradict the row (the CFA is the long's: the short is held to its long's file)
+    files = ["sim01_long_10s.dng"] if column == "cfa" else ["sim01_short_1-25s_00.dng", "sim01_long_10s.dng"]
+    assert [f.path.rsplit("/", 1)[1] for f in wrong] == files and not of_code(found, "cfa-mismatch")
     assert {f.pair_id for f in wrong} == {"sim01_short_1-25s_00"} and {f.severity for f in wrong} == {"error"}
     quoted = (lambda v: repr(str(v))) if isinstance(planted, str) else (lambda v: f"{float(v):g}")
-    assert wrong[1].message == (f"row 1 (line 3), column {column!r}: the manifest says {quoted(planted)}, the file "
+    assert wrong[-1].message == (f"row 1 (line 3), column {column!r}: the manifest says {quoted(planted)}, the file "
                                 f"says {quoted(stated)}; re-scan the dataset (`curate scan`) or fix the cell")
 
 
@@ -152,3 +153,22 @@ def test_cli_json_names_the_planted_defects(scanned, tmp_path):
     assert len(wrong) == 6
     kept = read_manifest(tmp_path / "clean.csv")
     assert not {"sim01_short_1-25s_00", "sim02_short_1-25s_00", "sim03_short_1-25s_00"} & set(kept.pair_id)
+
+
+def test_a_short_whose_cfa_differs_from_its_long_s_is_a_cfa_mismatch(scanned, tmp_path):
+    """A short of another colour pattern than its long: re-scanning fixes nothing, so the finding is
+    cfa-mismatch (not manifest-file-mismatch or size-mismatch) and says what does."""
+    import shutil
+
+    from capture.simulate import simulate_dataset
+
+    other = simulate_dataset(tmp_path / "bggr", scenes=1, profiles=("sim-mirrorless12",), size=(128, 96),
+                             defects=False)
+    short = tmp_path / scanned.loc[0, "short_path"]
+    shutil.copyfile(next((other / "sim01").glob("*short*.dng")), short)
+    scanned.loc[0, "short_sha256"] = ""
+    _, found = validated(scanned, tmp_path)
+    mismatch = of_code(found, "cfa-mismatch")
+    assert len(mismatch) == 1 and mismatch[0].pair_id == scanned.loc[0, "pair_id"]
+    assert mismatch[0].message.startswith("the short's colour filter is BGGR, its long's RGGB: the two do not line up")
+    assert "re-scan" not in mismatch[0].message
