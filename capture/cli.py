@@ -124,6 +124,10 @@ def detect(fmt):
     from .gphoto import detect as detect_cameras
 
     cameras = [{"model": model, "camera": port, "profile": None} for model, port in detect_cameras()]
+    if not cameras:
+        stderr.print("no camera found by libgphoto2: connect it by USB, switch it on and set USB mode to PTP/PC "
+                     "remote; the simulated bodies below need none (--camera sim), and docs/capture.md, 'Without "
+                     "a camera', runs the real-camera path on libgphoto2's virtual camera", highlight=False)
     cameras += [{"model": f"simulated {name}", "camera": "sim", "profile": name} for name in sensor.PROFILES]
     if fmt == "json":
         return print_json(cameras)

@@ -106,3 +106,15 @@ def test_libraw_s_own_messages_stay_out_of_the_findings_output(raw_samples):
 def test_readme_says_what_the_demo_s_picture_looks_like():
     readme = " ".join((REPO / "README.md").read_text().split())
     assert "What to expect of its pictures" in readme and "soft and mottled" in readme
+
+
+def test_capture_detect_says_when_no_camera_is_found(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "VCAMERADIR"}
+    out = subprocess.run([sys.executable, "-m", "capture", "detect"], cwd=REPO, capture_output=True, text=True,
+                         timeout=120, env={**env, "HOME": str(tmp_path), "COLUMNS": "300"})
+    assert out.returncode == 0 and "simulated sim-dslr14" in out.stdout
+    assert "no camera found by libgphoto2" in out.stderr and "'Without a camera'" in out.stderr
