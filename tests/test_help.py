@@ -34,3 +34,14 @@ def test_groups_answer_version(group):
     from importlib.metadata import version
     result = CliRunner().invoke(GROUPS[group], ["--version"])
     assert result.exit_code == 0 and result.output.strip().endswith(f"(sidkit) {version('sidkit')}")
+
+
+def test_every_finding_code_is_documented():
+    """Each code curate can report (curate.findings.CODES) has its line in docs/curate.md."""
+    import re
+
+    from curate.findings import CODES
+
+    text = (DOCS / "curate.md").read_text()
+    missing = [code for code in CODES if not re.search(rf"(^|[\s|`,]){re.escape(code)}([\s|`,]|$)", text, re.M)]
+    assert missing == []
