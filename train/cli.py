@@ -137,7 +137,7 @@ def eval_(checkpoint, manifest, split, fmt, out, tile, device, no_images, amp, p
     from .evaluate import evaluate
 
     result = evaluate(checkpoint, manifest, split=split, out=out, tile=tile, device=device,
-                      images=not no_images, protocol=protocol, amp=amp, synthetic=synthetic)
+                      images=not no_images, protocol=protocol, amp=amp, synthetic=synthetic, progress=True)
     for finding in result["findings"]:
         stderr.print(f"[bold red]error:[/] {escape(finding['message'])}", highlight=False, soft_wrap=True)
     if fmt == "json":
@@ -152,9 +152,18 @@ def eval_(checkpoint, manifest, split, fmt, out, tile, device, no_images, amp, p
         table.add_row(r["split"], r["environment"], str(r["images"]), f"{r['psnr']:.2f}", f"{r['ssim']:.4f}",
                       f"{r['baseline_psnr']:.2f}", f"{r['baseline_ssim']:.4f}")
     stdout.print(table)
-    stderr.print(f"wrote {result['report']}")
+    stderr.print(wrote_line(result), markup=False, highlight=False)
     if result["findings"]:
         sys.exit(1)     # the scores above leave out the pairs that could not be read
+
+
+def wrote_line(result: dict) -> str:
+    """`train eval`'s last line: the files written, with paths as the user named them (relative stays relative)."""
+    sheets = [r["sheet"] for r in result["images"] if r.get("sheet")]
+    if not sheets:
+        return f"wrote {result['report']}"
+    pairs = f"{len(sheets)} pair{'s' if len(sheets) != 1 else ''}"
+    return f"wrote {result['report']} and {Path(sheets[0]).parent}/ ({pairs}: output PNG and sheet each)"
 
 
 def _finite(value):
@@ -202,7 +211,9 @@ def predict(checkpoint, rawfile, ratio, output, tile, device, amp):
 def report_cmd(runs, output, sheets):
     """Write one HTML page of RUNS: curves against epoch (overlaid), eval tables beside the baseline, sheets.
 
-    A RUN is a run folder (runs/<name>) or a sweep folder, which stands for every run in it.
+    A RUN is a run folder (runs/<name>) or a sweep folder, which stands for every run in it. An
+    evaluation older than its checkpoint (the run trained on after `train eval`) is marked stale on
+    the page and here, with the `train eval` command that refreshes it.
 
     \b
     train report runs/canon90d -o canon90d.html
@@ -213,6 +224,9 @@ def report_cmd(runs, output, sheets):
 
     done = build_report(list(runs), output, sheets=sheets)
     stderr.print(f"wrote {output}: {len(done['runs'])} run(s), {done['sheets']} sheet(s)", highlight=False)
+    for stale in done["stale"]:     # an evaluation of an older epoch than its checkpoint holds: say so here too
+        stderr.print(f"[bold yellow]warning:[/] {escape(stale['run'])}: stale {escape(stale['why'])}; refresh it with: "
+                     f"{escape(stale['refresh'])}", highlight=False, soft_wrap=True)
 
 
 @main.command("cache", context_settings=CONTEXT)

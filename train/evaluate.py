@@ -16,8 +16,10 @@ import pandas as pd
 import torch
 
 from curate.atomic import atomic_write
+from curate.clitools import progress_bar
 from curate.errors import SidkitError
 from curate.manifest import black_levels, is_longs_only, read_manifest, resolve, verify_checksum
+from curate.rawfile import escape_controls
 
 from . import rawpack, sidprotocol
 from .checkpoint import model_from_checkpoint
@@ -279,7 +281,7 @@ def score_model(model: torch.nn.Module, df: pd.DataFrame, rows: pd.DataFrame, po
 def evaluate(checkpoint: str | os.PathLike, manifest: str | os.PathLike, split: str = "test",
              out: str | os.PathLike | None = None, tile: int | None = None, device: str | None = None,
              images: bool = True, protocol: str = "sidkit", amp: str | None = None,
-             synthetic: str | os.PathLike | None = None) -> dict:
+             synthetic: str | os.PathLike | None = None, progress: bool = False) -> dict:
     """Score a checkpoint on a manifest's ``split`` ('train', 'val', 'test' or 'all'), every image
     (network and baseline) as ``protocol`` says ('sidkit' or 'sid', see PROTOCOL_NOTES), the network
     run under ``amp`` ('off' or 'bf16'; None: the device's default, as in training). A manifest of
@@ -287,7 +289,9 @@ def evaluate(checkpoint: str | os.PathLike, manifest: str | os.PathLike, split: 
     ``synthetic``, else the one the checkpoint's run trained with; real pairs ignore ``synthetic``.
 
     Writes ``out``/report.md and, with ``images``, ``out``/outputs/<pair>.png and <pair>-sheet.png
-    (amplified short | output | ground truth). ``out`` defaults to the checkpoint's run folder.
+    (amplified short | output | ground truth). ``out`` defaults to the checkpoint's run folder (as
+    ``checkpoint`` names it: a relative checkpoint gives relative paths). With ``progress``, one step
+    per pair on stderr (curate.clitools.progress_bar: a bar on a terminal, plain lines in a log).
     Returns per-image rows and per split/environment means, baseline beside.
     """
     checkpoint = Path(checkpoint)
@@ -307,35 +311,38 @@ def evaluate(checkpoint: str | os.PathLike, manifest: str | os.PathLike, split: 
     amp = amp or default_amp(device)
     results, findings = [], []
     names = output_names(rows["pair_id"].astype(str).tolist())
-    for row in rows.itertuples():
-        started = time.perf_counter()
-        try:      # a file that cannot be read is a finding for its pair; the others are still scored
-            if shorts is None:
-                x, truth, gain = load_from_raw(df, row, data["ratio_policy"])
-                base = baseline_image(resolve(df, row.short_path), black_levels(row.black_level),
-                                      float(row.white_level), gain)
-            else:
-                x, truth, gain, counts = shorts.load(df, row, data["ratio_policy"])
-                base = baseline_image(resolve(df, row.long_path), black_levels(row.black_level),
-                                      float(row.white_level), gain, packed=counts, cfa=row.cfa)
-        except Exception as exc:
-            findings.append(read_finding(row, exc))
-            continue
-        pred = run_network(model, x, device=device, amp=amp, tile=tile)
-        ours, theirs = scores_of(pred, truth), scores_of(base, truth)
-        result = {"pair_id": row.pair_id, "scene_id": row.scene_id, "split": row.split,
-                  "environment": row.environment, "ratio": float(row.ratio) if shorts is None else shorts.ratio,
-                  "amplification": gain,
-                  "psnr": ours["psnr"], "ssim": ours["ssim"],
-                  "baseline_psnr": theirs["psnr"], "baseline_ssim": theirs["ssim"]}
-        if images:
-            name = names[str(row.pair_id)]
-            result["output"] = str(save_png(out / "outputs" / f"{name}.png", pred))
-            sheet = labelled_sheet([(base, "amplified input", theirs), (pred, "network", ours),
-                                    (truth, "ground truth", None)])
-            result["sheet"] = str(save_png(out / "outputs" / f"{name}-sheet.png", sheet))
-        result["seconds"] = time.perf_counter() - started
-        results.append(result)
+    with progress_bar(len(rows), f"eval {split}", enabled=progress) as advance:
+        for row in rows.itertuples():
+            started = time.perf_counter()
+            try:      # a file that cannot be read is a finding for its pair; the others are still scored
+                if shorts is None:
+                    x, truth, gain = load_from_raw(df, row, data["ratio_policy"])
+                    base = baseline_image(resolve(df, row.short_path), black_levels(row.black_level),
+                                          float(row.white_level), gain)
+                else:
+                    x, truth, gain, counts = shorts.load(df, row, data["ratio_policy"])
+                    base = baseline_image(resolve(df, row.long_path), black_levels(row.black_level),
+                                          float(row.white_level), gain, packed=counts, cfa=row.cfa)
+            except Exception as exc:
+                findings.append(read_finding(row, exc))
+                advance(status=f"{escape_controls(str(row.pair_id))}: unreadable")
+                continue
+            pred = run_network(model, x, device=device, amp=amp, tile=tile)
+            ours, theirs = scores_of(pred, truth), scores_of(base, truth)
+            result = {"pair_id": row.pair_id, "scene_id": row.scene_id, "split": row.split,
+                      "environment": row.environment, "ratio": float(row.ratio) if shorts is None else shorts.ratio,
+                      "amplification": gain,
+                      "psnr": ours["psnr"], "ssim": ours["ssim"],
+                      "baseline_psnr": theirs["psnr"], "baseline_ssim": theirs["ssim"]}
+            if images:
+                name = names[str(row.pair_id)]
+                result["output"] = str(save_png(out / "outputs" / f"{name}.png", pred))
+                sheet = labelled_sheet([(base, "amplified input", theirs), (pred, "network", ours),
+                                        (truth, "ground truth", None)])
+                result["sheet"] = str(save_png(out / "outputs" / f"{name}-sheet.png", sheet))
+            result["seconds"] = time.perf_counter() - started
+            results.append(result)
+            advance(status=f"{escape_controls(str(row.pair_id))}: {ours['psnr']:.2f} dB")
     if not results:
         raise SidkitError(f"{manifest}: no pair of split {split!r} could be read; first: {findings[0]['message']}")
     summary = summarise(results)
@@ -380,8 +387,16 @@ def read_finding(row, exc: Exception) -> dict:
 
 
 def _run_folder(checkpoint: Path) -> Path:
-    folder = checkpoint.resolve().parent
-    return folder.parent if folder.name == "checkpoints" else folder
+    """The run folder of ``checkpoint`` (the folder above checkpoints/, else its own folder), named as
+    the checkpoint was: runs/a/checkpoints/last.pt gives runs/a, an absolute path an absolute folder,
+    and last.pt given from inside checkpoints/ gives '..' (no absolute path the user never typed)."""
+    folder = checkpoint.parent
+    if folder.name == "checkpoints":
+        return folder.parent
+    real = folder.resolve()
+    if real.name != "checkpoints":
+        return folder
+    return real.parent if checkpoint.is_absolute() else Path(os.path.relpath(real.parent))
 
 
 def summarise(results: list[dict]) -> list[dict]:

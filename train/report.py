@@ -4,6 +4,10 @@ From each run folder: metrics.csv (loss, PSNR and SSIM against epoch, as the loo
 the evaluation's summary per split and environment beside the baseline (eval.json when the run has
 one, else report.md), and the labelled comparison sheets outputs/*-sheet.png. Curves are drawn
 with matplotlib (Agg) and embedded as PNG; the page needs no server and no network.
+
+An evaluation of an epoch other than the one its checkpoint holds now (the run resumed and trained
+on after `train eval`) is stale: the page marks it beside its numbers and names the `train eval`
+command that refreshes it, and build_report returns it under "stale" for the command to print.
 """
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ import json
 import math
 import os
 import re
+import shlex
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +45,13 @@ class Run:
     sheets: list[Path] = field(default_factory=list)
     eval_note: str = ""
     setting: str = ""                                   # the sweep setting it ran, if any
+    evaluation: dict = field(default_factory=dict)      # what was evaluated: evaluation_facts
+    eval_epoch: int | None = None                       # the epoch the evaluation scored
+    eval_of: str = ""                                   # the checkpoint's name, e.g. last.pt
+    checkpoint_epoch: int | None = None                 # the epoch that checkpoint holds now
+    epochs_done: int | None = None                      # the last epoch in metrics.csv
+    stale: str = ""                                     # why the evaluation is out of date, if it is
+    refresh: str = ""                                   # the `train eval` command that redoes it
 
 
 def run_folders(paths: list[str | os.PathLike]) -> list[Path]:
@@ -102,17 +114,23 @@ def evaluation_folder(run: Path) -> Path:
 def read_evaluation(folder: Path) -> tuple[list[dict], list[dict], str]:
     """(summary rows, per-image rows, note) from ``folder``'s eval.json (as `train eval --format json`
     prints it) or else its report.md (as `train eval` writes it)."""
+    return _read_evaluation(folder)[:3]
+
+
+def _read_evaluation(folder: Path) -> tuple[list[dict], list[dict], str, dict]:
+    """read_evaluation's three, and evaluation_facts of the file they came from ({} without one)."""
     for candidate in (folder / "eval.json",):
         if candidate.is_file():
             try:
                 data = json.loads(candidate.read_text())
                 return ([_scores(r) for r in data["summary"]], [_scores(r) for r in data.get("images", [])],
-                        f"from {candidate.name}, split {data.get('split', '?')}, epoch {data.get('epoch', '?')}")
+                        f"from {candidate.name}, split {data.get('split', '?')}, epoch {data.get('epoch', '?')}",
+                        evaluation_facts(candidate, data))
             except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError):
                 pass   # not eval's JSON: fall back to report.md
     report = folder / "report.md"
     if not report.is_file():
-        return [], [], "no evaluation yet: run `train eval <run>/checkpoints/last.pt MANIFEST`"
+        return [], [], "no evaluation yet: run `train eval <run>/checkpoints/last.pt MANIFEST`", {}
     text = report.read_text(encoding="utf-8", errors="replace")
     summary, images = [], []
     for table in markdown_tables(text):
@@ -122,7 +140,98 @@ def read_evaluation(folder: Path) -> tuple[list[dict], list[dict], str]:
             images = [_scores(r) for r in table]
     found = re.search(r"split `([^`]*)`, checkpoint epoch (\d+)", text)
     note = f"from report.md, split {found.group(1)}, epoch {found.group(2)}" if found else "from report.md"
-    return summary, images, note
+    return summary, images, note, evaluation_facts(report, text)
+
+
+def evaluation_facts(source: Path, content: dict | str) -> dict:
+    """What an evaluation scored, from eval.json's dict or report.md's text: source (the file),
+    checkpoint and manifest (as `train eval` was given them), split, protocol and epoch (None where
+    the file does not say)."""
+    facts = {"source": source, "checkpoint": None, "manifest": None, "split": None, "protocol": "sidkit",
+             "epoch": None}
+    if isinstance(content, dict):
+        for key in ("checkpoint", "manifest", "split", "protocol"):
+            if isinstance(content.get(key), str):
+                facts[key] = content[key]
+        epoch = content.get("epoch")
+    else:
+        heading = re.search(r"^# Evaluation of (.+)$", content, re.M)
+        manifest = re.search(r"^Manifest `(.*)`, split `([^`]*)`, checkpoint epoch (\d+)", content, re.M)
+        protocol = re.search(r"Protocol `([a-z]+)`", content)
+        facts["checkpoint"] = heading.group(1).strip() if heading else None
+        if manifest:
+            facts["manifest"], facts["split"] = manifest.group(1), manifest.group(2)
+        facts["protocol"] = protocol.group(1) if protocol else "sidkit"
+        epoch = manifest.group(3) if manifest else None
+    try:
+        facts["epoch"] = int(epoch) if epoch is not None else None
+    except (TypeError, ValueError):
+        pass
+    return facts
+
+
+def checkpoint_epoch(path: Path) -> int | None:
+    """The epoch a checkpoint holds now; None when it is missing or unreadable. Reads the pickle
+    alone (the tensors are memory-mapped, never read), so a page of many runs stays quick."""
+    if not path.is_file():
+        return None
+    try:
+        import torch
+
+        from .checkpoint_checks import check_archive
+
+        check_archive(path)
+        return int(torch.load(path, map_location="cpu", weights_only=True, mmap=True)["epoch"])
+    except Exception:     # not a checkpoint, or a broken one: the page cannot say, and says nothing
+        return None
+
+
+def check_fresh(run: Run, evaluated: Path) -> None:
+    """Set run.stale and run.refresh when the evaluation in ``evaluated`` scored another epoch than
+    its checkpoint holds now (or, the checkpoint gone, than the run trained to)."""
+    facts = run.evaluation
+    if not facts or facts.get("epoch") is None:
+        return
+    run.eval_epoch = facts["epoch"]
+    recorded = Path(facts["checkpoint"]) if facts.get("checkpoint") else None
+    own = run.folder / "checkpoints" / (recorded.name if recorded else "last.pt")
+    checkpoint = own if own.is_file() else recorded if recorded is not None and recorded.is_file() else None
+    run.eval_of = (recorded or own).name
+    now = run.checkpoint_epoch = checkpoint_epoch(checkpoint) if checkpoint is not None else None
+    if now is not None:
+        if now == run.eval_epoch:
+            return
+        run.stale = (f"evaluation of epoch {run.eval_epoch}, but {run.eval_of} now holds epoch {now}"
+                     f"{' (the run trained on since)' if now > run.eval_epoch else ''}")
+    elif run.epochs_done is not None and run.epochs_done != run.eval_epoch:
+        checkpoint = own if own.is_file() else run.folder / "checkpoints" / "last.pt"
+        run.stale = (f"evaluation of epoch {run.eval_epoch} ({run.eval_of}, gone or unreadable now), but the run "
+                     f"trained to epoch {run.epochs_done}")
+    else:
+        return
+    run.refresh = refresh_command(run, checkpoint or own, evaluated)
+
+
+def refresh_command(run: Run, checkpoint: Path, evaluated: Path) -> str:
+    """The `train eval` line that evaluates ``checkpoint`` again as before: the same manifest, split,
+    protocol and folder, and eval.json rewritten when the page read it from there."""
+    facts = run.evaluation
+    manifest = facts.get("manifest") or ""
+    trained_on = str(run.config.get("manifest") or "")
+    if not (manifest and Path(manifest).is_file()) and trained_on and Path(trained_on).is_file():
+        manifest = trained_on        # the recorded path was relative to another folder
+    words = ["train", "eval", str(checkpoint), manifest or "MANIFEST"]
+    if facts.get("split") and facts["split"] != "test":
+        words += ["--split", facts["split"]]
+    if facts.get("protocol") and facts["protocol"] != "sidkit":
+        words += ["--protocol", facts["protocol"]]
+    default_out = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
+    if os.path.realpath(evaluated) != os.path.realpath(default_out):
+        words += ["--out", str(evaluated)]
+    line = shlex.join(words)
+    if Path(facts["source"]).name == "eval.json":
+        line += f" --format json > {shlex.quote(str(facts['source']))}"
+    return line
 
 
 def read_run(folder: Path, name: str | None = None) -> Run:
@@ -136,8 +245,12 @@ def read_run(folder: Path, name: str | None = None) -> Run:
         run.metrics = pd.read_csv(folder / "metrics.csv")
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
         pass
+    if "epoch" in run.metrics and len(run.metrics):
+        done = pd.to_numeric(run.metrics["epoch"], errors="coerce").dropna()
+        run.epochs_done = int(done.iloc[-1]) if len(done) else None
     evaluated = evaluation_folder(folder)
-    run.summary, run.images, run.eval_note = read_evaluation(evaluated)
+    run.summary, run.images, run.eval_note, run.evaluation = _read_evaluation(evaluated)
+    check_fresh(run, evaluated)
     run.sheets = sorted((evaluated / "outputs").glob("*-sheet.png"))
     try:   # a sweep's run: its setting's name
         run.setting = str(json.loads((folder / "result.json").read_text())["setting"])
@@ -227,8 +340,30 @@ def _summary_table(run: Run) -> str:
         numbers = [f'<td data-run="{html.escape(run.name)}" data-key="{html.escape(key)}:{k}">{_fmt(v, d)}</td>'
                    for k, v, d in values]
         rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "".join(numbers) + "</tr>")
-    return (f'<table class="eval"><thead><tr>{"".join(f"<th>{h}</th>" for h in head)}</tr></thead>'
-            f'<tbody>{"".join(rows)}</tbody></table><p class="note">{html.escape(run.eval_note)}</p>')
+    return (f'<table class="eval">{_stale_caption(run)}<thead><tr>{"".join(f"<th>{h}</th>" for h in head)}</tr>'
+            f'</thead><tbody>{"".join(rows)}</tbody></table><p class="note">{html.escape(run.eval_note)}</p>')
+
+
+def _stale_caption(run: Run) -> str:
+    """The eval table's caption when the evaluation is out of date: why, and the command that refreshes it."""
+    if not run.stale:
+        return ""
+    return (f'<caption class="stale" data-stale="{html.escape(run.name)}">&#9888; Stale {html.escape(run.stale)}: '
+            f'these numbers and sheets are out of date. Refresh them with '
+            f'<code class="refresh">{html.escape(run.refresh)}</code>, then build this page again.</caption>')
+
+
+def _eval_mark(run: Run) -> str:
+    """What stands beside the overview's eval PSNR: a stale mark, else which checkpoint epoch it scored
+    when that is not the last epoch trained (a best.pt from earlier)."""
+    if run.stale:
+        now = (f"{html.escape(run.eval_of)} now {run.checkpoint_epoch}" if run.checkpoint_epoch is not None
+               else f"trained to {run.epochs_done}")
+        return (f'<br><span class="stale" title="refresh: {html.escape(run.refresh)}">&#9888; stale: epoch '
+                f'{run.eval_epoch}, {now}</span>')
+    if run.eval_epoch is not None and run.epochs_done is not None and run.eval_epoch != run.epochs_done:
+        return f'<br><span class="of">{html.escape(run.eval_of)}, epoch {run.eval_epoch}</span>'
+    return ""
 
 
 def _sheets(run: Run, limit: int) -> str:
@@ -287,7 +422,8 @@ def _overview(runs: list[Run]) -> str:
             html.escape(str(run.config.get(k, ""))) for k in shown] + [
             html.escape(str(epochs)), _fmt(values.iloc[-1] if len(values) else math.nan, 2),
             _fmt(values.max() if len(values) else math.nan, 2),
-            _fmt(last.get("psnr", math.nan), 2), _fmt(last.get("baseline_psnr", math.nan), 2),
+            _fmt(last.get("psnr", math.nan), 2) + (_eval_mark(run) if last else ""),
+            _fmt(last.get("baseline_psnr", math.nan), 2),
             html.escape(str(last.get("split", "")))]
         rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     return (f'<table class="overview"><thead><tr>{"".join(f"<th>{html.escape(h)}</th>" for h in head)}</tr>'
@@ -316,7 +452,8 @@ def build_report(paths: list[str | os.PathLike], out: str | os.PathLike, sheets:
     with atomic_write(out, "w", encoding="utf-8") as handle:
         handle.write(text)
     return {"path": Path(out), "runs": [r.name for r in runs],
-            "sheets": sum(min(len(r.sheets), sheets or len(r.sheets)) for r in runs)}
+            "sheets": sum(min(len(r.sheets), sheets or len(r.sheets)) for r in runs),
+            "stale": [{"run": r.name, "why": r.stale, "refresh": r.refresh} for r in runs if r.stale]}
 
 
 STYLE = """
@@ -324,6 +461,9 @@ STYLE = """
 .run{margin-top:18px;border-top:2px solid #ccc} h2{font-size:17px;margin:14px 0 6px} h3{font-size:14px;margin:10px 0 4px}
 table.eval td[data-run],table.overview td{text-align:right} table.overview td:first-child{text-align:left}
 .note{color:#555;font-size:12px;margin:4px 0}
+table.eval caption.stale{caption-side:top;text-align:left;padding:6px 8px;margin-bottom:4px;background:#fff3cd;
+  border:1px solid #e0a800;color:#7a4b00;font-weight:600} .stale code{font-weight:normal;user-select:all}
+span.stale{color:#b35900;font-weight:600;font-size:12px} span.of{color:#555;font-size:11px}
 figure.sheet{margin:8px 0} figure.sheet img{max-width:min(100%,1400px);display:block;border:1px solid #ddd}
 figure.sheet figcaption{font-size:12px;color:#444}
 """
