@@ -40,7 +40,7 @@ def test_eval_cli_protocol(tiny_run, tiny_manifest, tmp_path):
             "--no-images", "--out", str(tmp_path)]
     result = CliRunner().invoke(main, args + ["--protocol", "sid", "--format", "json"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output)["protocol"] == "sid"
+    assert json.loads(result.stdout)["protocol"] == "sid"
     table = CliRunner().invoke(main, args)
     assert table.exit_code == 0 and "protocol sidkit" in table.output
     bad = CliRunner().invoke(main, args + ["--protocol", "matlab"])
