@@ -112,7 +112,8 @@ def file_findings(df: pd.DataFrame, progress: Callable | None = None, longs_only
                                    f"the file says {found}; re-scan the dataset (`curate scan`) or fix the cell"))
             out += [Finding(row.pair_id, rel, code, message) for code, message in header_level_findings(meta)]
         files = [metas.get(resolve(df, getattr(row, f"{r}_path")).resolve()) for r in ("short", "long")]
-        if not longs_only and all(isinstance(m, rawmeta.RawMeta) for m in files) and files[0].cfa != files[1].cfa:
+        if (not longs_only and all(isinstance(m, rawmeta.RawMeta) and m.cfa and not m.pixel_problem for m in files)
+                and files[0].cfa != files[1].cfa):    # a corrupt pattern is the pixel checks' `unreadable`
             out.append(Finding(row.pair_id, row.short_path, "cfa-mismatch", cfa_mismatch(files[0].cfa, files[1].cfa)))
         if progress:
             progress()

@@ -162,7 +162,7 @@ def test_session_json_lists_each_scene_with_its_files_and_checks(tmp_path):
 
 
 def test_detect_and_simulate_as_json(tmp_path):
-    cameras = json.loads(invoke("detect", "--format", "json").output)
+    cameras = json.loads(invoke("detect", "--format", "json").stdout)
     assert [c for c in cameras if c["camera"] == "sim"] == [
         {"model": f"simulated {name}", "camera": "sim", "profile": name}
         for name in ("sim-dslr14", "sim-mirrorless12", "sim-phone10", "sim-xtrans14")]

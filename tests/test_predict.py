@@ -55,15 +55,34 @@ def test_a_good_raw_is_brightened(setup, tmp_path):
     assert Path(result.stdout.strip()) == tmp_path / "b.png" and (tmp_path / "b.png").stat().st_size > 100
 
 
-def test_every_sample_raw_is_refused_in_one_line(setup, raw_samples, tmp_path):
-    """None of the samples is a complete Bayer raw (SOURCES.md): stripped CR2/CR3/CRW/RAF/NEF/RW2/
-    DNG/ARW copies, a LinearRaw DNG (iPhone ProRAW, JPEG XL Nikon Z 9) and a film scanner's RGB NEF."""
+COMPLETE = ("RAW_CANON_D30_SRGB.CRW", "Blackmagic.dng")      # SOURCES.md: pixel data present, Bayer RGGB
+
+
+def test_every_incomplete_sample_raw_is_refused_in_one_line(setup, raw_samples, tmp_path):
+    """The samples but the two complete ones (SOURCES.md): stripped CR2/CR3/CRW/RAF/NEF/RW2/DNG/ARW
+    copies, a LinearRaw DNG (iPhone ProRAW, JPEG XL Nikon Z 9) and a film scanner's RGB NEF."""
     checkpoint, _ = setup
-    samples = sorted(p for p in raw_samples.iterdir() if p.suffix.lower() != ".md")
+    samples = sorted(p for p in raw_samples.iterdir() if p.suffix.lower() != ".md" and p.name not in COMPLETE)
     assert len(samples) >= 10
     for index, raw in enumerate(samples):
         out = tmp_path / f"{index}.png"
         assert_refused(invoke(checkpoint, raw, out), raw, out)
+
+
+@pytest.mark.parametrize("name, size", [("RAW_CANON_D30_SRGB.CRW", (2176, 1448)), ("Blackmagic.dng", (4128, 2176))])
+def test_a_real_camera_s_complete_raw_is_brightened(setup, raw_samples, tmp_path, name, size):
+    """A real Canon D30 CRW and a cinema camera's DNG (no exposure time: --ratio given) through the
+    network into a PNG of the raw's visible size."""
+    from PIL import Image
+
+    checkpoint, _ = setup
+    if not (raw_samples / name).exists():
+        pytest.skip(f"{name} not among the samples")
+    result = invoke(checkpoint, raw_samples / name, tmp_path / "x.png")
+    assert result.exit_code == 0, result.output
+    assert Path(result.stdout.strip()) == tmp_path / "x.png"
+    with Image.open(tmp_path / "x.png") as image:        # the tiny test network draws no picture to judge
+        assert image.size == size and image.mode == "RGB"
 
 
 @pytest.mark.parametrize("name, words", [
