@@ -81,12 +81,13 @@ def manifests(out: Path, size: tuple[int, int], ns: list[int]) -> dict[tuple[int
     each (N, arm); every manifest holds the same test pairs."""
     data, folder = out / "data", out / "manifests"
     train_scenes = 10 * max(ns)
-    if not data.exists():
-        simulate_dataset(data, scenes=train_scenes + TEST_SCENES, profiles=(BODY,), shorts_per_scene=1, size=size,
+    if not data.exists():            # 80 training scenes: N up to 8 from one dataset (a smaller N list reuses it)
+        simulate_dataset(data, scenes=80 + TEST_SCENES, profiles=(BODY,), shorts_per_scene=1, size=size,
                          defects=False, seed=0, isos=DATA_ISOS, ratios=DATA_RATIOS)
     df, _ = scan_dataset(data, folder)
     scenes = sorted(df["scene_id"].unique())
-    train, test = scenes[:train_scenes], scenes[train_scenes:]
+    train, test = scenes[:train_scenes], scenes[-TEST_SCENES:]       # the same test scenes whatever N
+    df = df[df["scene_id"].isin(train + test)].copy()
     df["split"] = df["scene_id"].map(lambda s: "test" if s in test else "train")
     tests = df[df["split"] == "test"]
     made = {}
@@ -123,8 +124,18 @@ def train_arm(out: Path, manifest: Path, profile: Path, n: int, arm: str, seed: 
             "baseline_ssim": scores["baseline_ssim"], "seconds": seconds}
 
 
-def cell(results: list[dict], n: int, arm: str, key: str = "psnr") -> tuple[float, float]:
-    values = [r[key] for r in results if (r["n"], r["arm"]) == (n, arm)]
+COLLAPSE_DB = 3.0     # a network this far below the amplified short learnt nothing (its training collapsed)
+
+
+def collapsed(r: dict) -> bool:
+    return r["psnr"] < r["baseline_psnr"] - COLLAPSE_DB
+
+
+def cell(results: list[dict], n: int, arm: str, key: str = "psnr", healthy: bool = False) -> tuple[float, float]:
+    """Mean and standard deviation over the seeds of one (N, arm); ``healthy``: without collapsed runs."""
+    values = [r[key] for r in results if (r["n"], r["arm"]) == (n, arm) and not (healthy and collapsed(r))]
+    if not values:
+        return float("nan"), float("nan")
     return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
@@ -171,20 +182,32 @@ def page(fit_rows: list[dict], check: dict, results: list[dict], args, minutes: 
     for n in ns:
         lines.append(f"| {n} | " + " | ".join("{:.4f} ± {:.4f}".format(*cell(results, n, a, "ssim")) for a in ARMS)
                      + " |")
-    lines += ["", "## The goals", "", "| N | synthetic N - real N (goal >= -0.2 dB) | both - real 10N (goal >= -0.5 dB) |",
-              "| ---: | ---: | ---: |"]
-    verdicts = []
+    down = [r for r in results if collapsed(r) and r["n"] in ns]
+    if down:
+        lines += ["", "Collapsed runs (more than 3 dB below the amplified short: the training fell into a flat output "
+                  "and stayed there; deterministic for its seed): " + "; ".join(
+                      f"N = {r['n']}, {r['arm']}, seed {r['seed']}: {r['psnr']:.2f} dB" for r in down)
+                  + ". The tables above include them; the goals below are given both ways."]
+    heads = ["synthetic N - real N (goal >= -0.2 dB)", "both - real 10N (goal >= -0.5 dB)"]
+    heads += [f"{h.split(' (')[0]}, collapsed runs left out" for h in heads] if down else []
+    lines += ["", "## The goals", "", "| N | " + " | ".join(heads) + " |", "| ---: |" + " ---: |" * len(heads)]
     for n in ns:
-        a = cell(results, n, "synthetic N")[0] - cell(results, n, "real N")[0]
-        b = cell(results, n, "both")[0] - cell(results, n, "real 10N")[0]
-        verdicts.append((n, a >= -0.2, b >= -0.5))
-        lines.append(f"| {n} | {a:+.2f} ({'holds' if a >= -0.2 else 'misses'}) | "
-                     f"{b:+.2f} ({'holds' if b >= -0.5 else 'misses'}) |")
+        row = []
+        for healthy in (False, True) if down else (False,):
+            a = cell(results, n, "synthetic N", healthy=healthy)[0] - cell(results, n, "real N", healthy=healthy)[0]
+            b = cell(results, n, "both", healthy=healthy)[0] - cell(results, n, "real 10N", healthy=healthy)[0]
+            row.append(f"{a:+.2f} ({'holds' if a >= -0.2 else 'misses'}) | {b:+.2f} ({'holds' if b >= -0.5 else 'misses'})")
+        lines.append(f"| {n} | " + " | ".join(row) + " |")
+    lines += ["", "Between data sizes the steps are equal, not the epochs: at N = "
+              + ", ".join(f"{n} real 10N scores {cell(results, n, 'real 10N', healthy=True)[0]:.2f} dB against real N's "
+                          f"{cell(results, n, 'real N', healthy=True)[0]:.2f}" for n in ns)
+              + " (collapsed runs left out), so where 10N is not ahead the networks are still learning the larger set; "
+              "the goals compare columns of one data size, which this does not bias."]
     if unfinished:
         lines += ["", f"Not shown: N = {', '.join(map(str, unfinished))}, whose runs had not all finished when this page "
                   "was written (`--page-only`); `results.json` holds them."]
-    spread = statistics.mean(cell(results, n, arm)[1] for n in ns for arm in ARMS)
-    lines += ["", f"The mean seed-to-seed standard deviation of a cell is {spread:.2f} dB: a difference of two cells "
+    spread = statistics.mean(cell(results, n, arm, healthy=True)[1] for n in ns for arm in ARMS)
+    lines += ["", f"The mean seed-to-seed standard deviation of a cell (collapsed runs left out) is {spread:.2f} dB: a difference of two cells "
               f"smaller than about {2 * spread:.2f} dB is not resolved by {seeds} seeds.", "",
               f"The whole study ({len(results)} networks, calibration and data included) took {minutes:.0f} minutes on 2 CPU "
               "cores (Intel Xeon with AVX-512, AVX512-BF16 and AMX), beside other work.", ""]
