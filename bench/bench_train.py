@@ -43,7 +43,7 @@ from curate.manifest import black_levels, read_manifest, resolve, write_manifest
 from curate.scan import scan_dataset
 from train import rawpack
 from train.cache import RawCache
-from train.config import RunConfig, default_amp, native_bf16
+from train.config import RunConfig, cpu_description, default_amp, native_bf16
 from train.dataset import PairDataset, sampler
 from train.loop import make_optimizer, memory_format, to_network, train_step
 from train.model import PRESETS, build_model, count_parameters
@@ -212,7 +212,7 @@ def compare_cpu(manifest, cache, patch: int, steps: int, warmup: int = 2) -> Non
         print(f"    {name:17s} {flops / median[name] / 1e9:6.0f} GFLOP/s = {flops / median[name] / rates[kind]:4.0%} "
               f"of the {kind} matrix-product rate")
     print(f"  ratio sidkit/plain: {median['plain'] / median[default]:.2f}x  (train run's defaults on this CPU: "
-          f"amp {default_amp('cpu')})")
+          f"amp {default_amp('cpu')}; CPU: {cpu_description()})")
     if default != "sidkit --amp off":
         print(f"  ratio sidkit/plain, both float32: {median['plain'] / median['sidkit --amp off']:.2f}x")
 

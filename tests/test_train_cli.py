@@ -127,3 +127,14 @@ def test_resume_takes_the_run_settings_and_lists_the_flags_that_change_them(tmp_
     assert [line.split(",")[0] for line in (out / "metrics.csv").read_text().splitlines()] == ["epoch", "1", "2", "3"]
     again = CliRunner().invoke(main, ["run", str(manifest), "--out", str(out), "--resume"])
     assert again.exit_code == 0 and "changed settings" not in again.stderr
+
+
+def test_the_cpu_is_described_with_its_instruction_set():
+    """Speed figures name the CPU and what torch dispatches to (bench_train prints it beside its ratio)."""
+    import torch
+
+    from train.config import cpu_description, native_bf16
+
+    text = cpu_description()
+    assert torch.backends.cpu.get_cpu_capability() in text
+    assert ("with native bf16" in text) == native_bf16() and ("no native bf16" in text) != native_bf16()

@@ -174,6 +174,26 @@ def native_bf16() -> bool:
                                                                       "_is_amx_tile_supported"))
 
 
+def cpu_description() -> str:
+    """'Intel(R) Xeon(R) Processor, AVX512 with native bf16 (AVX512-BF16, AMX)': the CPU's name and the
+    vector instruction set torch dispatches to, for the figures that depend on it."""
+    import platform
+
+    import torch
+    name = platform.processor() or ""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            name = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), name)
+    except OSError:
+        pass
+    cpu = getattr(torch, "cpu", None)
+    native = [label for label, probe in (("AVX512-BF16", "_is_avx512_bf16_supported"), ("AMX", "_is_amx_tile_supported"))
+              if bool(getattr(cpu, probe, lambda: False)())]
+    isa = torch.backends.cpu.get_cpu_capability()
+    return f"{name or 'unknown CPU'}, {isa}" + (f" with native bf16 ({', '.join(native)})" if native else
+                                                 ", no native bf16")
+
+
 def default_amp(device: str) -> str:
     """Mixed precision unless given (run, eval and predict): bf16 autocast where the hardware computes
     bf16 natively, CUDA or a CPU with AVX512-BF16/AMX (1.9x a CPU step at patch 256, the same scores:
