@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # torch 2.13.0's CPU wheel is what this project is tested with; a CUDA machine may install its own torch first.
 TORCH ?= torch==2.13.0
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test test-fast lint bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,11 @@ demo: $(BIN)/.installed
 test: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -n 2 -q
+
+# The tests not marked slow: a quick check while working (CI runs `make test`, every test).
+test-fast: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -n 2 -q -m "not slow"
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .

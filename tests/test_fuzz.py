@@ -50,6 +50,7 @@ def check_report(report: fuzzcorpus.Report, minimum: int) -> dict:
     return counts
 
 
+@pytest.mark.slow      # 600 variants through worker processes: minutes on 2 cores
 def test_quick_corpus_has_no_traceback_hang_or_runaway_memory(tmp_path):
     """~500 variants of two simulated DNGs and four small sample raws (about 25 s of one core)."""
     report = fuzzcorpus.run(tmp_path / "corpus", samples_or_none())
@@ -115,6 +116,7 @@ def _manifest_of_variants(tmp_path) -> Path:
 
 
 @pytest.mark.parametrize("workers", [1, 2], ids=["one-process", "spawn-pool"])
+@pytest.mark.slow
 def test_validate_reports_each_bad_pair_and_goes_on(tmp_path, workers):
     """validate (its pool too) on damaged shorts, a FIFO, a folder and /dev/zero: each pair gets its
     findings, the good pair none, nothing hangs or escapes."""
