@@ -45,3 +45,7 @@ def test_every_finding_code_is_documented():
     text = (DOCS / "curate.md").read_text()
     missing = [code for code in CODES if not re.search(rf"(^|[\s|`,]){re.escape(code)}([\s|`,]|$)", text, re.M)]
     assert missing == []
+    rows = re.findall(r"^\| ([a-z0-9-]+(?:, [a-z0-9-]+)*) \| (error|warning) \|", text, re.M)
+    documented = {code: severity for group, severity in rows for code in group.split(", ")}
+    assert set(documented) <= set(CODES)                       # and no table row for a code that is gone
+    assert {c: s for c, s in documented.items() if CODES[c] != s} == {}   # with the severity it has
