@@ -399,7 +399,8 @@ def noise_profile(cal, output, fmt, camera, check_manifest, check_pairs):
     curate noise-profile ~/calibration/eos90d -o profiles/eos90d.toml --format json
     curate noise-profile cal -o profiles/sim.toml --check manifests/sim.csv
     """
-    from .noiseprofile import (check_profile, fit_profile, load_frames, plot_path, write_check_plot, write_plot,
+    from .noisecheck import check_profile, check_summary, write_check_plot
+    from .noiseprofile import (fit_profile, load_frames, plot_path, write_plot,
                                write_profile)
 
     manifest = read_manifest(check_manifest) if check_manifest else None
@@ -433,8 +434,6 @@ def noise_profile(cal, output, fmt, camera, check_manifest, check_pairs):
             stdout.print(check_table(check))
     stderr.print(f"wrote {output} and {plot}")
     if check:
-        from .noiseprofile import check_summary
-
         stderr.print(f"check against {check_manifest}: {check_summary(check)}", highlight=False)
         if check["verdict"] != "pass":
             raise SystemExit(1)

@@ -256,7 +256,7 @@ def test_x_trans_row_noise_is_measured_on_mosaic_rows():
 def test_realism_check_of_a_bayer_profile_on_x_trans_pairs_is_one_line_error(fitted):
     import pandas as pd
 
-    from curate.noiseprofile import check_profile
+    from curate.noisecheck import check_profile
 
     manifest = pd.DataFrame({"camera": [CAMERA], "cfa": ["XTRANS"], "pair_id": ["a"]})
     manifest.attrs["path"] = "m.csv"

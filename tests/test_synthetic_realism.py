@@ -18,8 +18,8 @@ from capture.cli import main as capture_main
 from capture.simulate import simulate_dataset
 from curate.cli import main as curate_main
 from curate.manifest import read_manifest, write_manifest
-from curate.noiseprofile import (CHECK_RATIO, check_profile, fit_profile, load_frames, read_profile,
-                                 synthesise_counts, write_profile)
+from curate.noisecheck import CHECK_RATIO, check_profile, synthesise_counts
+from curate.noiseprofile import fit_profile, load_frames, read_profile, write_profile
 from curate.scan import scan_dataset
 from train.synthetic import NoiseModel, synthetic_counts
 
@@ -148,7 +148,7 @@ def test_a_profile_that_misstates_the_noise_fails_the_check_with_exit_1(tmp_path
     out = CliRunner().invoke(curate_main, ["noise-profile", str(cal), "-o", str(tmp_path / "p.toml"),
                                            "--check", str(tmp_path / "m.csv")])
     assert out.exit_code == 0 and "check against" in out.stderr and ": pass:" in out.stderr
-    from curate.noiseprofile import check_summary
+    from curate.noisecheck import check_summary
 
     line = check_summary(check)
     assert line.startswith("fail: ") and "ISO 100;" in line and "less noise" in line and "\n" not in line
