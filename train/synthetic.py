@@ -20,7 +20,7 @@ import torch
 
 from curate.errors import SidkitError
 from curate.manifest import is_longs_only
-from curate.noiseprofile import NoiseProfile, log_linear, read_profile
+from curate.noiseprofile import NoiseProfile, log_linear, read_noise_at, read_profile
 
 from . import rawpack
 
@@ -126,12 +126,14 @@ class NoiseModel:
         return self._sigma(k, self.row_slope, self.row_intercept, 2)
 
     def _sigma(self, k: torch.Tensor, slope: float, intercept: float, column: int) -> torch.Tensor:
-        """The profile's noise at gain ``k`` (curate.noiseprofile.log_linear, the check's own rule: the
-        measured ISOs, log-log lines between them, the fitted slope beyond); the plain fit without a table."""
+        """The profile's noise at gain ``k`` by the check's own rules (curate.noiseprofile: read_noise_at,
+        log_linear): the measured ISOs, interpolated between them, the fitted slope beyond; the plain
+        fit without a table."""
         k = torch.as_tensor(k)
         log_k = np.log(k.detach().cpu().double().numpy())
         if len(self.table) == 3 and len(self.table[0]) >= 1:
-            sigma = log_linear(log_k, self.table[0], self.table[column], slope)
+            rule = read_noise_at if column == 1 else log_linear
+            sigma = rule(log_k, self.table[0], self.table[column], slope)
         else:
             sigma = np.exp(slope * log_k + intercept)
         return torch.as_tensor(sigma, dtype=k.dtype if k.is_floating_point() else torch.float32, device=k.device)
