@@ -110,8 +110,8 @@ def main() -> None:
     over = []
     for size in sizes:
         for (name, items, seconds, peak), (_, _, base_s, _) in zip(results[size], results[base]):
-            per_pixel = (seconds / pixels[size]) / max(base_s / pixels[base], 1e-12)
-            print(f"{name:30} {size:>10} {seconds / items:9.2f} {peak / 2**30:8.2f}G {per_pixel:22.2f}")
+            per_pixel = f"{(seconds / pixels[size]) / (base_s / pixels[base]):22.2f}" if base_s > 0.05 else f"{'-':>22}"
+            print(f"{name:30} {size:>10} {seconds / items:9.2f} {peak / 2**30:8.2f}G {per_pixel}")
             if size != base and peak / 2**30 > RSS_BUDGET_GB:
                 over.append(f"{name} at {size}: {peak / 2**30:.2f} GB")
     print("RSS budget (3 GB): " + ("kept at every stage" if not over else "over: " + "; ".join(over)))
