@@ -3,7 +3,6 @@ per node): each node's local rank 0 fills that node's cache, global rank 0 alone
 the loss curve is the one of a single node with the same four processes. Then a resume on two
 processes says what changed. Gloo on the CPU, a tiny network.
 """
-import csv
 import os
 import socket
 import subprocess
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from test_train_ddp import CONFIG
+from test_train_ddp import CONFIG, rows
 from test_train_loop import make_dataset
 
 
@@ -34,10 +33,6 @@ def finished(proc: subprocess.Popen) -> str:
     assert proc.returncode == 0, out[-2000:] + err[-8000:]
     assert "terminate called" not in err, err[-8000:]
     return out + err
-
-
-def rows(run: Path) -> list[dict]:
-    return [{k: v for k, v in r.items() if k != "seconds"} for r in csv.DictReader((run / "metrics.csv").open())]
 
 
 def cached(folder: Path) -> int:

@@ -441,8 +441,6 @@ def write_report(report: dict, path: Path) -> Path:
 
 def _cell(text) -> str:
     """Text for a markdown table cell: '|' escaped, control characters as escapes (one line)."""
-    from curate.rawfile import escape_controls
-
     return escape_controls(str(text)).replace("|", "\\|")
 
 

@@ -277,10 +277,8 @@ class SyntheticShorts:
                  patch_choices, device, iso: str | None = None):
         from .dataset import PairDataset, sampler
 
-        noise = read_profile(profile)
-        default_iso, default_ratio = data_ranges(df, noise)
-        self.model = NoiseModel.from_profile(noise, iso or default_iso)
-        self.low, self.high = parse_ratio_range(ratio or default_ratio)
+        self.model = NoiseModel.from_profile(profile, iso)      # iso, ratio: the run's resolved ranges
+        self.low, self.high = parse_ratio_range(ratio or DEFAULT_RATIO)
         if not 0 <= fraction <= 1:
             raise SidkitError(f"--synthetic-fraction {fraction:g}: give a fraction from 0 to 1")
         self.fraction, self.policy, self.device = float(fraction), policy, torch.device(device)
