@@ -19,7 +19,7 @@ import torch
 from curate.noiseprofile import IsoNoise, NoiseProfile, cross_iso_fit
 from train.config import RunConfig
 from train.loop import make_optimizer, memory_format, train_step
-from train.model import PRESETS, build_model
+from train.networks import PRESETS, build_model
 from train.synthetic import NoiseModel, synthesise
 
 

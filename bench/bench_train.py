@@ -46,7 +46,7 @@ from train.cache import RawCache
 from train.config import RunConfig, cpu_description, default_amp, native_bf16
 from train.dataset import PairDataset, sampler
 from train.loop import make_optimizer, memory_format, to_network, train_step
-from train.model import PRESETS, build_model, count_parameters
+from train.networks import PRESETS, build_model, count_parameters
 
 STUDY_STEPS = 10 * 4000
 

@@ -17,10 +17,11 @@ from click.testing import CliRunner
 from curate.errors import SidkitError
 from test_train_loop import make_dataset, tiny_config
 from train.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
-from train.checkpoint_checks import MAX_PARAMETERS, parameter_count
+from train.checkpoint_checks import MAX_PARAMETERS
 from train.cli import main
 from train.loop import train_run
-from train.model import PRESETS, UNetSpec, build_model, count_parameters
+from train.networks import PRESETS, build_model, count_parameters, parameter_count
+from train.networks.unet import UNetSpec
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,9 @@
-"""train.model: the SID U-Net, its spec, presets and parameter counts."""
+"""train.networks.unet: the SID U-Net, its spec, presets and parameter counts (every family's presets)."""
 import pytest
 import torch
 
-from train.model import PRESET_HELP, PRESETS, UNetSpec, build_model, count_parameters
+from train.networks import PRESET_HELP, PRESETS, build_model, count_parameters
+from train.networks.unet import UNetSpec
 
 # Counted once from the built networks; 'sid' is the paper's 7,760,748.
 EXPECTED_PARAMETERS = {
@@ -10,12 +11,13 @@ EXPECTED_PARAMETERS = {
     "outside-in-1": 7_706_524, "outside-in-2": 7_487_900, "outside-in-3": 6_608_284, "outside-in-4": 3_079_580,
     "inside-out-1": 4_581_228, "inside-out-2": 3_605_868, "inside-out-3": 3_271_788, "inside-out-4": 3_079_580,
     "no-middle": 3_958_636, "extra-conv": 11_688_236, "single-layer": 3_833_260,
+    "nafnet": 29_162_604, "nafnet-sid": 7_602_540, "nafnet-small": 1_138_652,
 }
 
 
 def test_default_spec_is_the_papers_network():
     assert UNetSpec() == PRESETS["sid"]
-    assert count_parameters(build_model()) == 7_760_748
+    assert count_parameters(build_model(UNetSpec())) == 7_760_748
 
 
 def test_sid_parameters_by_hand():
@@ -49,7 +51,7 @@ def test_presets_remove_the_intended_pairs():
 
 
 def test_any_input_size_is_padded_and_cropped_back():
-    model = build_model()
+    model = build_model(PRESETS["sid"])
     with torch.no_grad():
         assert model(torch.rand(1, 4, 37, 50)).shape == (1, 3, 74, 100)
 
@@ -61,7 +63,7 @@ def test_spec_round_trips_through_plain_types(tmp_path):
     torch.save({"spec": data}, tmp_path / "c.pt")
     loaded = torch.load(tmp_path / "c.pt", weights_only=True)["spec"]
     assert UNetSpec.from_dict(loaded) == spec
-    assert all(isinstance(v, (int, float, list)) for v in data.values())
+    assert data.pop("family") == "unet" and all(isinstance(v, (int, float, list)) for v in data.values())
     with torch.no_grad():
         assert build_model(spec)(torch.rand(1, 9, 12, 12)).shape == (1, 3, 36, 36)
 

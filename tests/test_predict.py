@@ -17,7 +17,8 @@ from test_train_loop import TINY, make_dataset
 from train.checkpoint import rng_state, save_checkpoint
 from train.cli import main
 from train.evaluate import data_config
-from train.model import UNetSpec, build_model
+from train.networks import build_model
+from train.networks.unet import UNetSpec
 from train.predict import predict
 
 

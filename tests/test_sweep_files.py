@@ -29,11 +29,11 @@ def test_patch_size_table_rows():
                        [64, 128, 256, 512]]
 
 
-def test_ablation_grid_covers_every_preset():
-    from train.model import PRESETS
+def test_ablation_grid_covers_every_unet_preset():
+    from train.networks import FAMILIES
 
     sweep = load_sweep(EXPERIMENTS / "ablation.toml")
-    assert sorted(r.settings["arch"] for r in sweep.runs) == sorted(PRESETS)
+    assert sorted(r.settings["arch"] for r in sweep.runs) == sorted(FAMILIES["unet"].presets)
     assert sweep.runs[0].name == "arch=sid"
 
 

@@ -15,7 +15,8 @@ from curate.manifest import read_manifest, write_manifest
 from train.checkpoint import load_checkpoint
 from train.cli import main
 from train.evaluate import evaluate, run_network
-from train.model import UNetSpec, build_model
+from train.networks import build_model
+from train.networks.unet import UNetSpec
 from train.predict import predict
 
 

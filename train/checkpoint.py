@@ -133,7 +133,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
 def model_from_checkpoint(path_or_payload: str | os.PathLike | dict,
                           device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict[str, Any]]:
     """The network rebuilt from the checkpoint alone, in eval mode, and the checkpoint's dict."""
-    from .model import UNetSpec, build_model
+    from .networks import build_model, spec_from_dict
 
     if isinstance(path_or_payload, dict):
         payload = path_or_payload
@@ -143,7 +143,7 @@ def model_from_checkpoint(path_or_payload: str | os.PathLike | dict,
             raise SidkitError(f"checkpoint: not usable: {exc}") from None
     else:
         payload = load_checkpoint(path_or_payload)
-    model = build_model(UNetSpec.from_dict(payload["spec"]))
+    model = build_model(spec_from_dict(payload["spec"]))      # its family's ('unet' when it names none)
     model.load_state_dict(payload["model"])
     return model.to(device).eval(), payload
 

@@ -1,7 +1,8 @@
-"""What a checkpoint must hold before eval, predict or `--resume` use it, checked without building
-anything: format version, keys and their types, the network spec within sane bounds (parameter
-count computed from the spec alone), weight and optimiser shapes, RNG states that restore; every
-tensor dense and holding data, every number finite and in range, the zip's declared sizes within the file.
+"""What a checkpoint must hold before eval, predict or `--resume` use it, checked before anything is
+allocated: format version, keys and their types, the network spec within its family's bounds
+(train/networks), its parameter count and weight and optimiser shapes from a build on the meta
+device, RNG states that restore; every tensor dense and holding data, every number finite and in
+range, the zip's declared sizes within the file.
 
 Each failure is a one-line SidkitError naming the file; ``check_payload`` is what load_checkpoint runs.
 """
@@ -11,7 +12,6 @@ import math
 import os
 import random
 import zipfile
-from dataclasses import fields
 from typing import Any
 
 import numpy as np
@@ -19,14 +19,12 @@ import torch
 
 from curate.errors import SidkitError
 
+from .networks import BadSpec, meta_shapes, parameter_count, spec_from_dict
+from .networks.spec import brief as _brief
+from .networks.spec import is_int as _is_int
+
 FORMAT_VERSION = 1
-MAX_WIDTH = 4096               # channels of one level (the paper's widest is 512)
-MAX_LEVELS = 8                 # poolings (the paper's U-Net has 4)
-MAX_CONVS = 16                 # convs in one block (the paper's have 2)
-MAX_IO_CHANNELS = 64           # network input channels (4 Bayer, 9 X-Trans) and output
-MAX_UPSCALE = 8
-MAX_PARAMETERS = 200_000_000   # 25x the paper's 7.76 M
-MAX_SLOPE = 1.0                # LeakyReLU negative slope: 0 to 1 (the paper's 0.2)
+MAX_PARAMETERS = 200_000_000   # 25x the paper's 7.76 M (each family bounds its own fields: train/networks)
 MAX_COUNT = 10 ** 12           # epochs, steps and batches (the paper's run is ~650,000 steps)
 MAX_FILE_BYTES = 4 * 8 * MAX_PARAMETERS + 2 ** 26    # weights + 3 Adam moments in float64, and the rest
 CFA_CHANNELS = {"bayer": (4, 2), "xtrans": (9, 3)}   # cfa_kind -> (input channels, upscale)
@@ -39,99 +37,22 @@ class BadCheckpoint(Exception):
     """One reason a payload is not a usable checkpoint (caught and named by ``check_payload``)."""
 
 
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _ints(name: str, value, low: int, high: int) -> list[int]:
-    if not isinstance(value, (list, tuple)) or not all(_is_int(v) for v in value):
-        raise BadCheckpoint(f"spec {name} must be a list of whole numbers, not {_brief(value)}")
-    if any(not low <= v <= high for v in value):
-        raise BadCheckpoint(f"spec {name} {list(value)} outside {low}-{high}")
-    return list(value)
-
-
-def _int(name: str, value, low: int, high: int) -> int:
-    if not _is_int(value) or not low <= value <= high:
-        raise BadCheckpoint(f"spec {name} must be a whole number from {low} to {high}, not {_brief(value)}")
-    return value
-
-
-def _brief(value) -> str:
-    text = repr(value) if not isinstance(value, torch.Tensor) else f"a tensor of shape {list(value.shape)}"
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
 def check_spec(spec: dict):
-    """The UNetSpec that ``spec`` describes, after checking types and bounds and that its parameter
-    count (from the spec alone, nothing allocated) is at most MAX_PARAMETERS."""
-    from .model import UNetSpec
-
-    names = [f.name for f in fields(UNetSpec)]
-    unknown = sorted(set(map(str, spec)) - set(names))
-    missing = [n for n in names if n not in spec]
-    if unknown or missing:
-        raise BadCheckpoint(f"spec has unknown key {unknown[0]!r}" if unknown else f"spec lacks {missing[0]!r}")
-    widths = _ints("widths", spec["widths"], 1, MAX_WIDTH)
-    if not 1 <= len(widths) <= MAX_LEVELS + 1:
-        raise BadCheckpoint(f"spec widths has {len(widths)} levels; 1 to {MAX_LEVELS + 1} are sane")
-    for name in ("encoder_convs", "decoder_convs"):
-        if len(_ints(name, spec[name], 0, MAX_CONVS)) != len(widths) - 1:
-            raise BadCheckpoint(f"spec {name} needs one count per level ({len(widths) - 1}), "
-                                f"got {len(spec[name])}")
-    _int("bottleneck_convs", spec["bottleneck_convs"], 0, MAX_CONVS)
-    _int("in_channels", spec["in_channels"], 1, MAX_IO_CHANNELS)
-    _int("out_channels", spec["out_channels"], 1, MAX_IO_CHANNELS)
-    _int("upscale", spec["upscale"], 1, MAX_UPSCALE)
-    if not _is_number(spec["slope"]) or not 0 <= spec["slope"] <= MAX_SLOPE:
-        raise BadCheckpoint(f"spec slope (LeakyReLU's) must be a number from 0 to {MAX_SLOPE:g}, "
-                            f"not {_brief(spec['slope'])}")
-    result = UNetSpec.from_dict(spec)
+    """The spec that ``spec`` describes, after its family's checks of types and bounds and a build on
+    the meta device (nothing allocated) that counts at most MAX_PARAMETERS parameters."""
+    try:
+        result = spec_from_dict(spec)
+    except BadSpec as exc:
+        raise BadCheckpoint(str(exc)) from None
     count = parameter_count(result)
     if count > MAX_PARAMETERS:
-        raise BadCheckpoint(f"spec declares {count:,} parameters (widths up to {max(widths)}), over the "
+        raise BadCheckpoint(f"spec declares {count:,} parameters (a {result.family} network), over the "
                             f"{MAX_PARAMETERS:,} this sidkit builds")
     return result
-
-
-def parameter_count(spec) -> int:
-    """The UNet's parameter count from its spec by arithmetic (train/model.py's layer rules)."""
-    def convs(count: int, ch: int, width: int) -> tuple[int, int]:
-        total = 0
-        for _ in range(count):
-            total += 9 * ch * width + width
-            ch = width
-        return total, ch
-
-    total, ch, skips = 0, spec.in_channels, []
-    for count, width in zip(spec.encoder_convs, spec.widths):
-        n, ch = convs(count, ch, width)
-        total += n
-        skips.append(ch)
-    n, ch = convs(spec.bottleneck_convs, ch, spec.widths[-1])
-    total += n
-    for i in reversed(range(spec.levels)):
-        width = spec.widths[i]
-        total += 4 * ch * width + width                      # 2x2 transposed conv
-        n, ch = convs(spec.decoder_convs[i], width + skips[i], width)
-        total += n
-    out = spec.out_channels * spec.upscale ** 2
-    return total + ch * out + out                             # 1x1 head
-
-
-def expected_shapes(spec) -> tuple[dict[str, tuple[int, ...]], list[tuple[int, ...]]]:
-    """The network ``spec`` builds, on the meta device (no memory): state_dict key -> shape, and
-    the shapes of its parameters in optimiser order."""
-    from .model import build_model
-
-    with torch.device("meta"):
-        model = build_model(spec)
-    return ({k: tuple(v.shape) for k, v in model.state_dict().items()},
-            [tuple(p.shape) for p in model.parameters()])
 
 
 def check_data(data: dict, spec) -> None:
@@ -333,7 +254,7 @@ def check_payload(payload: Any) -> None:
     check_tensors(payload)
     spec = check_spec(payload["spec"])
     check_data(payload["data"], spec)
-    weights, parameters = expected_shapes(spec)
+    weights, parameters = meta_shapes(spec)
     check_weights(payload["model"], weights)
     check_optimizer(payload["optimizer"], parameters)
     check_rng(payload["rng"])

@@ -46,7 +46,7 @@ def main():
 @click.option("--patch", type=int, help=f"Crop side in packed pixels.  {default_text('patch')}")
 @click.option("--patch-choices", help="Comma-separated crop sides, one drawn per step (replaces --patch).")
 @click.option("--batch", type=int, help=f"Scenes per step.  {default_text('batch')}")
-@click.option("--arch", help=f"Network preset (see `train presets`).  {default_text('arch')}")
+@click.option("--arch", help=f"Network preset of any family, e.g. sid or nafnet-sid (see `train presets`).  {default_text('arch')}")
 @click.option("--ratio-policy", help=f"Input amplification: exif, cap:N or fixed:N.  {default_text('ratio_policy')}")
 @click.option("--device", type=click.Choice(DEVICES), help=default_text("device"))
 @click.option("--amp", type=click.Choice(AMP_MODES), help=f"Mixed precision.  {default_text('amp')}")
@@ -252,20 +252,23 @@ def cache_cmd(cache_dir, clear):
 
 @main.command(context_settings=CONTEXT)
 def presets():
-    """List the network presets (`--arch`) with their parameter counts.
+    """List the network presets (`--arch`) of every family with their parameter counts.
 
     \b
     train presets
     """
-    from .model import PRESET_HELP, PRESETS, build_model, count_parameters
+    from .networks import FAMILIES, PRESET_HELP, PRESETS, parameter_count
 
     table = Table(title="network presets (Bayer input)")
     table.add_column("preset")
+    table.add_column("family")
     table.add_column("parameters", justify="right")
     table.add_column("what it is")
     for name, spec in PRESETS.items():
-        table.add_row(name, f"{count_parameters(build_model(spec)):,}", PRESET_HELP.get(name, ""))
+        table.add_row(name, spec.family, f"{parameter_count(spec):,}", PRESET_HELP[name])
     stdout.print(table)
+    for family in FAMILIES.values():
+        stdout.print(f"{family.name}: {family.description}", highlight=False)
 
 
 @main.command(context_settings=CONTEXT)

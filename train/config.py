@@ -35,8 +35,8 @@ class RunConfig:
     patch: int = 512                    # crop side in packed pixels (output: 2x for Bayer, 3x X-Trans)
     patch_choices: list[int] | None = None  # a random side per step from these, instead of `patch`
     batch: int = 1
-    arch: str = "sid"                   # a preset of train.model.PRESETS
-    spec: dict[str, Any] = field(default_factory=dict)  # UNetSpec fields overriding the preset
+    arch: str = "sid"                   # a preset of any network family (train.networks.PRESETS, `train presets`)
+    spec: dict[str, Any] = field(default_factory=dict)  # fields of the preset's spec overriding it
     ratio_policy: str = "cap:300"       # 'exif', 'cap:N' or 'fixed:N'
     device: str | None = None           # None: 'cuda' when available, else 'cpu'
     amp: str | None = None              # None: 'bf16' on cuda and native-bf16 CPUs, else 'off'
@@ -129,15 +129,15 @@ def _check_synthetic(config: RunConfig) -> dict[str, Any]:
 
 
 def _check_network(arch: str, spec: dict) -> None:
-    """SidkitError unless ``arch`` is a preset and ``spec`` valid UNetSpec overrides of it."""
-    from .model import PRESETS, UNetSpec
+    """SidkitError unless ``arch`` is a preset (of any family) and ``spec`` valid overrides of its fields."""
+    from .networks import PRESETS, preset
 
     if arch not in PRESETS:
         raise SidkitError(f"run config: unknown arch {arch!r}; `train presets` lists: {', '.join(PRESETS)}")
     from .checkpoint_checks import BadCheckpoint, check_spec
 
     try:
-        merged = UNetSpec.from_dict({**PRESETS[arch].to_dict(), **spec}).to_dict()
+        merged = preset(arch, spec).to_dict()
     except (TypeError, ValueError) as exc:
         raise SidkitError(f"run config: spec {spec!r} does not make a network ({exc})") from None
     try:

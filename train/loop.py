@@ -37,7 +37,7 @@ from .checkpoint import CheckpointSaver, unwrap
 from .config import RunConfig, lr_at
 from .dataset import Batch, PairDataset, sampler
 from .evaluate import SyntheticLoader, cache_loader, data_config, score_model
-from .model import PRESETS, UNetSpec, build_model
+from .networks import Spec, build_model, preset
 from .progresslog import EpochLog
 from .synthetic import SyntheticShorts, check_synthetic_data
 from .world import World, restarted
@@ -378,11 +378,10 @@ def warn_about_bad_pairs(df, manifest, console: Console) -> None:
                       highlight=False)
 
 
-def network_spec(config: RunConfig, data: dict) -> UNetSpec:
-    """The preset, with the config's spec overrides (checked by RunConfig.resolved), fitted to the
-    data's channels and upscale."""
-    return UNetSpec.from_dict({**PRESETS[config.arch].to_dict(), **config.spec,
-                               "in_channels": data["channels"], "upscale": data["upscale"]})
+def network_spec(config: RunConfig, data: dict) -> Spec:
+    """The preset (of any family), with the config's spec overrides (checked by RunConfig.resolved),
+    fitted to the data's channels and upscale."""
+    return preset(config.arch, config.spec, in_channels=data["channels"], upscale=data["upscale"])
 
 
 def epoch_scenes(scenes: int, batch: int, epoch: int, seed: int, rank: int = 0, world: int = 1) -> list[list[int]]:

@@ -9,15 +9,24 @@ Inputs of any size work: forward pads to a multiple of 2**levels (edge replicati
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .spec import BadSpec, Family, Spec, brief, pad_for, shuffle_to, whole, wholes
+
+MAX_WIDTH = 4096               # channels of one level (the paper's widest is 512)
+MAX_LEVELS = 8                 # poolings (the paper's U-Net has 4)
+MAX_CONVS = 16                 # convs in one block (the paper's have 2)
+MAX_SLOPE = 1.0                # LeakyReLU negative slope: 0 to 1 (the paper's 0.2)
+
 
 @dataclass(frozen=True)
-class UNetSpec:
+class UNetSpec(Spec):
+    family: ClassVar[str] = "unet"
     in_channels: int = 4
     out_channels: int = 3
     widths: tuple[int, ...] = (32, 64, 128, 256, 512)
@@ -39,14 +48,6 @@ class UNetSpec:
     @property
     def levels(self) -> int:
         return len(self.widths) - 1
-
-    def to_dict(self) -> dict:
-        """Plain types only (lists, ints, floats): safe in a weights_only checkpoint."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "UNetSpec":
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
 
 
 def _drop(convs: tuple[int, ...], levels) -> tuple[int, ...]:
@@ -106,12 +107,8 @@ class UNet(nn.Module):
         self.head = nn.Conv2d(ch, spec.out_channels * spec.upscale ** 2, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2:]
-        m = 2 ** self.spec.levels
-        pad_h, pad_w = -h % m, -w % m
-        if pad_h or pad_w:
-            x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
-        skips = []
+        size = x.shape[-2:]
+        x, skips = pad_for(x, self.spec.levels), []
         for encoder in self.encoders:
             x = encoder(x)
             skips.append(x)
@@ -119,14 +116,22 @@ class UNet(nn.Module):
         x = self.bottleneck(x)
         for up, decoder, skip in zip(self.ups, self.decoders, reversed(skips)):
             x = decoder(torch.cat([up(x), skip], dim=1))
-        x = F.pixel_shuffle(self.head(x), self.spec.upscale)
-        s = self.spec.upscale
-        return x[..., : h * s, : w * s]
+        return shuffle_to(self.head(x), self.spec.upscale, size)
 
 
-def build_model(spec: UNetSpec | None = None) -> UNet:
-    return UNet(spec or UNetSpec())
+def check(data: dict) -> None:
+    """BadSpec unless the U-Net's own fields are whole numbers (slope a number) within sane bounds."""
+    widths = wholes("widths", data["widths"], 1, MAX_WIDTH)
+    if not 1 <= len(widths) <= MAX_LEVELS + 1:
+        raise BadSpec(f"spec widths has {len(widths)} levels; 1 to {MAX_LEVELS + 1} are sane")
+    for name in ("encoder_convs", "decoder_convs"):
+        if len(wholes(name, data[name], 0, MAX_CONVS)) != len(widths) - 1:
+            raise BadSpec(f"spec {name} needs one count per level ({len(widths) - 1}), got {len(data[name])}")
+    whole("bottleneck_convs", data["bottleneck_convs"], 0, MAX_CONVS)
+    slope = data["slope"]
+    if not isinstance(slope, (int, float)) or isinstance(slope, bool) or not 0 <= slope <= MAX_SLOPE:
+        raise BadSpec(f"spec slope (LeakyReLU's) must be a number from 0 to {MAX_SLOPE:g}, not {brief(slope)}")
 
 
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
+FAMILY = Family("unet", UNetSpec, UNet, check, {name: (spec, PRESET_HELP[name]) for name, spec in PRESETS.items()},
+                "the SID U-Net (Chen et al., CVPR 2018) and its ablations")
