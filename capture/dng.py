@@ -15,14 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from curate.atomic import atomic_write
-from curate.cfa import XTRANS, XTRANS_LAYOUT
+from curate.cfa import colour_tile, tile_name
 from curate.errors import SidkitError
-
-CFA_COLOURS = {"R": 0, "G": 1, "B": 2}
-CFA_PATTERNS = ("RGGB", "GRBG", "GBRG", "BGGR")
-# The Fuji X-Trans 6x6 tile, row by row, in the phase whose packing train/rawpack.py (SID's
-# train_Fuji.py) assumes: packed channel 0 all red, 1 green, 2 blue, 3 red, 4 blue, 5-8 green.
-XTRANS_PATTERN = XTRANS_LAYOUT
 
 # XYZ (D65) -> linear sRGB: the colour matrix of a camera whose primaries are sRGB's.
 XYZ_TO_SRGB = ((3.2404542, -1.5371385, -0.4985314),
@@ -30,35 +24,6 @@ XYZ_TO_SRGB = ((3.2404542, -1.5371385, -0.4985314),
                (0.0556434, -0.2040259, 1.0572252))
 D65_XYZ = (0.95047, 1.0, 1.08883)
 ILLUMINANT_D65 = 21
-
-
-
-def cfa_tile(cfa: str) -> np.ndarray:
-    """The colour index (R 0, G 1, B 2) of each position of the CFA tile: 2x2 for a Bayer name,
-    6x6 for 36 letters row by row or 'XTRANS' (``XTRANS_PATTERN``); SidkitError for anything else."""
-    letters = XTRANS_PATTERN if cfa == XTRANS else cfa
-    if letters in CFA_PATTERNS or (len(letters) == 36 and [letters.count(c) for c in "RGB"] == [8, 20, 8]):
-        return np.array([CFA_COLOURS[c] for c in letters], np.uint8).reshape((2, 2) if len(letters) == 4 else (6, 6))
-    raise SidkitError(f"CFA pattern {cfa!r} is not one of {', '.join(CFA_PATTERNS)}, {XTRANS} "
-                      "or the 36 letters of a 6x6 X-Trans tile row by row (8 R, 20 G, 8 B)")
-
-
-def cfa_name(cfa: str) -> str:
-    """The name curate gives the pattern: the Bayer name itself, 'XTRANS' for any 6x6 tile."""
-    return XTRANS if cfa_tile(cfa).shape == (6, 6) else cfa
-
-
-def black_tile(black_level, size: int) -> np.ndarray:
-    """Black levels as a ``size`` x ``size`` tile (float) from 1 value, 4 (per position of the 2x2
-    tile, row-major: curate's convention, repeated over a 6x6 tile) or size x size values."""
-    levels = np.asarray([float(v) for v in black_level])
-    if levels.size == 1 or (levels.size == 4 and size % 2 == 0):
-        n = int(round(levels.size ** 0.5))
-        return np.tile(levels.reshape(n, n), (size // n, size // n))
-    if levels.size == size * size:
-        return levels.reshape(size, size)
-    raise SidkitError(f"{levels.size} black levels do not fit a {size}x{size} CFA tile: give 1, 4 "
-                      f"(per 2x2 position) or {size * size}")
 
 
 _BYTE, _ASCII, _SHORT, _LONG, _RATIONAL, _UNDEFINED, _SRATIONAL = 1, 2, 3, 4, 5, 7, 10
@@ -71,7 +36,7 @@ def write_dng(path: str | os.PathLike, mosaic: np.ndarray, *, make: str, model: 
     """Write ``mosaic`` (uint16, H x W) as a DNG, atomically; returns the path.
 
     ``cfa`` is a Bayer name (RGGB, GRBG, GBRG, BGGR) or a 6x6 X-Trans tile: its 36 letters row
-    by row, or 'XTRANS' for ``XTRANS_PATTERN``. ``black_level`` has one value per position of the
+    by row, or 'XTRANS' for curate.cfa.XTRANS_LAYOUT. ``black_level`` has one value per position of the
     2x2 tile, row-major (4 values, whatever the CFA); an X-Trans tile also takes 1 value or 36.
     X-Trans mosaics need a height and width that are multiples of 6. ``color_matrix`` (XYZ ->
     camera, 3x3) defaults to sRGB primaries; ``as_shot_neutral`` (camera RGB of a white object)
@@ -80,12 +45,12 @@ def write_dng(path: str | os.PathLike, mosaic: np.ndarray, *, make: str, model: 
     path = Path(path)
     mosaic = np.asarray(mosaic)
     try:
-        tile = cfa_tile(cfa)
+        tile = colour_tile(cfa)
     except SidkitError as exc:
         raise SidkitError(f"{path}: {exc}") from None
     t = tile.shape[0]
     if mosaic.dtype != np.uint16 or mosaic.ndim != 2 or mosaic.shape[0] % t or mosaic.shape[1] % t:
-        raise SidkitError(f"{path}: a {cfa_name(cfa)} DNG mosaic must be uint16 with height and width multiples "
+        raise SidkitError(f"{path}: a {tile_name(cfa)} DNG mosaic must be uint16 with height and width multiples "
                           f"of {t}, got {mosaic.dtype} {mosaic.shape}; convert or crop it before writing")
     black_level = [int(v) for v in black_level]
     allowed = (4,) if t == 2 else (1, 4, 36)

@@ -16,9 +16,10 @@ import numpy as np
 from skimage import draw
 from skimage.transform import resize
 
+from curate.cfa import XTRANS_LAYOUT, black_tile, colour_tile, tile_name
 from curate.errors import SidkitError
 
-from .dng import XYZ_TO_SRGB, XTRANS_PATTERN, black_tile, cfa_name, cfa_tile
+from .dng import XYZ_TO_SRGB
 
 REFERENCE_EXPOSURE_S = 10.0
 REFERENCE_FNUMBER = 8.0
@@ -31,7 +32,6 @@ THIRD_STOP_LABELS = tuple(
     "1/640 1/800 1/1000 1/1250 1/1600 1/2000 1/2500 1/3200 1/4000 1/5000 1/6400 1/8000".split())
 THIRD_STOP_ISOS = (100, 125, 160, 200, 250, 320, 400, 500, 640, 800, 1000, 1250, 1600, 2000, 2500,
                    3200, 4000, 5000, 6400, 12800, 25600)
-CFA_INDEX = {"R": 0, "G": 1, "B": 2}
 
 
 @dataclass(frozen=True)
@@ -65,12 +65,12 @@ class SensorProfile:
     @property
     def tile(self) -> int:
         """The CFA tile's side: 2 for Bayer, 6 for X-Trans."""
-        return cfa_tile(self.cfa).shape[0]
+        return colour_tile(self.cfa).shape[0]
 
     @property
     def cfa_name(self) -> str:
         """The pattern as curate names it: the Bayer name, or 'XTRANS'."""
-        return cfa_name(self.cfa)
+        return tile_name(self.cfa)
 
     def gain(self, iso: float) -> float:
         """Electrons per DN at ``iso``."""
@@ -95,7 +95,7 @@ PROFILES: dict[str, SensorProfile] = {p.name: p for p in (
                   isos=THIRD_STOP_ISOS[:16], fnumbers=(1.8,)),
     # A Fuji-like X-Trans body (the SID paper's second camera is an X-T2): one black level, 6x6 tile.
     SensorProfile("sim-xtrans14", "Sidkit", "SIM-XT14", "XT14-0001", 14, (1024,) * 4, 16383,
-                  XTRANS_PATTERN, gain_e_per_dn=3.3, base_iso=100, read_noise_e=2.8, read_noise_dn=1.2,
+                  XTRANS_LAYOUT, gain_e_per_dn=3.3, base_iso=100, read_noise_e=2.8, read_noise_dn=1.2,
                   row_noise_dn=0.4, sensitivity=(0.5, 1.0, 0.65), full_well_e=50700, width=768, height=516,
                   isos=THIRD_STOP_ISOS[:19]),
 )}
@@ -286,7 +286,7 @@ def expose(profile: SensorProfile, radiance: np.ndarray, *, exposure_s: float, i
              * REFERENCE_FILL * profile.full_well_e)
     # The CFA tile (2x2 Bayer or 6x6 X-Trans) repeated over the sensor; a partial tile at the edge
     # is cut off, as on real sensors whose size is no multiple of the tile.
-    tile = cfa_tile(profile.cfa)
+    tile = colour_tile(profile.cfa)
     t, reps = tile.shape[0], (-(-h // tile.shape[0]), -(-w // tile.shape[0]))
     colour = np.tile(tile, reps)[:h, :w]
     black = np.tile(black_tile(profile.black_level, t), reps)[:h, :w]

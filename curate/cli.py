@@ -400,8 +400,9 @@ def noise_profile(cal, output, fmt, camera, check_manifest, check_pairs):
     curate noise-profile cal -o profiles/sim.toml --check manifests/sim.csv
     """
     from .noisecheck import check_profile, check_summary, write_check_plot
-    from .noiseprofile import (fit_profile, load_frames, plot_path, write_plot,
-                               write_profile)
+    from .calframes import load_frames
+    from .noisefit import fit_profile, plot_path, write_plot
+    from .noiseprofile import write_profile
 
     manifest = read_manifest(check_manifest) if check_manifest else None
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import rawpy
 
+from .cfa import pattern_name, position_black
 from .rawfile import UnreadableRaw, check_sizes, open_regular, shown
 
 
@@ -121,8 +122,8 @@ def _read(path: Path, raw, unpack: bool) -> LibRawInfo:
     elif pattern.size and int(pattern.max()) >= min(len(colours), len(black)):
         info.error = f"its CFA pattern names colour {int(pattern.max())}, LibRaw knows {len(colours)} ({colours})"
     else:
-        info.cfa = "XTRANS" if pattern.shape == (6, 6) else "".join(colours[i] for i in pattern[:2, :2].ravel())
-        info.black_level = [int(black[i]) for i in pattern[:2, :2].ravel()]   # colour index -> position
+        info.cfa = pattern_name(pattern, colours)
+        info.black_level = [int(b) for b in position_black(black, pattern)]
     if other is not None:
         info.shutter = other.shutter_speed if 0 < other.shutter_speed < float("inf") else None
         info.iso = float(other.iso_speed) if 0 < other.iso_speed < float("inf") else None

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from .atomic import atomic_write, file_lock
+from .cfa import CFAS
 from .errors import SidkitError
 from .rawfile import CONTROL, escape_controls
 
@@ -205,9 +206,6 @@ def decode_text(path: Path, data: bytes) -> str:
         raise SidkitError(f"{path}: line {line}, byte {column} (0x{data[exc.start]:02x}) is not UTF-8 text; "
                           "save the file as UTF-8 (not Latin-1 or Windows-1252) or re-create it with "
                           "`curate scan`") from None
-
-
-CFAS = ("RGGB", "GRBG", "GBRG", "BGGR", "XTRANS")
 
 
 def _check_row(path: Path, df: pd.DataFrame, row: int) -> None:

@@ -9,8 +9,12 @@ from pathlib import Path
 
 import numpy as np
 
+from . import cfa as sensor
+from .calframes import read_mosaic
 from .errors import SidkitError
-from .noiseprofile import NoiseProfile, black_tile, channel_names, planes, read_mosaic, row_planes, tile_size
+from .noiseprofile import NoiseProfile
+
+
 def synthesise_counts(long_dn: np.ndarray, k: float, read: float, row: float, lam: float,
                       rng: np.random.Generator) -> np.ndarray:
     """Short signal in DN above black (planes (C, h, w): 4 Bayer, 9 X-Trans) for expected DN
@@ -19,13 +23,13 @@ def synthesise_counts(long_dn: np.ndarray, k: float, read: float, row: float, la
     from scipy import stats
 
     c, h, w = long_dn.shape
-    cfa, s = ("XTRANS", 3) if c == 9 else ("RGGB", 2)
+    kind = sensor.kind_of_channels(c)
     shot = rng.poisson(np.maximum(long_dn, 0) / k) * k
     draws = stats.tukeylambda.rvs(lam, size=long_dn.shape, random_state=rng)
     read_noise = draws * read / math.sqrt(stats.tukeylambda.var(lam))
-    rows_of, height = row_planes((h * s, w * s), cfa)
-    t = tile_size(cfa)
-    index = np.stack(rows_of) % t * (height // t) + np.stack(rows_of) // t      # draw [phase, tile row]
+    rows_of, height = sensor.row_planes((h * kind.scale, w * kind.scale), kind.pattern)
+    t = kind.tile
+    index = rows_of % t * (height // t) + rows_of // t      # draw [phase, tile row]
     rows = rng.standard_normal(height)[index] * row
     return np.rint(shot + read_noise + rows)
 
@@ -51,7 +55,7 @@ def check_profile(profile: NoiseProfile, manifest, pairs: int = 8, bins: int = 8
     rows = manifest[manifest["camera"].map(profile.of_camera)]
     if rows.empty:
         raise SidkitError(f"{where}: no pairs of {profile.camera}; check the profile against a manifest of the same body")
-    others = sorted({str(c) for c in rows["cfa"] if tile_size(str(c)) != tile_size(profile.cfa)})
+    others = sorted({str(c) for c in rows["cfa"] if sensor.kind(str(c)) is not sensor.kind(profile.cfa)})
     if others:
         raise SidkitError(f"{where}: pairs of {profile.camera} are {others[0]} "
                           f"raws, the profile was fitted on {profile.cfa} frames; check it against raws of its CFA")
@@ -65,10 +69,10 @@ def check_profile(profile: NoiseProfile, manifest, pairs: int = 8, bins: int = 8
         noise = profile.noise_at_iso(iso)
         real_res, synth_res = defaultdict(list), defaultdict(list)     # channel -> [(expected, residual)]
         for row in group.itertuples(index=False):
-            black = black_tile(black_levels(row.black_level), row.cfa)[:, None, None]
+            black = sensor.black_packed(row.cfa, black_levels(row.black_level), np.float64)[:, None, None]
             span = float(row.white_level) - black
-            short = np.stack(planes(read_mosaic(resolve(manifest, row.short_path)).astype(np.float64), row.cfa)) - black
-            long = np.stack(planes(read_mosaic(resolve(manifest, row.long_path)).astype(np.float64), row.cfa)) - black
+            short = sensor.pack(read_mosaic(resolve(manifest, row.short_path)).astype(np.float64), row.cfa) - black
+            long = sensor.pack(read_mosaic(resolve(manifest, row.long_path)).astype(np.float64), row.cfa) - black
             usable = (long < 0.9 * span) & (long > 0)
             ratio = float(long[usable].sum() / max(short[usable].sum(), 1e-9))    # measured, not EXIF
             expected = long / ratio
@@ -79,7 +83,7 @@ def check_profile(profile: NoiseProfile, manifest, pairs: int = 8, bins: int = 8
                 real_res[c].append(np.stack([expected[c][m], short[c][m] - expected[c][m]]))
                 synth_res[c].append(np.stack([expected[c][m], synthetic[c][m] - expected[c][m]]))
         used += len(group)
-        for c, name in enumerate(channel_names(profile.cfa)):
+        for c, name in enumerate(sensor.channel_names(profile.cfa)):
             real, synth = np.concatenate(real_res[c], axis=1), np.concatenate(synth_res[c], axis=1)
             if real.shape[1] < CHECK_MIN_PIXELS:
                 too_few.add(float(iso))

@@ -17,6 +17,7 @@ import scipy.fft
 from skimage.filters import gaussian
 from skimage.registration import phase_cross_correlation
 
+from .cfa import black_tile, corrupt_tile, pattern_name
 from .errors import SidkitError
 from .findings import Finding
 from .pixelbytes import corrupt_cfa, missing_pixel_bytes
@@ -106,7 +107,7 @@ def summarise_mosaic(mosaic: np.ndarray, green_mask: np.ndarray, black_level, wh
     black_level: one value, or one per position of the 2x2 tile (row-major), tiled over the CFA tile.
     """
     tile = green_mask.shape[0]
-    black = _black_tile(black_level, tile)
+    black = black_tile(black_level, tile)
     rows, cols = mosaic.shape[0] // tile, mosaic.shape[1] // tile
     if rows < 4 or cols < 4:
         raise ValueError(f"raw of {mosaic.shape} is too small to check")
@@ -174,15 +175,6 @@ def lost_black_finding(short: Frame, path: str, black_level, pair_id: str = "",
 
 def _levels(black_level) -> str:
     return " ".join(f"{v:g}" for v in np.atleast_1d(np.asarray(black_level, dtype=np.float64)))
-
-
-def _black_tile(black_level, tile: int) -> np.ndarray:
-    values = np.atleast_1d(np.asarray(black_level, dtype=np.float64))
-    if values.size == 1:
-        return np.full((tile, tile), values[0])
-    if values.size == 4:
-        return np.tile(values.reshape(2, 2), (tile // 2, tile // 2))
-    raise ValueError(f"black_level needs 1 or 4 values (per 2x2 position), got {values.size}")
 
 
 def _noise_dn(tiles: np.ndarray, black: np.ndarray, greens, where: np.ndarray | None = None) -> float:
@@ -453,11 +445,10 @@ def _read_frame(path: str, cfa: str, black_level, white_level: float, pair_id: s
             return None, [Finding(pair_id, path, "not-raw", "no colour filter mosaic (a demosaiced or "
                                   "linear file); SID pairs need the camera's raw files")]
         desc = raw.color_desc.decode("ascii", "replace")
-        if pattern.shape not in ((2, 2), (6, 6)) or int(pattern.max()) >= len(desc):
-            return None, [Finding(pair_id, path, "unreadable", f"its CFA pattern {pattern.tolist()} (colours "
-                                  f"{desc}) is no 2x2 Bayer or 6x6 X-Trans tile: a corrupt CFAPattern; copy "
+        if corrupt := corrupt_tile(pattern, desc):
+            return None, [Finding(pair_id, path, "unreadable", f"{corrupt}; copy "
                                   "the original file or drop the pair")]
-        file_cfa = "XTRANS" if pattern.shape == (6, 6) else "".join(desc[i] for i in pattern[:2, :2].ravel())
+        file_cfa = pattern_name(pattern, desc)
         findings = []     # a CFA the manifest states wrongly: validate's file checks (manifest-file-mismatch)
         green_mask = np.array([[desc[c] == "G" for c in row] for row in pattern])
         if not green_mask.any():
@@ -465,7 +456,7 @@ def _read_frame(path: str, cfa: str, black_level, white_level: float, pair_id: s
                                              "photosite to measure; SID pairs need Bayer or X-Trans raws")]
         try:
             frame = summarise_mosaic(mosaic, green_mask, black_level, white_level, thresholds)
-        except ValueError as exc:
+        except (ValueError, SidkitError) as exc:
             raise SidkitError(f"{path}: {exc}; fix the manifest row or re-scan") from exc
         return frame, findings + level_findings(frame, path, black_level, white_level, pair_id, thresholds)
 

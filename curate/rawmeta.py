@@ -18,6 +18,7 @@ import numpy as np
 import rawpy
 
 from . import exif
+from .cfa import corrupt_tile
 from .containers import ciff_values
 from .exposure import snap_exposure
 from .findings import Finding
@@ -213,9 +214,8 @@ def check_pixels(path: str | os.PathLike) -> str | None:
             if mosaic.size and mosaic.min() == mosaic.max():
                 return f"every raw value is {int(mosaic.min())}: the pixel data is missing"
             pattern, colours = raw.raw_pattern, raw.color_desc.decode("ascii", "replace")
-            if pattern is not None and (pattern.shape not in ((2, 2), (6, 6)) or int(pattern.max()) >= len(colours)):
-                return (f"its CFA pattern {pattern.tolist()} (colours {colours}) is no 2x2 Bayer or 6x6 "
-                        "X-Trans tile: a corrupt CFAPattern")
+            if pattern is not None and (corrupt := corrupt_tile(pattern, colours)):
+                return corrupt
     except (rawpy.LibRawError, NotImplementedError) as exc:
         return f"LibRaw cannot decode the pixels: {libraw_message(exc)}"
     except SidkitError:

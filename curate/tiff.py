@@ -7,6 +7,7 @@ from enum import IntEnum
 from fractions import Fraction
 from pathlib import Path
 
+from .cfa import TILE_SIDES, tile_name
 from .rawfile import NOT_RAW_FIX, UnreadableRaw, check_sizes, shown
 
 MAX_IFDS = 64                   # TIFF directories walked per file (loops and chains are cut here)
@@ -242,14 +243,13 @@ def dng_cfa(raw: dict) -> str | None:
     (a repeat dimension that is not two numbers, colour indices beyond the plane colours)."""
     dims = _repeat_dim(raw, Tag.CFA_REPEAT_PATTERN_DIM, (2, 2))
     pattern = _ints(raw.get(Tag.CFA_PATTERN, ()))
-    if dims == (6, 6) and pattern and len(pattern) == 36:
-        return "XTRANS"
-    if dims != (2, 2) or not pattern or len(pattern) != 4:
+    if dims is None or dims[0] != dims[1] or dims[0] not in TILE_SIDES or len(pattern or ()) != dims[0] ** 2:
         return None
     letters = dict(enumerate("RGBCMYW"))
     planes = _ints(raw.get(Tag.CFA_PLANE_COLOR, (0, 1, 2))) or ()
     colours = [letters.get(planes[i]) if 0 <= i < len(planes) else None for i in pattern]
-    return "".join(colours) if None not in colours else None
+    name = tile_name("".join(c or "?" for c in colours))       # any 6x6 tile is X-Trans, whatever its colours
+    return None if "?" in name else name
 
 
 def dng_black(raw: dict, samples: int) -> list | None:

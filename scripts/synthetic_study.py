@@ -27,9 +27,11 @@ from capture.calibrate import CalibrationRequest, run_calibration
 from capture.simcamera import SimCamera
 from capture.simulate import simulate_dataset
 from curate.atomic import atomic_write
+from curate.calframes import load_frames
 from curate.manifest import read_manifest, write_manifest
 from curate.noisecheck import check_profile, check_summary
-from curate.noiseprofile import fit_profile, load_frames, read_profile, write_profile
+from curate.noisefit import fit_profile
+from curate.noiseprofile import read_profile, write_profile
 from curate.scan import scan_dataset
 from train.config import load_config
 from train.evaluate import evaluate

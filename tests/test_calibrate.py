@@ -16,7 +16,9 @@ from capture.simcamera import SimCamera
 from curate.capturelog import read_log
 from curate.cli import main as curate_main
 from curate.exposure import parse_ladder
-from curate.noiseprofile import load_frames, read_profile, fit_profile
+from curate.calframes import load_frames
+from curate.noisefit import fit_profile
+from curate.noiseprofile import read_profile
 from curate.rawmeta import read_metadata
 
 ISOS = (100, 400, 1600, 6400)
@@ -213,7 +215,7 @@ def test_x_trans_body_calibrated_fitted_checked_and_trained_on_synthetic_shorts(
 
     from capture.simulate import simulate_dataset
     from curate.manifest import write_manifest
-    from curate.noiseprofile import XTRANS_CHANNELS
+    from curate.cfa import XTRANS_KIND
     from curate.scan import scan_dataset
     from test_train_loop import metrics, tiny_config
     from train.loop import train_run
@@ -239,7 +241,7 @@ def test_x_trans_body_calibrated_fitted_checked_and_trained_on_synthetic_shorts(
         assert measured.row_noise_dn == pytest.approx(truth["row_noise_dn"], rel=0.25)
         assert measured.black_level == pytest.approx([1024] * 9, abs=0.5)
     check = json.loads(out.stdout[out.stdout.index("{"):])["check"]
-    assert {d["channel"] for d in check["histogram_distance"]} == set(XTRANS_CHANNELS)
+    assert {d["channel"] for d in check["histogram_distance"]} == set(XTRANS_KIND.channel_names)
     assert check["verdict"] == "pass" and all(0.9 <= row["ratio"] <= 1.1 for row in check["variance"])
     run = train_run(tiny_config(tmp_path / "m.csv", tmp_path / "run", epochs=2, synthetic=str(tmp_path / "p.toml"),
                                 synthetic_fraction=1.0, cache_dir=str(tmp_path / "cache")), progress=False)

@@ -1,4 +1,4 @@
-"""curate.noiseprofile: the fit recovers known noise parameters from generated dark and flat frames."""
+"""curate.noisefit: the fit recovers known noise parameters from generated dark and flat frames."""
 from __future__ import annotations
 
 import json
@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from curate.errors import SidkitError
-from curate.noiseprofile import CalFrame, fit_profile, read_profile, write_profile
+from curate.calframes import CalFrame
+from curate.noisefit import fit_profile
+from curate.noiseprofile import read_profile, write_profile
 
 BLACK = (512, 513, 511, 512)
 WHITE = 16383
@@ -168,17 +170,6 @@ def test_flats_without_darks():
 
 
 # --- X-Trans ---------------------------------------------------------------------------------------
-@pytest.mark.parametrize("cfa", ["RGGB", "BGGR", "XTRANS"])
-def test_planes_are_the_channels_train_packs(cfa):
-    from curate.noiseprofile import black_tile, planes
-    from train.rawpack import RawFrame, black_packed, pack_raw_counts
-
-    mosaic = np.random.default_rng(8).integers(0, 16383, (40, 62), dtype=np.uint16)   # edges past whole tiles
-    packed = pack_raw_counts(RawFrame(mosaic, cfa, [0.0] * 4, 16383.0))
-    assert np.array_equal(np.stack(planes(mosaic, cfa)), packed)
-    assert np.array_equal(black_tile(BLACK, cfa), black_packed(cfa, BLACK))   # the levels train subtracts
-
-
 def test_a_cfa_of_neither_kind_is_one_line_error():
     frames = [CalFrame("a.dng", "dark", 100, 1, CAMERA, "RGBW", [0], 1023, np.zeros((8, 8)))]
     with pytest.raises(SidkitError, match="Bayer .* and X-Trans sensors only"):
@@ -191,7 +182,7 @@ XT_SIZE = (252, 384)          # whole 6x6 tiles
 def xtrans_set(isos=(200, 800), darks=5, levels=(0.03, 0.1, 0.25, 0.5)):
     """Darks and flat pairs of the simulated X-Trans body (capture.sensor.expose)."""
     from capture import sensor
-    from curate.noiseprofile import planes
+    from curate.cfa import pack
 
     body = sensor.PROFILES["sim-xtrans14"]
     h, w = XT_SIZE
@@ -207,7 +198,7 @@ def xtrans_set(isos=(200, 800), darks=5, levels=(0.03, 0.1, 0.25, 0.5)):
     for iso in isos:
         frames += [shot("dark", cap, iso, 1 / 30) for _ in range(darks)]
         probe = sensor.expose(body, card, exposure_s=0.01, iso=iso, fnumber=8, seed=99).astype(float)
-        per_s = (max(p.mean() for p in planes(probe, "XTRANS")) - body.black_level[0]) / 0.01
+        per_s = (max(p.mean() for p in pack(probe, "XTRANS")) - body.black_level[0]) / 0.01
         for level in levels:
             frames += [shot("flat", card, iso, level * span / per_s) for _ in range(2)]
     return body, frames
@@ -221,7 +212,7 @@ def xtrans_fitted():
 
 def test_fit_on_x_trans_frames_recovers_gain_read_and_row_noise(xtrans_fitted):
     from capture import sensor
-    from curate.noiseprofile import XTRANS_CHANNELS
+    from curate.cfa import XTRANS_KIND
 
     body, (profile, findings) = xtrans_fitted
     assert findings == []
@@ -232,16 +223,16 @@ def test_fit_on_x_trans_frames_recovers_gain_read_and_row_noise(xtrans_fitted):
         assert m.read_noise_dn == pytest.approx(truth["read_noise_dn"], rel=0.10), m.iso
         assert m.row_noise_dn == pytest.approx(truth["row_noise_dn"], rel=0.25), m.iso
         assert len(m.black_level) == 9 and m.black_level == pytest.approx([1024] * 9, abs=0.3)   # train's 9 channels
-        assert list(m.channels) == list(XTRANS_CHANNELS)
+        assert list(m.channels) == list(XTRANS_KIND.channel_names)
         assert [c["k_dn_per_e"] for c in m.channels.values()] == pytest.approx([truth["k_dn_per_e"]] * 9, rel=0.08)
         assert 0.0 < m.tukey_lambda < 0.3 and m.darks == 5 and m.flat_pairs == 4
-        assert {p[0] for p in m.flat_points} == set(XTRANS_CHANNELS)
+        assert {p[0] for p in m.flat_points} == set(XTRANS_KIND.channel_names)
 
 
 def test_x_trans_row_noise_is_measured_on_mosaic_rows():
     """Offsets per mosaic row (a packed row mixes three of them) come back as row noise, none of
     them as read noise."""
-    from curate.noiseprofile import dark_stats
+    from curate.noisefit import dark_stats
 
     rng = np.random.default_rng(9)
     h, w = XT_SIZE

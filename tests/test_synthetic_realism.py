@@ -19,7 +19,9 @@ from capture.simulate import simulate_dataset
 from curate.cli import main as curate_main
 from curate.manifest import read_manifest, write_manifest
 from curate.noisecheck import CHECK_RATIO, check_profile, synthesise_counts
-from curate.noiseprofile import fit_profile, load_frames, read_profile, write_profile
+from curate.calframes import load_frames
+from curate.noisefit import fit_profile
+from curate.noiseprofile import read_profile, write_profile
 from curate.scan import scan_dataset
 from train.synthetic import NoiseModel, synthetic_counts
 

@@ -16,9 +16,10 @@ from click.testing import CliRunner
 from PIL import Image
 
 from capture.cli import main as capture_main
-from capture.dng import XTRANS_PATTERN, cfa_tile, write_dng
+from capture.dng import write_dng
 from capture.sensor import PROFILES, expose, true_noise
 from capture.simcamera import SimCamera
+from curate.cfa import XTRANS_LAYOUT, colour_tile
 from curate.errors import SidkitError
 from curate.manifest import read_manifest, write_manifest
 from curate.rawmeta import read_metadata
@@ -48,12 +49,12 @@ def _grey(width, height, level=0.4, seed=1):
 def test_profile_is_a_fuji_x_trans_body_in_the_phase_rawpack_packs():
     assert (XT.name, XT.make, XT.model, XT.serial, XT.bits, XT.white_level) == (
         "sim-xtrans14", "Sidkit", "SIM-XT14", "XT14-0001", 14, 16383)
-    assert XT.cfa == XTRANS_PATTERN == "RBGBRGGGRGGBGGBGGRBRGRBGGGBGGRGGRGGB"
+    assert XT.cfa == XTRANS_LAYOUT == "RBGBRGGGRGGBGGBGGRBRGRBGGGBGGRGGRGGB"
     assert (XT.tile, XT.cfa_name) == (6, "XTRANS") and set(XT.black_level) == {1024}
     assert XT.width % 6 == 0 and XT.height % 6 == 0 and min(XT.width, XT.height) >= rawpack.XTRANS_DEMOSAIC_MIN
     assert [XT.cfa.count(c) for c in "RGB"] == [8, 20, 8]
     # every 3x3 block of the tile has 5 greens, 2 of one colour and 2 of the other (X-Trans)
-    tile = cfa_tile(XT.cfa)
+    tile = colour_tile(XT.cfa)
     for y in (0, 3):
         for x in (0, 3):
             assert sorted(np.bincount(tile[y:y + 3, x:x + 3].ravel(), minlength=3)) == [2, 2, 5]
@@ -67,7 +68,7 @@ def test_profile_is_a_fuji_x_trans_body_in_the_phase_rawpack_packs():
 def test_expose_follows_the_6x6_tile():
     """A flat grey: each photosite's mean is its colour's sensitivity, whatever its place in the tile."""
     mosaic = _grey(*SMALL).astype(float) - 1024
-    tile = cfa_tile(XT.cfa)
+    tile = colour_tile(XT.cfa)
     means = mosaic.reshape(SMALL[1] // 6, 6, SMALL[0] // 6, 6).mean(axis=(0, 2))
     expected = 0.4 * np.asarray(XT.sensitivity)[tile] * 0.95 * XT.full_well_e / XT.gain(100)
     assert means == pytest.approx(expected, rel=0.02)
@@ -80,14 +81,14 @@ def test_dng_reads_back_in_rawpy_exifread_and_curate(tmp_path):
         assert np.array_equal(raw.raw_image_visible, mosaic)
         assert raw.raw_pattern.shape == (6, 6)
         desc = raw.color_desc.decode()
-        assert "".join(desc[i] for i in raw.raw_pattern.ravel()) == XTRANS_PATTERN
+        assert "".join(desc[i] for i in raw.raw_pattern.ravel()) == XTRANS_LAYOUT
         assert list(raw.black_level_per_channel) == [1024] * 4 and raw.white_level == 16383
         assert raw.other.iso_speed == 800 and raw.other.shutter_speed == pytest.approx(1 / 25)
     with open(path, "rb") as handle:
         tags = exifread.process_file(handle, details=False)
     assert tags["EXIF ExposureTime"].values[0] == Fraction(1, 25)
     assert tags["Image CFARepeatPatternDim"].values == [6, 6]
-    assert tags["Image CFAPattern"].values == [int(c) for c in cfa_tile(XTRANS_PATTERN).ravel()]
+    assert tags["Image CFAPattern"].values == [int(c) for c in colour_tile(XTRANS_LAYOUT).ravel()]
     assert tags["Image Tag 0xC619"].values == [1, 1] and tags["Image BlackLevel"].values == [1024]  # RepeatDim 1x1
     meta = read_metadata(path)
     assert (meta.cfa, meta.black_level, meta.white_level) == ("XTRANS", [1024] * 4, 16383)
@@ -208,16 +209,15 @@ def test_x_trans_dataset_scans_validates_trains_evaluates_and_predicts(tmp_path)
 
 
 def _shifted_layout(dy: int, dx: int) -> str:
-    """XTRANS_PATTERN in another phase: the tile a crop starting (dy, dx) pixels earlier sees."""
-    return "".join(np.roll(np.array(list(XTRANS_PATTERN)).reshape(6, 6), (dy, dx), axis=(0, 1)).ravel())
+    """XTRANS_LAYOUT in another phase: the tile a crop starting (dy, dx) pixels earlier sees."""
+    return "".join(np.roll(np.array(list(XTRANS_LAYOUT)).reshape(6, 6), (dy, dx), axis=(0, 1)).ravel())
 
 
 @pytest.mark.parametrize("phase", [(1, 2), (0, 1), (5, 3)])
 def test_x_trans_in_another_phase_packs_pure_colours_aligned_with_its_ground_truth(tmp_path, phase):
     """Fuji bodies differ in where the visible area starts in the tile: packing starts where SID's layout does."""
-    assert rawpack.XTRANS_LAYOUT == XTRANS_PATTERN
     layout = _shifted_layout(*phase)
-    tile = cfa_tile(layout)
+    tile = colour_tile(layout)
     mosaic = (2000 + 3000 * np.tile(tile.astype(np.uint16), (SMALL[1] // 6, SMALL[0] // 6))).astype(np.uint16)
     path = _write(tmp_path / "phase.dng", mosaic, cfa=layout)
     frame = rawpack.read_raw(path)
@@ -235,18 +235,19 @@ def test_x_trans_in_another_phase_packs_pure_colours_aligned_with_its_ground_tru
         baseline = baseline_image(path, frame.black, frame.white, 1.0, packed=counts, cfa="XTRANS")
         assert baseline.shape == truth.shape
         assert np.abs(baseline - truth / 65535)[6:-6, 6:-6].max() < 1e-4  # the border: black beyond the crop
-    from curate.noiseprofile import planes, read_mosaic
+    from curate.calframes import read_mosaic
+    from curate.cfa import pack
 
     calibration = read_mosaic(path)               # curate's noise profiles start where packing does
     assert np.array_equal(calibration, mosaic[oy:, ox:])
-    assert [np.unique(p).tolist() for p in planes(calibration, "XTRANS")] == [[int(v)] for v in packed[:, 0, 0]]
+    assert [np.unique(p).tolist() for p in pack(calibration, "XTRANS")] == [[int(v)] for v in packed[:, 0, 0]]
 
 
 def test_a_6x6_filter_that_is_no_x_trans_layout_is_refused_in_one_line(tmp_path):
     path = _write(tmp_path / "odd.dng", _grey(*SMALL), cfa="R" * 8 + "G" * 20 + "B" * 8)
     with pytest.raises(SidkitError, match="odd.dng: its 6x6 colour filter is no X-Trans layout"):
         rawpack.read_raw(path)
-    from curate.noiseprofile import read_mosaic
+    from curate.calframes import read_mosaic
 
     with pytest.raises(SidkitError, match="odd.dng: its 6x6 colour filter is no X-Trans layout"):
         read_mosaic(path)

@@ -1,10 +1,9 @@
-"""Raw decoding and packing: a CFA mosaic into channels in one canonical order, plus the ground truth.
+"""Raw decoding for training: a raw file's mosaic packed into channels (curate.cfa's canonical order,
+from its packing origin), the network's input, and the ground truth.
 
-Bayer (any of RGGB, BGGR, GRBG, GBRG) packs into 4 channels (R, G_r, B, G_b) at half size, G_r
-being the green in red's row; X-Trans packs into 9 channels at a third of the size exactly as the
-original SID Fuji code does. The ground truth is the long exposure through rawpy's postprocess with
-camera white balance, no auto brightness, 16 bits (the original's settings), orientation left as
-stored (``user_flip=0``) so that it stays aligned with the mosaic.
+The ground truth is the long exposure through rawpy's postprocess with camera white balance, no auto
+brightness, 16 bits (the original's settings), orientation left as stored (``user_flip=0``) so that it
+stays aligned with the mosaic.
 """
 from __future__ import annotations
 
@@ -15,10 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from curate.cfa import XTRANS, XTRANS_LAYOUT, XTRANS_OFFSETS, packing_origin
+from curate import cfa as sensor
+from curate.cfa import XTRANS, black_packed, raw_origin, tile_size
+from curate.cfa import scale  # noqa: F401  (read as rawpack.scale by train/dataset.py and train/synthetic.py)
 from curate.errors import SidkitError
-
-BAYER_ORDER = ("R", "Gr", "B", "Gb")   # canonical packed channel order
 
 _POLICY = re.compile(r"^(exif|cap:(?P<cap>\d+(\.\d+)?)|fixed:(?P<fixed>\d+(\.\d+)?))$")
 
@@ -33,29 +32,6 @@ class RawFrame:
     origin: tuple[int, int] = (0, 0)  # X-Trans: the (row, column) where packing starts (XTRANS_LAYOUT's phase)
 
 
-def tile_size(cfa: str) -> int:
-    """2 for Bayer, 6 for X-Trans; SidkitError for anything else."""
-    if cfa == XTRANS:
-        return 6
-    if len(cfa) == 4 and sorted(cfa) == ["B", "G", "G", "R"]:
-        return 2
-    raise SidkitError(f"unsupported CFA pattern {cfa!r}: expected RGGB, BGGR, GRBG, GBRG or XTRANS; "
-                      "fix the manifest's cfa column or re-scan")
-
-
-def scale(cfa: str) -> int:
-    """Output pixels per packed pixel along each axis: 2 for Bayer, 3 for X-Trans."""
-    return 3 if tile_size(cfa) == 6 else 2
-
-
-def bayer_positions(cfa: str) -> list[int]:
-    """For each canonical channel (R, G_r, B, G_b), its position (0..3, row-major) in the 2x2 tile."""
-    tile_size(cfa)
-    r, b = cfa.index("R"), cfa.index("B")
-    green_in_row = lambda pos: (pos // 2) * 2 + (1 - pos % 2)  # the other pixel of the same row
-    return [r, green_in_row(r), b, green_in_row(b)]
-
-
 # Ground truth as the original SID code renders it (user_flip=0 keeps it aligned with the mosaic).
 POSTPROCESS = dict(use_camera_wb=True, half_size=False, no_auto_bright=True, output_bps=16, user_flip=0)
 # LibRaw's X-Trans demosaic (Markesteijn) refuses images under one 512-pixel tile a side
@@ -65,7 +41,7 @@ XTRANS_DEMOSAIC_MIN = 512
 
 def postprocess_settings(raw) -> dict:
     """POSTPROCESS for this open raw: X-Trans under XTRANS_DEMOSAIC_MIN pixels a side demosaics linearly."""
-    if raw.raw_pattern is not None and raw.raw_pattern.shape == (6, 6) and \
+    if raw.raw_pattern is not None and sensor.pattern_name(raw.raw_pattern, raw.color_desc.decode()) == XTRANS and \
             min(raw.sizes.width, raw.sizes.height) < XTRANS_DEMOSAIC_MIN:
         import rawpy
 
@@ -94,16 +70,13 @@ def read_raw(path: str | os.PathLike, cfa: str | None = None, black=None, white:
     """Decode ``path`` with rawpy. Levels given (the manifest's) win over the file's own."""
     with open_cfa_raw(path) as raw:
         mosaic = raw.raw_image_visible.astype(np.uint16, copy=True)
-        colours = raw.raw_colors_visible
-        desc = raw.color_desc.decode()
-        file_cfa = _cfa_of(raw.raw_pattern, colours, desc, path)
+        file_cfa = _cfa_of(raw, path)
         if cfa is not None and cfa != file_cfa:
             raise SidkitError(f"{path}: the manifest says CFA {cfa} but the file is {file_cfa}; "
                               "re-scan the dataset with `curate scan`")
         origin = raw_origin(raw, path)
         if black is None:
-            per_colour = raw.black_level_per_channel
-            black = [float(per_colour[c]) for c in colours[:2, :2].ravel()]
+            black = sensor.position_black(raw.black_level_per_channel, raw.raw_pattern)
         white = float(raw.white_level if white is None else white)
     black = [float(v) for v in black]
     if len(black) not in (1, 4):
@@ -115,68 +88,25 @@ def read_raw(path: str | os.PathLike, cfa: str | None = None, black=None, white:
     return RawFrame(mosaic, file_cfa, black * 4 if len(black) == 1 else black, white, origin)
 
 
-def raw_origin(raw, path) -> tuple[int, int]:
-    """Where packing starts in an open raw's visible mosaic: (0, 0) for Bayer; for X-Trans the first
-    (row, column) from which the colours follow XTRANS_LAYOUT; SidkitError if they never do."""
-    origin = packing_origin(raw)
-    if origin is None:
-        raise SidkitError(f"{path}: its 6x6 colour filter is no X-Trans layout that train packs "
-                          f"({XTRANS_LAYOUT} in any phase); this camera is not supported")
-    return origin
-
-
-def _cfa_of(pattern: np.ndarray, colours: np.ndarray, desc: str, path) -> str:
-    if pattern.shape == (6, 6):
-        return XTRANS
-    letters = "".join(desc[c] for c in colours[:2, :2].ravel())
-    try:
-        tile_size(letters)
-    except SidkitError:
-        raise SidkitError(f"{path}: unsupported colour filter {letters!r} (only RGB Bayer and X-Trans)") from None
-    return letters
+def _cfa_of(raw, path) -> str:
+    """The pattern's name (curate.cfa.pattern_name); SidkitError for a colour filter train cannot pack."""
+    name = sensor.pattern_name(raw.raw_pattern, raw.color_desc.decode())
+    if sensor.kind_of(name) is None:
+        raise SidkitError(f"{path}: unsupported colour filter {name!r} (only RGB Bayer and X-Trans)")
+    return name
 
 
 def pack_raw_counts(frame: RawFrame) -> np.ndarray:
-    """The mosaic gathered into canonical channels, still in raw counts: uint16 (C, h, w)."""
-    m = frame.mosaic[frame.origin[0]:, frame.origin[1]:]
-    t = tile_size(frame.cfa)
-    m = m[: m.shape[0] // t * t, : m.shape[1] // t * t]
-    if t == 2:
-        return np.stack([m[p // 2::2, p % 2::2] for p in bayer_positions(frame.cfa)])
-    h, w = m.shape
-    out = np.empty((9, h // 3, w // 3), dtype=m.dtype)
-    for channel, offsets in enumerate(XTRANS_OFFSETS):
-        for block, (dy, dx) in enumerate(offsets):
-            out[channel, block // 2::2, block % 2::2] = m[dy::6, dx::6]
-    return out
+    """The mosaic gathered into canonical channels from its origin, still in raw counts: uint16 (C, h, w)."""
+    return sensor.pack(frame.mosaic[frame.origin[0]:, frame.origin[1]:], frame.cfa)
 
 
 def unpack_raw_counts(packed: np.ndarray, cfa: str, mosaic: np.ndarray,
                       origin: tuple[int, int] = (0, 0)) -> np.ndarray:
-    """The inverse of pack_raw_counts: ``packed`` (C, h, w) written into ``mosaic`` (H x W,
-    in place, from ``origin`` on (RawFrame.origin); the rows and columns outside whole CFA tiles
-    are left as they are)."""
-    t = tile_size(cfa)
-    whole, mosaic = mosaic, mosaic[origin[0]:, origin[1]:]
-    if t == 2:
-        for channel, p in enumerate(bayer_positions(cfa)):
-            mosaic[p // 2: packed.shape[1] * 2: 2, p % 2: packed.shape[2] * 2: 2] = packed[channel]
-        return whole
-    for channel, offsets in enumerate(XTRANS_OFFSETS):
-        for block, (dy, dx) in enumerate(offsets):
-            mosaic[dy: packed.shape[1] * 3: 6, dx: packed.shape[2] * 3: 6] = packed[channel, block // 2::2, block % 2::2]
-    return whole
-
-
-def black_packed(cfa: str, black) -> np.ndarray:
-    """The black level of each packed channel, float32 (C,), from levels per 2x2 tile position.
-
-    X-Trans uses their mean (Fuji bodies report one level)."""
-    black = [float(v) for v in black]
-    black = black * 4 if len(black) == 1 else black
-    if tile_size(cfa) == 6:
-        return np.full(9, np.mean(black), dtype=np.float32)
-    return np.array([black[p] for p in bayer_positions(cfa)], dtype=np.float32)
+    """The inverse of pack_raw_counts: ``packed`` (C, h, w) written into ``mosaic`` (H x W, in place,
+    from ``origin`` on (RawFrame.origin); the rows and columns outside whole CFA tiles are left as they are)."""
+    sensor.unpack(packed, cfa, mosaic[origin[0]:, origin[1]:])
+    return mosaic
 
 
 def network_input(counts, black, white: float, gain: float = 1.0):
@@ -224,7 +154,7 @@ def ground_truth(path: str | os.PathLike) -> np.ndarray:
     """The long exposure rendered as SID does: uint16 (H, W, 3), exactly ``scale`` x the packed size."""
     with open_cfa_raw(path) as raw:
         h, w = raw.raw_image_visible.shape
-        t = tile_size(_cfa_of(raw.raw_pattern, raw.raw_colors_visible, raw.color_desc.decode(), path))
+        t = tile_size(_cfa_of(raw, path))
         (oy, ox), rgb = raw_origin(raw, path), raw.postprocess(**postprocess_settings(raw))
     rows, cols = (h - oy) // t * t, (w - ox) // t * t
     if rgb.shape[0] < oy + rows or rgb.shape[1] < ox + cols:
