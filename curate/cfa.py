@@ -204,6 +204,17 @@ def black_packed(cfa: str, black, dtype=np.float32) -> np.ndarray:
     return np.array([black[p] for p in bayer_positions(cfa)], dtype=dtype)
 
 
+def mosaic_black(black, raw) -> np.ndarray:
+    """The black level under each photosite of an open rawpy raw's visible image (float32, broadcastable
+    to it) from levels per 2x2 position: tiled over a Bayer mosaic; their mean (one level) for X-Trans,
+    whose bodies report one, and for a demosaiced raw."""
+    counts, pattern = raw.raw_image_visible, raw.raw_pattern
+    if counts.ndim == 2 and pattern is not None and np.shape(pattern) != (6, 6) and len(black) == 4:
+        h, w = counts.shape
+        return np.tile(np.asarray(black, np.float32).reshape(2, 2), (h // 2 + 1, w // 2 + 1))[:h, :w]
+    return np.float32(np.mean(black))
+
+
 # --- where packing starts --------------------------------------------------------------------------
 def xtrans_origin(tile: str) -> tuple[int, int] | None:
     """The first (row, column) of a 6x6 tile (36 letters, row by row, as the file's top-left corner

@@ -7,7 +7,7 @@ import numpy as np
 from click.testing import CliRunner
 
 from curate.cachedir import cache_root
-from curate.report import cache_dir as thumbs_dir
+from curate.thumbs import cache_dir as thumbs_dir
 from train.cache import cache_usage, clear_cache, default_cache_dir
 from train.cli import main
 from train.config import RunConfig, load_config

@@ -216,7 +216,7 @@ def test_output_names_are_one_per_pair_id():
 
 def test_eval_writes_one_image_per_pair_and_the_report_links_the_right_one(tiny_run, tiny_manifest, tmp_path):
     """Pair ids a/b, a_b and a:b all wrote outputs/a_b.png; the last one won and the page showed it thrice."""
-    from curate.report import data_uri
+    from curate.thumbs import data_uri
     from train.evaluate import evaluate
     from train.report import build_report, read_run
 

@@ -16,7 +16,8 @@ from PIL import Image
 from curate.cli import main as curate_main
 from curate.errors import SidkitError
 from curate.manifest import read_manifest, write_manifest
-from curate.report import build_report as dataset_report, cache_dir, histogram_svg, load_findings
+from curate.report import build_report as dataset_report, histogram_svg, load_findings
+from curate.thumbs import cache_dir
 from curate.scan import scan_dataset
 from curate.validate import validate_manifest
 from test_train_loop import tiny_config
@@ -155,12 +156,12 @@ def test_a_longs_only_page_shows_each_long_once_without_ratios(sim_dataset, tmp_
 def test_thumbnails_come_from_the_cache_the_second_time(dataset_manifest, tmp_path, thumbs_cache, monkeypatch):
     dataset_report(dataset_manifest, tmp_path / "a.html", [])
     assert cache_dir() == thumbs_cache
-    import curate.report as report
+    import curate.thumbs as thumbs
 
     def no_decoding(*args, **kwargs):
         raise AssertionError("read a raw although its thumbnail and checksum are cached")
 
-    monkeypatch.setattr(report, "render_small", no_decoding)
+    monkeypatch.setattr(thumbs, "render_small", no_decoding)
     monkeypatch.setattr("curate.rawmeta.sha256_file", no_decoding)   # checksums remembered by size and mtime
     dataset_report(dataset_manifest, tmp_path / "b.html", [])
     assert (tmp_path / "a.html").read_text() == (tmp_path / "b.html").read_text()
@@ -178,7 +179,7 @@ def test_a_pool_of_workers_renders_the_same_page(dataset_manifest, tmp_path):
 
 def test_short_thumbnail_is_amplified_to_the_long_s_brightness(dataset_manifest):
     from curate.manifest import black_levels, resolve
-    from curate.report import render_small
+    from curate.thumbs import render_small
 
     df = read_manifest(dataset_manifest)
     row = df[df["ratio"].astype(float) > 100].iloc[0]
