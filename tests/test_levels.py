@@ -13,7 +13,7 @@ from click.testing import CliRunner
 import fuzzcorpus
 from curate.cli import main
 from curate.manifest import COLUMNS, read_manifest, write_manifest
-from curate.pixelchecks import bayer_green_mask, level_findings, summarise_mosaic
+from curate.pixelframe import bayer_green_mask, level_findings, summarise_mosaic
 from curate.rawmeta import read_metadata, sha256_file
 from curate.validate import validate_manifest
 

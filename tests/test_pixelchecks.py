@@ -15,8 +15,8 @@ from capture.simulate import DEFECT_LIGHT, DEFECT_SHIFT, simulate_dataset
 from curate.capturelog import read_log
 from curate.exposure import true_exposure
 from curate.findings import Finding
-from curate.pixelchecks import (PixelThresholds, bayer_green_mask, check_pair_pixels, expected_ratio,
-                                measure_pair, summarise_mosaic)
+from curate.pixelchecks import check_pair_pixels, expected_ratio, measure_pair
+from curate.pixelframe import PixelThresholds, bayer_green_mask, summarise_mosaic
 
 WHEN = datetime(2025, 11, 1, 20, 0, tzinfo=timezone.utc)
 SIZE = (256, 192)
