@@ -6,15 +6,15 @@ import sys
 from pathlib import Path
 
 import click
-from rich.table import Table
 
 from . import findings as findings_mod
 from .clitools import CONTEXT, fail, progress_bar, reports_errors, stderr, stdout
 from .errors import SidkitError
-from .exposure import RATIO_MAX, RATIO_MIN, format_exposure
+from .exposure import RATIO_MAX, RATIO_MIN
 from .atomic import file_lock
 from .manifest import is_longs_only, read_manifest, write_manifest
 from .rawfile import shown
+from .inspection import file_dict, meta_table
 from .rawmeta import inspect_file
 from .carddump import SCENE_GAP_S, scenes_table, shot_dict
 from .scan import read_labels, scan_dataset, scan_scenes
@@ -209,7 +209,7 @@ def inspect(files, fmt):
     else:
         for meta, _ in reports:
             if meta is not None:
-                _print_meta(meta)
+                stdout.print(meta_table(meta))     # disagreements and problems are in the findings table
         if found:
             stdout.print(findings_mod.findings_table(found, "inspect"))
         errors = sum(f.severity == "error" for f in found)
@@ -217,48 +217,6 @@ def inspect(files, fmt):
                      f"{errors} error(s)")
     if any(f.severity == "error" for f in found):
         sys.exit(1)
-
-
-def _print_meta(meta) -> None:
-    table = Table(title=shown(meta.path))
-    for column in ("field", "value", "source"):
-        table.add_column(column)
-    for name, value in meta_dict(meta).items():
-        if name not in ("path", "sources", "disagreements", "has_pixels", "sha256", "pixel_problem", "bits_problem"):
-            table.add_row(name, as_written(value), meta.sources.get(name, ""))
-    stdout.print(table)                    # disagreements and problems are in the findings table below
-
-
-def as_written(value) -> str:
-    """A value as a person writes it: 100 not 100.0, '126 126 126 126' not a list, '-' for none."""
-    if value is None or value == {} or value == "":
-        return "-"
-    if isinstance(value, float):
-        return f"{value:g}"
-    if isinstance(value, (list, tuple)):
-        return " ".join(as_written(v) for v in value)
-    if isinstance(value, dict):
-        return ", ".join(f"{k}: {as_written(v)}" for k, v in value.items())
-    return str(value)
-
-
-def meta_dict(meta) -> dict:
-    """A RawMeta as JSON-ready values; `pixel_data` is present, missing or unknown (not checked)."""
-    from dataclasses import asdict
-
-    data = asdict(meta)
-    data["path"] = shown(meta.path)
-    data["exposure_s"] = format_exposure(meta.exposure_s) if meta.exposure_s else None
-    data["pixel_data"] = ("missing" if meta.pixel_problem or meta.has_pixels is False
-                          else "present" if meta.has_pixels else "unknown")
-    return data
-
-
-def file_dict(path, meta, findings) -> dict:
-    """One file of `curate inspect --format json`: its metadata (when readable) and its findings."""
-    data = meta_dict(meta) if meta is not None else {"path": shown(path), "pixel_data": "unknown"}
-    data["findings"] = [f.to_dict() for f in findings]
-    return data
 
 
 @main.command(context_settings=CONTEXT)
@@ -399,38 +357,24 @@ def noise_profile(cal, output, fmt, camera, check_manifest, check_pairs):
     curate noise-profile ~/calibration/eos90d -o profiles/eos90d.toml --format json
     curate noise-profile cal -o profiles/sim.toml --check manifests/sim.csv
     """
-    from .noisecheck import check_profile, check_summary, write_check_plot
-    from .calframes import load_frames
-    from .noisefit import fit_profile, plot_path, write_plot
-    from .noiseprofile import write_profile
+    from .noisecheck import check_profile, check_summary, check_table, write_check_plot
+    from .noisefit import write_noise_profile
+    from .noiseprofile import profile_table
 
     manifest = read_manifest(check_manifest) if check_manifest else None
-
-    frames, found = load_frames(cal)
-    profile, more = fit_profile(frames, camera=camera) if frames else (None, [])
-    found += more
+    profile, plot, found = write_noise_profile(cal, output, camera)
     if found:
         stderr.print(findings_mod.findings_table(found, f"noise-profile {cal}"))
-    if profile is None or findings_mod.has_errors(found):
+    if profile is None:
         raise SidkitError(f"{cal}: no profile written ({sum(f.severity == 'error' for f in found)} error(s) "
                           "above); shoot the frames named there again")
-    write_profile(profile, output, "json" if output.suffix == ".json" else "toml")
-    plot = write_plot(profile, plot_path(output))
     check = check_profile(profile, manifest, pairs=check_pairs) if manifest is not None else None
     if check:
         write_check_plot(check, output.with_name(output.stem + "-check.png"))
     if fmt == "json":
         click.echo(json.dumps({**profile.to_dict(), **({"check": check} if check else {})}, indent=2))
     else:
-        table = Table(title=f"{profile.camera} ({profile.cfa})")
-        for column in ("ISO", "K (DN/e-)", "read noise (DN)", "row noise (DN)", "Tukey lambda", "black level",
-                       "darks", "flat pairs"):
-            table.add_column(column)
-        for i in profile.isos:
-            table.add_row(f"{i.iso:g}", f"{i.k_dn_per_e:.4g}", f"{i.read_noise_dn:.3f}", f"{i.row_noise_dn:.3f}",
-                          f"{i.tukey_lambda:.3f}", " ".join(f"{v:.1f}" for v in i.black_level), str(i.darks),
-                          str(i.flat_pairs))
-        stdout.print(table)
+        stdout.print(profile_table(profile))
         if check:
             stdout.print(check_table(check))
     stderr.print(f"wrote {output} and {plot}")
@@ -438,19 +382,6 @@ def noise_profile(cal, output, fmt, camera, check_manifest, check_pairs):
         stderr.print(f"check against {check_manifest}: {check_summary(check)}", highlight=False)
         if check["verdict"] != "pass":
             raise SystemExit(1)
-
-
-def check_table(check: dict) -> Table:
-    distances = ", ".join(f"ISO {d['iso']:g} {d['channel']} {d['distance']:.3f}" for d in check["histogram_distance"])
-    table = Table(title=f"Synthetic vs real shorts, {check['pairs']} pairs: {check['verdict'].upper()} "
-                        f"(histogram distance: {distances})")
-    for column in ("ISO", "channel", "signal (DN)", "pixels", "real variance", "synthetic variance", "synthetic / real"):
-        table.add_column(column)
-    for r in check["variance"]:
-        mark = "" if r["pass"] else " [red]outside 0.9-1.1[/red]"
-        table.add_row(f"{r['iso']:g}", r["channel"], f"{r['signal_dn']:.1f}", str(r["pixels"]),
-                      f"{r['real_variance']:.2f}", f"{r['synthetic_variance']:.2f}", f"{r['ratio']:.3f}{mark}")
-    return table
 
 
 if __name__ == "__main__":

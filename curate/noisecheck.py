@@ -150,3 +150,19 @@ def write_check_plot(check: dict, path: Path) -> Path:
         fig.savefig(handle, format="png")
     plt.close(fig)
     return Path(path)
+
+
+def check_table(check: dict):
+    """The check as a rich table: each signal bin's variances and their ratio, failing ones marked."""
+    from rich.table import Table
+
+    distances = ", ".join(f"ISO {d['iso']:g} {d['channel']} {d['distance']:.3f}" for d in check["histogram_distance"])
+    table = Table(title=f"Synthetic vs real shorts, {check['pairs']} pairs: {check['verdict'].upper()} "
+                        f"(histogram distance: {distances})")
+    for column in ("ISO", "channel", "signal (DN)", "pixels", "real variance", "synthetic variance", "synthetic / real"):
+        table.add_column(column)
+    for r in check["variance"]:
+        mark = "" if r["pass"] else f" [red]outside {CHECK_RATIO[0]:g}-{CHECK_RATIO[1]:g}[/red]"
+        table.add_row(f"{r['iso']:g}", r["channel"], f"{r['signal_dn']:.1f}", str(r["pixels"]),
+                      f"{r['real_variance']:.2f}", f"{r['synthetic_variance']:.2f}", f"{r['ratio']:.3f}{mark}")
+    return table

@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from . import cfa as sensor
-from .calframes import CalFrame
+from .calframes import CalFrame, load_frames
 from .errors import SidkitError
-from .findings import Finding
-from .noiseprofile import IsoNoise, NoiseProfile, cross_iso_fit, fit_line, profile_kind
+from .findings import Finding, has_errors
+from .noiseprofile import IsoNoise, NoiseProfile, cross_iso_fit, fit_line, profile_kind, write_profile
 
 QUANTISATION_VAR = 1.0 / 12.0          # rounding to whole DN
 SATURATED_FRACTION = 0.001             # a flat with more pixels than this at white is saturated
@@ -73,6 +73,20 @@ def photon_transfer(a: np.ndarray, b: np.ndarray, cfa: str, black: np.ndarray) -
 
 
 # --- the fit -----------------------------------------------------------------------------------
+def write_noise_profile(cal: Path, output: Path, camera: str | None = None
+                        ) -> tuple[NoiseProfile | None, Path | None, list[Finding]]:
+    """Fit the calibration frames of folder ``cal`` (curate.calframes) and write the profile to ``output``
+    (JSON when its name ends in .json, else TOML) and its photon-transfer plot beside it: (profile, plot,
+    findings); (None, None, findings) and nothing written when no ISO could be fitted or a finding is an error."""
+    frames, found = load_frames(cal)
+    profile, more = fit_profile(frames, camera=camera) if frames else (None, [])
+    found += more
+    if profile is None or has_errors(found):
+        return None, None, found
+    write_profile(profile, output, "json" if Path(output).suffix == ".json" else "toml")
+    return profile, write_plot(profile, plot_path(output)), found
+
+
 def fit_profile(frames: list[CalFrame], camera: str | None = None, seed: int = 0
                 ) -> tuple[NoiseProfile | None, list[Finding]]:
     """Fit every ISO that has darks and two or more usable flat levels; findings for the rest."""

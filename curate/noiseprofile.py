@@ -183,6 +183,21 @@ def profile_problem(profile: NoiseProfile) -> str | None:
     return None
 
 
+def profile_table(profile: NoiseProfile):
+    """The profile as a rich table, one row per ISO."""
+    from rich.table import Table
+
+    table = Table(title=f"{profile.camera} ({profile.cfa})")
+    for column in ("ISO", "K (DN/e-)", "read noise (DN)", "row noise (DN)", "Tukey lambda", "black level",
+                   "darks", "flat pairs"):
+        table.add_column(column)
+    for i in profile.isos:
+        table.add_row(f"{i.iso:g}", f"{i.k_dn_per_e:.4g}", f"{i.read_noise_dn:.3f}", f"{i.row_noise_dn:.3f}",
+                      f"{i.tukey_lambda:.3f}", " ".join(f"{v:.1f}" for v in i.black_level), str(i.darks),
+                      str(i.flat_pairs))
+    return table
+
+
 def profile_kind(cfa: str) -> Kind:
     """curate.cfa's kind of ``cfa``; a SidkitError for a pattern noise profiles cannot measure."""
     found = kind_of(cfa)
