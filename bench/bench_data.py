@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from capture.simulate import simulate_dataset
+from curate import cfa
 from curate.manifest import read_manifest, resolve, write_manifest
 from curate.scan import scan_dataset
 from train import rawpack
@@ -29,8 +30,8 @@ def decode_pair(manifest, row, policy: str) -> Pair:
     black, white = [float(v) for v in row.black_level.split()], float(row.white_level)
     frame = rawpack.read_raw(resolve(manifest, row.short_path), row.cfa, black, white)
     return Pair(rawpack.pack_raw_counts(frame), rawpack.ground_truth(resolve(manifest, row.long_path)),
-                rawpack.black_packed(frame.cfa, frame.black), white, rawpack.amplification(row.ratio, policy),
-                rawpack.scale(row.cfa))
+                cfa.black_packed(frame.cfa, frame.black), white, rawpack.amplification(row.ratio, policy),
+                cfa.scale(row.cfa))
 
 
 def main() -> None:
