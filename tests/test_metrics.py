@@ -78,3 +78,30 @@ def test_float32_images_score_as_float64_ones():
     p32, t32 = pred.astype(np.float32), target.astype(np.float32)
     assert ssim(p32, t32) == pytest.approx(ssim(p32.astype(np.float64), t32.astype(np.float64)), abs=1e-7)
     assert psnr(p32, t32) == pytest.approx(psnr(p32.astype(np.float64), t32.astype(np.float64)), abs=1e-5)
+
+
+@pytest.mark.parametrize("strip_pixels", [40, 333, 1 << 21])
+def test_scores_in_strips_are_the_whole_image_scores(monkeypatch, strip_pixels):
+    """Strips of a few rows (each reading the rows SSIM's window reaches) give the whole-image
+    numbers: the hand computation, and scikit-image on the image at once."""
+    from skimage.metrics import structural_similarity
+
+    pred, target = pair(seed=3, size=61)
+    whole = structural_similarity(pred, target, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+                                  data_range=1.0, channel_axis=-1)
+    monkeypatch.setattr("train.metrics.STRIP_PIXELS", strip_pixels)
+    assert ssim(pred, target) == pytest.approx(ssim_by_hand(pred, target), abs=1e-12)
+    assert ssim(pred, target) == pytest.approx(whole, abs=1e-12)
+    assert psnr(pred, target) == pytest.approx(10 * math.log10(1 / np.mean((pred - target) ** 2)), abs=1e-9)
+
+
+def test_uint16_images_score_as_value_over_65535(monkeypatch):
+    """A ground truth as rawpy renders it (uint16) scores as the float image it stands for."""
+    monkeypatch.setattr("train.metrics.STRIP_PIXELS", 200)
+    pred, target = pair(seed=4, size=40)
+    target16 = np.round(target * 65535).astype(np.uint16)
+    as_float = (target16.astype(np.float32) / np.float32(65535)).astype(np.float32)
+    p32 = pred.astype(np.float32)
+    assert ssim(p32, target16) == pytest.approx(ssim(p32, as_float), abs=1e-7)
+    assert psnr(p32, target16) == pytest.approx(psnr(p32, as_float), abs=1e-6)
+    assert psnr(target16, target16) == math.inf

@@ -27,12 +27,16 @@ def brute_force_ssim(a, b, sigma=1.5, radius=5):
     return out.mean()
 
 
-def test_ssim_is_matlabs_volume_ssim():
+@pytest.mark.parametrize("strip_pixels", [1, 30, 1 << 21])
+def test_ssim_is_matlabs_volume_ssim(monkeypatch, strip_pixels):
+    """Also when scored a strip of rows at a time (down to one row plus the window's reach)."""
+    monkeypatch.setattr("train.metrics.STRIP_PIXELS", strip_pixels)
     rng = np.random.default_rng(0)
     a = rng.integers(0, 256, (14, 12, 3), dtype=np.uint8)
     b = np.clip(a.astype(int) + rng.integers(-40, 40, a.shape), 0, 255).astype(np.uint8)
     assert sidprotocol.ssim(a, b) == pytest.approx(brute_force_ssim(a, b), abs=1e-12)
     assert sidprotocol.ssim(a, a) == pytest.approx(1.0)
+    assert sidprotocol.psnr(a, b) == pytest.approx(10 * math.log10(255 ** 2 / np.mean((a - b.astype(float)) ** 2)))
 
 
 def test_volume_ssim_differs_from_per_channel_ssim():
@@ -48,6 +52,8 @@ def test_volume_ssim_differs_from_per_channel_ssim():
 def test_quantisation_rounds_half_up_and_clips():
     x = np.array([-0.2, 0.0, 0.5 / 255, 0.49 / 255, 1.0, 1.7])
     assert sidprotocol.to_8bit(x).tolist() == [0, 0, 1, 0, 255, 255]
+    levels = np.array([0, 128, 129, 385, 65535], np.uint16)          # uint16: value / 65535 first
+    assert sidprotocol.to_8bit(levels).tolist() == [0, 0, 1, 1, 255]
 
 
 def test_psnr_on_0_255():

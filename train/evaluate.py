@@ -69,14 +69,15 @@ def read_input(df: pd.DataFrame, row, policy: str) -> tuple[np.ndarray, float]:
 
 
 def read_truth(df: pd.DataFrame, row) -> np.ndarray:
-    """The long exposure's rendering as float32 H x W x 3 in [0, 1]."""
-    truth = rawpack.ground_truth(verify_checksum(resolve(df, row.long_path), row.long_sha256))
-    return truth.astype(np.float32) / 65535.0
+    """The long exposure's rendering, uint16 H x W x 3 as rawpy gives it (train.metrics scores it as
+    value / 65535: no full-size float copy of a 32.5 MP frame)."""
+    return rawpack.ground_truth(verify_checksum(resolve(df, row.long_path), row.long_sha256))
 
 
 def baseline_image(path: str | os.PathLike, black: list[float], white: float, gain: float, *,
                    packed: np.ndarray | None = None, cfa: str | None = None) -> np.ndarray:
-    """The short exposure with its counts above black scaled by ``gain``, rendered like the truth.
+    """The short exposure with its counts above black scaled by ``gain``, rendered like the truth
+    (uint16 H x W x 3).
 
     ``packed``: raw counts as rawpack.pack_raw_counts gathers them (of CFA ``cfa``), e.g. a synthetic
     short, put in place of the counts of ``path`` (the file whose mosaic and colours render them)."""
@@ -96,7 +97,7 @@ def baseline_image(path: str | os.PathLike, black: list[float], white: float, ga
         scaled = level + np.maximum(source - level, 0) * np.float32(gain)
         counts[...] = np.clip(scaled, 0, white).astype(np.uint16)
         rgb = raw.postprocess(**rawpack.postprocess_settings(raw))
-    return rgb[oy: oy + (h - oy) // t * t, ox: ox + (w - ox) // t * t].astype(np.float32) / 65535.0
+    return np.ascontiguousarray(rgb[oy: oy + (h - oy) // t * t, ox: ox + (w - ox) // t * t])
 
 
 @torch.no_grad()
@@ -191,7 +192,7 @@ def cache_loader(cache) -> Loader:
         gain = rawpack.amplification(row.ratio, policy)
         truth = cache.truth(resolve(df, row.long_path), row.long_sha256)
         x = rawpack.network_input(counts, rawpack.black_packed(row.cfa, black), white, gain)
-        return x, truth.astype(np.float32) / 65535.0, gain
+        return x, truth, gain
     return load
 
 
@@ -215,14 +216,14 @@ class SyntheticLoader:
         return {"kind": "synthetic", "profile": self.profile, "ratio": self.ratio, "k": self.k}
 
     def short_counts(self, df: pd.DataFrame, row) -> tuple[np.ndarray, np.ndarray]:
-        """(the synthetic short's packed raw counts, float32 (C, h, w); the long's truth, H x W x 3 in [0, 1])."""
+        """(the synthetic short's packed raw counts, float32 (C, h, w); the long's truth, uint16 H x W x 3)."""
         from .synthetic import row_generator, synthetic_counts
 
         black, white = black_levels(row.black_level), float(row.white_level)
         path = resolve(df, row.long_path)
         if self.cache is not None:
             counts = self.cache.packed(path, row.long_sha256, row.cfa, black, white)
-            truth = self.cache.truth(path, row.long_sha256).astype(np.float32) / 65535.0
+            truth = self.cache.truth(path, row.long_sha256)
         else:
             counts = rawpack.pack_raw_counts(rawpack.read_raw(verify_checksum(path, row.long_sha256), row.cfa,
                                                               black, white))

@@ -5,7 +5,8 @@ import math
 
 import numpy as np
 
-Panel = tuple[np.ndarray, str, "dict[str, float] | None"]   # image (H x W x 3 in [0, 1]), label, scores
+Panel = tuple[np.ndarray, str, "dict[str, float] | None"]   # image (H x W x 3, [0, 1] or uint16), label, scores
+PANEL_MAX_WIDTH = 2048      # wider panels (a 32.5 MP frame is 6960 wide) are shrunk by a whole factor
 
 
 def panel_label(label: str, scores: dict[str, float] | None) -> str:
@@ -21,10 +22,17 @@ def labelled_sheet(panels: list[Panel], gap: int = 4) -> np.ndarray:
     """Panels side by side (heights padded to the tallest), each with a dark band above holding its
     label; returns H x W x 3 float32 in [0, 1], ready for evaluate.save_png.
 
-    The font (Pillow's default, scalable) grows with the panel width so labels stay readable.
+    Panels wider than PANEL_MAX_WIDTH are averaged down by the smallest whole factor that fits (the
+    full-size output is saved beside the sheet). The font (Pillow's default, scalable) grows with
+    the panel width so labels stay readable.
     """
     from PIL import Image, ImageDraw, ImageFont
 
+    from .sidprotocol import to_8bit
+
+    factor = max(-(-image.shape[1] // PANEL_MAX_WIDTH) for image, _, _ in panels)
+    panels = [(np.asarray(Image.fromarray(to_8bit(image)).reduce(factor)), label, scores)
+              for image, label, scores in panels]
     height = max(image.shape[0] for image, _, _ in panels)
     narrowest = min(image.shape[1] for image, _, _ in panels)
     size = max(10, min(32, narrowest // 28))
@@ -35,8 +43,7 @@ def labelled_sheet(panels: list[Panel], gap: int = 4) -> np.ndarray:
     draw = ImageDraw.Draw(sheet)
     left = 0
     for image, label, scores in panels:
-        pixels = (np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8)
-        sheet.paste(Image.fromarray(pixels), (left, band))
+        sheet.paste(Image.fromarray(image), (left, band))
         text = panel_label(label, scores)
         while draw.textlength(text, font=font) > image.shape[1] - 8 and "  " in text:
             text = text.rsplit("  ", 1)[0]          # drop SSIM, then PSNR, when a panel is too narrow
