@@ -128,27 +128,20 @@ def check_summary(check: dict) -> str:
 
 def write_check_plot(check: dict, path: Path) -> Path:
     """Real (dots) and synthetic (lines) noise variance against signal, per ISO and channel (log axes)."""
-    import matplotlib
+    from matplotlib import colormaps
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from .plotfile import png_axes
 
-    from .atomic import atomic_write
-
-    fig, ax = plt.subplots(figsize=(7, 5), dpi=100)
     curves = sorted({(r["iso"], r["channel"]) for r in check["variance"]})
-    for colour, (iso, name) in zip(plt.cm.viridis(np.linspace(0, 0.9, max(len(curves), 1))), curves):
-        rows = [r for r in check["variance"] if (r["iso"], r["channel"]) == (iso, name)]
-        x = [r["signal_dn"] for r in rows]
-        ax.plot(x, [r["real_variance"] for r in rows], "o", color=colour, ms=3)
-        ax.plot(x, [r["synthetic_variance"] for r in rows], "-", color=colour, lw=1, label=f"ISO {iso:g} {name}")
-    ax.set(xscale="log", yscale="log", xlabel="expected short signal (DN above black)", ylabel="variance (DN²)",
-           title=f"Synthetic (lines) vs real (dots) shorts: {check['camera']}, {check['verdict']}")
-    ax.legend(fontsize=6, ncol=4)
-    fig.tight_layout()
-    with atomic_write(path, "wb") as handle:
-        fig.savefig(handle, format="png")
-    plt.close(fig)
+    with png_axes(path) as ax:
+        for colour, (iso, name) in zip(colormaps["viridis"](np.linspace(0, 0.9, max(len(curves), 1))), curves):
+            rows = [r for r in check["variance"] if (r["iso"], r["channel"]) == (iso, name)]
+            x = [r["signal_dn"] for r in rows]
+            ax.plot(x, [r["real_variance"] for r in rows], "o", color=colour, ms=3)
+            ax.plot(x, [r["synthetic_variance"] for r in rows], "-", color=colour, lw=1, label=f"ISO {iso:g} {name}")
+        ax.set(xscale="log", yscale="log", xlabel="expected short signal (DN above black)", ylabel="variance (DN²)",
+               title=f"Synthetic (lines) vs real (dots) shorts: {check['camera']}, {check['verdict']}")
+        ax.legend(fontsize=6, ncol=4)
     return Path(path)
 
 

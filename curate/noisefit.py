@@ -214,27 +214,19 @@ def plot_path(profile_path: Path) -> Path:
 
 def write_plot(profile: NoiseProfile, path: Path) -> Path:
     """Variance against mean signal of every flat pair, per ISO, with the fitted lines (log axes)."""
-    import matplotlib
+    from matplotlib import colormaps
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from .plotfile import png_axes
 
-    from .atomic import atomic_write
-
-    fig, ax = plt.subplots(figsize=(7, 5), dpi=100)
-    colours = plt.cm.viridis(np.linspace(0, 0.9, len(profile.isos)))
-    for colour, iso in zip(colours, profile.isos):
-        pts = np.array([(m, v) for _, m, v in iso.flat_points], float)
-        ax.scatter(pts[:, 0], pts[:, 1], s=10, color=colour, label=f"ISO {iso.iso:g}: K {iso.k_dn_per_e:.3g} DN/e-")
-        x = np.geomspace(max(pts[:, 0].min(), 1e-3), pts[:, 0].max(), 50)
-        slope, intercept = fit_line(pts[:, 0], pts[:, 1])
-        ax.plot(x, slope * x + intercept, color=colour, lw=1)
-    ax.set(xscale="log", yscale="log", xlabel="mean signal above black (DN)", ylabel="variance (DN²)",
-           title=f"Photon transfer: {profile.camera}")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    with atomic_write(path, "wb") as handle:
-        fig.savefig(handle, format="png")
-    plt.close(fig)
+    with png_axes(path) as ax:
+        for colour, iso in zip(colormaps["viridis"](np.linspace(0, 0.9, len(profile.isos))), profile.isos):
+            pts = np.array([(m, v) for _, m, v in iso.flat_points], float)
+            ax.scatter(pts[:, 0], pts[:, 1], s=10, color=colour, label=f"ISO {iso.iso:g}: K {iso.k_dn_per_e:.3g} DN/e-")
+            x = np.geomspace(max(pts[:, 0].min(), 1e-3), pts[:, 0].max(), 50)
+            slope, intercept = fit_line(pts[:, 0], pts[:, 1])
+            ax.plot(x, slope * x + intercept, color=colour, lw=1)
+        ax.set(xscale="log", yscale="log", xlabel="mean signal above black (DN)", ylabel="variance (DN²)",
+               title=f"Photon transfer: {profile.camera}")
+        ax.legend(fontsize=8)
     return Path(path)
 
