@@ -15,7 +15,8 @@ import statistics
 from curate.manifest import black_levels, read_manifest, resolve, verify_checksum
 from train import autoratio, rawpack
 from train.checkpoint import model_from_checkpoint
-from train.evaluate import read_truth, run_network, score
+from train.evalinputs import read_truth
+from train.evaluate import run_network, score
 
 
 def compare(checkpoint, manifest, split: str = "test") -> list[dict]:

@@ -12,7 +12,8 @@ from PIL import Image
 from curate.manifest import read_manifest
 from train import sidprotocol
 from train.cli import main
-from train.evaluate import evaluate, read_truth, scorer
+from train.evalinputs import read_truth
+from train.evaluate import evaluate, scorer
 
 
 def test_sid_protocol_scores_the_8bit_pngs_as_matlab(tiny_run, tiny_manifest, tmp_path):

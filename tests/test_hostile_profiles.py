@@ -119,7 +119,7 @@ def test_a_checkpoint_that_records_a_fifo_as_its_profile_is_refused_in_eval(tmp_
     a one-line error, not a hang."""
     import pandas as pd
 
-    from train.evaluate import synthetic_inputs
+    from train.evalinputs import synthetic_inputs
 
     fifo = tmp_path / "p.toml"
     os.mkfifo(fifo)

@@ -16,7 +16,7 @@ from curate.errors import SidkitError
 from test_train_loop import TINY, make_dataset
 from train.checkpoint import rng_state, save_checkpoint
 from train.cli import main
-from train.evaluate import data_config
+from train.rundata import data_description
 from train.networks import build_model
 from train.networks.unet import UNetSpec
 from train.predict import predict
@@ -31,7 +31,7 @@ def setup(tmp_path_factory):
     model = build_model(spec)
     path = save_checkpoint(folder / "best.pt", model=model, optimizer=torch.optim.Adam(model.parameters()),
                            schedule={"lr": 1e-4, "lr_steps": []}, epoch=0, step=0, best=None,
-                           spec=spec.to_dict(), data=data_config(pd.DataFrame({"cfa": ["RGGB"]}), "cap:300", "t"),
+                           spec=spec.to_dict(), data=data_description(pd.DataFrame({"cfa": ["RGGB"]}), "cap:300", "t"),
                            config={}, rng=rng_state(torch.Generator()))
     return path, folder
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from capture.dng import write_dng
+from curate import cfa
 from curate.errors import SidkitError
 from train import rawpack
 from train.rawpack import RawFrame
@@ -125,7 +126,7 @@ def test_xtrans_packs_like_the_original_fuji_code():
     np.testing.assert_array_equal(rawpack.pack_raw_counts(frame), ref.transpose(2, 0, 1))
     expected = np.maximum(ref.transpose(2, 0, 1).astype(np.float32) - 1024, 0) / (16383 - 1024)
     np.testing.assert_allclose(rawpack.pack(frame), expected, atol=1e-7)
-    assert rawpack.scale("XTRANS") == 3
+    assert cfa.scale("XTRANS") == 3
 
 
 @pytest.mark.parametrize("policy, ratio, expected", [

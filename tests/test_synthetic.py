@@ -292,7 +292,8 @@ def test_longs_only_run_is_scored_on_the_same_synthetic_shorts_every_time(longs_
     from train.cache import RawCache
     from train.checkpoint import model_from_checkpoint
     from train.config import load_config
-    from train.evaluate import SyntheticLoader, cache_loader, score_model
+    from train.evalinputs import SyntheticLoader, cache_loader
+    from train.evaluate import score_model
 
     out, _, printed = longs_run
     # K at the profile's ISO nearest the longs' (ISO 100: K 0.25), ratios SID's 100:300 (geometric middle 173.2)
@@ -337,7 +338,8 @@ def test_eval_of_longs_only_scores_synthetic_shorts_beside_their_baseline(longs_
     from click.testing import CliRunner
     from curate.manifest import black_levels, read_manifest
     from train.cli import main
-    from train.evaluate import baseline_image, read_truth, score
+    from train.evalinputs import baseline_image, read_truth
+    from train.evaluate import score
 
     out, profile, _ = longs_run
     monkeypatch.chdir(longs.parent)

@@ -27,7 +27,8 @@ from curate.scan import scan_dataset
 from curate.validate import validate_manifest, without_error_pairs
 from train import rawpack
 from train.checkpoint import model_from_checkpoint
-from train.evaluate import baseline_image, evaluate
+from train.evalinputs import baseline_image
+from train.evaluate import evaluate
 from train.loop import train_run
 from train.predict import predict
 

@@ -55,8 +55,9 @@ class RunConfig:
     synthetic_iso: str | None = None    # ISOs of synthetic shorts, LOW:HIGH; None: the manifest's shorts' (longs only:
                                         # the profile's ISOs nearest the longs')
 
-    def resolved(self) -> RunConfig:
-        """A copy with every machine-dependent default filled in and every value checked."""
+    def resolved(self, df=None, profile=None) -> RunConfig:
+        """A copy with every machine-dependent default filled in and every value checked; ``df`` and
+        ``profile`` are the manifest and noise profile already read (else read here when needed)."""
         if not self.manifest:
             raise SidkitError("run config: no manifest given; pass MANIFEST or set manifest = '...'")
         device = pick_device(self.device)
@@ -81,7 +82,7 @@ class RunConfig:
         if self.patch_choices is not None and (not self.patch_choices or min(self.patch_choices) < 1):
             raise SidkitError(f"run config: patch_choices {self.patch_choices!r} must be positive sizes")
         amplification(1.0, self.ratio_policy)  # SidkitError for an unknown policy
-        synthetic = _check_synthetic(self) if self.synthetic else {}
+        synthetic = _check_synthetic(self, df, profile) if self.synthetic else {}
         _check_network(self.arch, self.spec)
         return dataclasses.replace(
             self, **numbers, device=device, amp=amp, out=out, cache_dir=cache_dir, compile=bool(self.compile),
@@ -105,17 +106,17 @@ class RunConfig:
 FIELDS = {f.name for f in dataclasses.fields(RunConfig)}
 
 
-def _check_synthetic(config: RunConfig) -> dict[str, Any]:
+def _check_synthetic(config: RunConfig, df=None, profile=None) -> dict[str, Any]:
     """The synthetic settings checked (the profile readable), the fraction's default filled in, the
     profile's path made absolute (config.toml's, so that --resume and `train eval` find it from any
-    folder)."""
+    folder). ``df`` and ``profile``: the manifest and profile when the caller has read them."""
     from curate.manifest import is_longs_only, read_manifest
     from curate.noiseprofile import read_profile
 
     from .synthetic import data_ranges, parse_iso_range, parse_ratio_range
 
-    profile = read_profile(config.synthetic)
-    df = read_manifest(config.manifest)
+    profile = profile or read_profile(config.synthetic)
+    df = read_manifest(config.manifest) if df is None else df
     default_iso, default_ratio = data_ranges(df, profile)
     low, high = parse_ratio_range(config.synthetic_ratio or default_ratio)
     iso_low, iso_high = parse_iso_range(config.synthetic_iso or default_iso)

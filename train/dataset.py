@@ -15,6 +15,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from curate import cfa as sensor
 from curate.errors import SidkitError
 from curate.manifest import black_levels, resolve
 
@@ -66,11 +67,11 @@ class PairDataset:
                 if row.long_sha256 not in truths:
                     truths[row.long_sha256] = cache.truth(resolve(manifest, row.long_path), row.long_sha256)
                 truth = truths[row.long_sha256]
-                s = rawpack.scale(row.cfa)
+                s = sensor.scale(row.cfa)
                 if truth.shape[:2] != (packed.shape[1] * s, packed.shape[2] * s):
                     raise SidkitError(f"{row.long_path}: ground truth {truth.shape[1]}x{truth.shape[0]} does not "
                                       f"match the short's packed size x{s}; short and long must share a camera")
-                pairs.append(Pair(packed, truth, rawpack.black_packed(row.cfa, black), white,
+                pairs.append(Pair(packed, truth, sensor.black_packed(row.cfa, black), white,
                                   rawpack.amplification(row.ratio, policy), s))
             self.scenes.append(pairs)
 

@@ -18,86 +18,20 @@ import torch
 from curate.atomic import atomic_write
 from curate.clitools import progress_bar
 from curate.errors import SidkitError
-from curate.manifest import black_levels, is_longs_only, read_manifest, resolve, verify_checksum
+from curate.manifest import black_levels, read_manifest, resolve
 from curate.rawfile import escape_controls
 
-from . import rawpack, sidprotocol
+from . import sidprotocol
 from .checkpoint import model_from_checkpoint
 from .config import default_amp, pick_device
+from .evalinputs import Loader, baseline_image, load_from_raw, synthetic_inputs
 from .metrics import mean_metrics, psnr, ssim
+from .rundata import check_fits
 from .sheets import labelled_sheet
 
 FULL_IMAGE_PIXELS = 2 ** 22     # packed pixels run in one piece; larger images are tiled
 FALLBACK_TILE = 512             # tile side (packed pixels) when a full image runs out of memory
 SPLIT_ORDER = ("train", "val", "test")
-
-
-def cfa_kind(cfa: str) -> str:
-    return "xtrans" if cfa == rawpack.XTRANS else "bayer"
-
-
-def data_config(df: pd.DataFrame, ratio_policy: str, source: str) -> dict:
-    """What a network was trained on, as stored in its checkpoint; one CFA kind per manifest."""
-    kinds = sorted({cfa_kind(c) for c in df["cfa"]})
-    if len(kinds) != 1:
-        raise SidkitError(f"{source}: mixes Bayer and X-Trans raws; train one network per CFA kind "
-                          "(split the manifest by camera)")
-    channels = 9 if kinds[0] == "xtrans" else 4
-    return {"cfa_kind": kinds[0], "channels": channels, "upscale": 3 if channels == 9 else 2,
-            "ratio_policy": ratio_policy, "input_clip": 1.0,
-            "ground_truth": "rawpy postprocess: camera WB, no auto bright, 16 bit, user_flip 0"}
-
-
-def check_fits(data: dict, df: pd.DataFrame, checkpoint, manifest) -> None:
-    """SidkitError when the manifest's raws are not what the checkpoint's network takes."""
-    if df.empty:
-        return
-    theirs = data_config(df, data["ratio_policy"], str(manifest))
-    if (theirs["cfa_kind"], theirs["channels"]) != (data["cfa_kind"], data["channels"]):
-        name = {"xtrans": "X-Trans", "bayer": "Bayer"}
-        raise SidkitError(f"{manifest}: {name[theirs['cfa_kind']]} raws ({theirs['channels']} channels) do not "
-                          f"fit {checkpoint}, trained on {name[data['cfa_kind']]} ({data['channels']} "
-                          "channels); use a checkpoint trained on this camera's data")
-
-
-def read_input(df: pd.DataFrame, row, policy: str) -> tuple[np.ndarray, float]:
-    """The network input of a pair: the packed short exposure times its amplification, clipped to 1."""
-    frame = rawpack.read_raw(verify_checksum(resolve(df, row.short_path), row.short_sha256), row.cfa,
-                             black_levels(row.black_level), float(row.white_level))
-    gain = rawpack.amplification(row.ratio, policy)
-    return rawpack.pack(frame, gain), gain
-
-
-def read_truth(df: pd.DataFrame, row) -> np.ndarray:
-    """The long exposure's rendering, uint16 H x W x 3 as rawpy gives it (train.metrics scores it as
-    value / 65535: no full-size float copy of a 32.5 MP frame)."""
-    return rawpack.ground_truth(verify_checksum(resolve(df, row.long_path), row.long_sha256))
-
-
-def baseline_image(path: str | os.PathLike, black: list[float], white: float, gain: float, *,
-                   packed: np.ndarray | None = None, cfa: str | None = None) -> np.ndarray:
-    """The short exposure with its counts above black scaled by ``gain``, rendered like the truth
-    (uint16 H x W x 3).
-
-    ``packed``: raw counts as rawpack.pack_raw_counts gathers them (of CFA ``cfa``), e.g. a synthetic
-    short, put in place of the counts of ``path`` (the file whose mosaic and colours render them)."""
-    with rawpack.open_cfa_raw(path) as raw:
-        counts = raw.raw_image_visible
-        h, w = counts.shape
-        t = 6 if raw.raw_pattern.shape == (6, 6) else 2
-        oy, ox = rawpack.raw_origin(raw, path)
-        if t == 6 or len(black) == 1:
-            level = np.float32(np.mean(black))
-        else:
-            level = np.tile(np.asarray(black, dtype=np.float32).reshape(2, 2), (h // 2 + 1, w // 2 + 1))[:h, :w]
-        source = counts.astype(np.float32)
-        if packed is not None:
-            source[...] = level          # the edge rows and columns that packing leaves out: black
-            rawpack.unpack_raw_counts(packed, cfa, source, (oy, ox))
-        scaled = level + np.maximum(source - level, 0) * np.float32(gain)
-        counts[...] = np.clip(scaled, 0, white).astype(np.uint16)
-        rgb = raw.postprocess(**rawpack.postprocess_settings(raw))
-    return np.ascontiguousarray(rgb[oy: oy + (h - oy) // t * t, ox: ox + (w - ox) // t * t])
 
 
 @torch.no_grad()
@@ -173,96 +107,6 @@ def scorer(protocol: str) -> Callable[[np.ndarray, np.ndarray], dict[str, float]
     if protocol not in PROTOCOLS:
         raise SidkitError(f"--protocol {protocol}: not one of {', '.join(PROTOCOLS)}")
     return PROTOCOLS[protocol]
-
-
-Loader = Callable[[pd.DataFrame, object, str], tuple[np.ndarray, np.ndarray, float]]
-
-
-def load_from_raw(df: pd.DataFrame, row, policy: str) -> tuple[np.ndarray, np.ndarray, float]:
-    """(input, truth, gain) of a pair, decoded from its raw files."""
-    x, gain = read_input(df, row, policy)
-    return x, read_truth(df, row), gain
-
-
-def cache_loader(cache) -> Loader:
-    """A Loader reading a filled train.cache.RawCache instead of decoding the raws again."""
-    def load(df: pd.DataFrame, row, policy: str) -> tuple[np.ndarray, np.ndarray, float]:
-        black, white = black_levels(row.black_level), float(row.white_level)
-        counts = cache.packed(resolve(df, row.short_path), row.short_sha256, row.cfa, black, white)
-        gain = rawpack.amplification(row.ratio, policy)
-        truth = cache.truth(resolve(df, row.long_path), row.long_sha256)
-        x = rawpack.network_input(counts, rawpack.black_packed(row.cfa, black), white, gain)
-        return x, truth, gain
-    return load
-
-
-class SyntheticLoader:
-    """A Loader for a manifest of long exposures only: each long is scored on a synthetic short of it
-    (train.synthetic.synthetic_counts, the training's noise model) at one fixed point, the geometric
-    middles of the ratio range and of the profile's K range, amplified by the run's policy. The draws
-    come from a generator seeded from the long's checksum, on the CPU: the same short for that image
-    at every evaluation, in a resumed run and in `train eval`. Reads the long from ``cache`` (a
-    filled train.cache.RawCache), else decodes its raw."""
-
-    def __init__(self, profile: str | os.PathLike, ratio: str | None, cache=None, iso: str | None = None):
-        from .synthetic import DEFAULT_RATIO, NoiseModel, evaluation_point
-
-        self.profile, self.cache = str(profile), cache
-        self.model = NoiseModel.from_profile(self.profile, iso)
-        ratio = ratio or DEFAULT_RATIO
-        self.ratio, self.k = evaluation_point(self.model, ratio)
-
-    def describe(self) -> dict:
-        return {"kind": "synthetic", "profile": self.profile, "ratio": self.ratio, "k": self.k}
-
-    def short_counts(self, df: pd.DataFrame, row) -> tuple[np.ndarray, np.ndarray]:
-        """(the synthetic short's packed raw counts, float32 (C, h, w); the long's truth, uint16 H x W x 3)."""
-        from .synthetic import row_generator, synthetic_counts
-
-        black, white = black_levels(row.black_level), float(row.white_level)
-        path = resolve(df, row.long_path)
-        if self.cache is not None:
-            counts = self.cache.packed(path, row.long_sha256, row.cfa, black, white)
-            truth = self.cache.truth(path, row.long_sha256)
-        else:
-            counts = rawpack.pack_raw_counts(rawpack.read_raw(verify_checksum(path, row.long_sha256), row.cfa,
-                                                              black, white))
-            truth = read_truth(df, row)
-        level = rawpack.black_packed(row.cfa, black)
-        long = torch.from_numpy(rawpack.network_input(counts, level, white))[None]
-        short = synthetic_counts(long, torch.from_numpy(level), white, torch.tensor([self.ratio]), self.model,
-                                 row_generator(row.long_sha256 or row.long_path), k=torch.tensor([self.k]))
-        return short[0].numpy(), truth
-
-    def load(self, df: pd.DataFrame, row, policy: str) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
-        """(input, truth, gain) as a Loader gives them, and the short's packed raw counts."""
-        counts, truth = self.short_counts(df, row)
-        gain = rawpack.amplification(self.ratio, policy)
-        level = rawpack.black_packed(row.cfa, black_levels(row.black_level))
-        return rawpack.network_input(counts, level, float(row.white_level), gain), truth, gain, counts
-
-    def __call__(self, df: pd.DataFrame, row, policy: str) -> tuple[np.ndarray, np.ndarray, float]:
-        return self.load(df, row, policy)[:3]
-
-
-def synthetic_inputs(df: pd.DataFrame, config: dict, profile, manifest, checkpoint) -> SyntheticLoader | None:
-    """`train eval`'s loader for a manifest of long exposures only (None for real pairs): ``profile``,
-    else the one recorded in the checkpoint's config, at the run's synthetic ratio range."""
-
-    if not is_longs_only(df):
-        return None
-    fix = "pass --synthetic PROFILE (a noise profile of the camera, made by `curate noise-profile`)"
-    recorded = config.get("synthetic")
-    if not (profile or recorded):
-        raise SidkitError(f"{manifest}: every row's short is its long (long exposures only) and {checkpoint} "
-                          f"records no noise profile to synthesise shorts with; {fix}")
-    try:
-        return SyntheticLoader(profile or recorded, config.get("synthetic_ratio"), iso=config.get("synthetic_iso"))
-    except SidkitError as exc:
-        if profile:
-            raise
-        raise SidkitError(f"{manifest}: long exposures only, and the noise profile {checkpoint} records does not "
-                          f"read ({exc}); {fix}") from None
 
 
 def score_model(model: torch.nn.Module, df: pd.DataFrame, rows: pd.DataFrame, policy: str, *,

@@ -1,6 +1,6 @@
 """`train run`: the training loop, read top to bottom.
 
-manifest -> raw cache -> sampler -> network -> Adam + L1 + step schedule -> epochs -> periodic
+manifest -> raw cache -> sampler (train.rundata) -> network -> Adam + L1 + step schedule -> epochs -> periodic
 full-image evaluation on val (else test) -> metrics.csv, TensorBoard, checkpoints. SIGINT/SIGTERM
 (or ``stop_after_steps``) save checkpoints/last.pt after the current step; ``resume=True`` picks up
 from there exactly: weights, optimiser, RNG states and the place inside the epoch.
@@ -9,12 +9,11 @@ its share of every epoch's scenes and only rank 0 logs and writes.
 """
 from __future__ import annotations
 
-import csv
 import gc
-import io
 import math
 import signal
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,30 +24,20 @@ import torch.nn.functional as F
 from rich.console import Console
 from rich.markup import escape
 
-from curate.atomic import atomic_write
 from curate.clitools import progress_bar
 from curate.errors import SidkitError
-from curate.manifest import is_longs_only, read_manifest
-from curate.validate import row_findings
 
-from .autoratio import training_level
-from .cache import RawCache
 from .checkpoint import CheckpointSaver, unwrap
 from .config import RunConfig, lr_at
-from .dataset import Batch, PairDataset, sampler
-from .evaluate import SyntheticLoader, cache_loader, data_config, score_model
+from .dataset import Batch
+from .evalinputs import SyntheticLoader
+from .evaluate import score_model
 from .networks import Spec, build_model, preset
 from .progresslog import EpochLog
-from .synthetic import SyntheticShorts, check_synthetic_data
+from .runlog import RunLog
+from .rundata import RunData
 from .world import World, restarted
 
-
-
-def metrics_columns(split: str | None) -> tuple[str, ...]:
-    """metrics.csv's columns: the scores named after the split evaluated (val_psnr, or test_psnr when
-    there is no val split; none without either), as the TensorBoard tags (val/psnr, test/psnr)."""
-    scores = (f"{split}_psnr", f"{split}_ssim") if split else ()
-    return ("epoch", "step", "train_loss", "lr", *scores, "seconds")
 
 
 class TrainingStopped(Exception):
@@ -119,104 +108,143 @@ def train_run(config: RunConfig, progress: bool = True, resume: bool = False,
     A stop (SIGINT, SIGTERM, or ``stop_after_steps`` steps) saves checkpoints/last.pt and raises
     TrainingStopped, so that callers (a sweep) do not take a stopped run for a finished one.
     """
-    config = config.resolved()
-    out = Path(config.out)
-    if not resume and (out / "checkpoints" / "last.pt").exists() and not restarted():
-        raise SidkitError(f"{out} already holds a run; continue it with --resume, or give another --out")
-    place = World.from_env(config.device)
-    rank, world, device = place.rank, place.size, place.device
-    console = Console(stderr=True, quiet=not (progress and rank == 0), soft_wrap=True)   # a log keeps lines whole
-    if not resume and place.restarts and (out / "checkpoints" / "last.pt").exists():
-        resume = True                  # torchrun --max-restarts: a restarted worker goes on from last.pt
-        console.print(f"torchrun restart {place.restarts}: resuming from {out / 'checkpoints' / 'last.pt'}",
-                      highlight=False)
-
-    # The data: manifest -> decoded once into the cache -> random crops (on the device when they fit).
-    df, cache = filled_cache(config, place, console, progress)
-    pairs = PairDataset(df, cache, "train", config.ratio_policy, config.patch, config.patch_choices)
-    crops = sampler(pairs, device)
-    largest, side = max(config.patch_choices or [config.patch]), pairs.smallest_side
-    if largest > side:
-        console.print(f"note: patch {largest} is larger than the smallest training image ({side} packed pixels a "
-                      f"side); crops of it are {side} (--patch {side} or less crops every image alike)",
-                      highlight=False)
-    synthetic = (SyntheticShorts(df, cache, config.synthetic, config.synthetic_fraction, config.synthetic_ratio,
-                                 config.ratio_policy, config.patch, config.patch_choices, device,
-                                 iso=config.synthetic_iso)
-                 if config.synthetic else None)
-    data = data_config(df, config.ratio_policy, config.manifest)
-    level = training_level(df, cache, config.ratio_policy)   # for `predict --ratio auto`
-    if level:
-        data["input_level"] = level
-    evaluation = Evaluation(df, config, cache, device, console)
-
-    # The network, its optimiser and the checkpoints.
-    torch.manual_seed(config.seed)
-    np.random.seed(config.seed)
-    spec = network_spec(config, data)
-    model = build_model(spec).to(device, memory_format=memory_format(config))
-    optimizer = make_optimizer(model, config.lr)
-    generator = torch.Generator().manual_seed(config.seed * 1_000_003 + rank)
-    meta = {"schedule": {"lr": config.lr, "lr_steps": [list(s) for s in config.lr_steps]},
-            "spec": spec.to_dict(), "data": data, "config": config.to_dict()}
-    saver = CheckpointSaver(out / "checkpoints", model, optimizer, generator, meta, rank, world)
-    state = LoopState(**saver.restore()) if resume else LoopState()
-    if resume and saver.world_was != world:
-        state.position = state.position * saver.world_was // world       # the same share of the epoch
-        console.print(f"resuming on {world} process(es), the run was on {saver.world_was}: the effective batch is "
-                      f"now {world} x {config.batch} = {world * config.batch} crops a step (was "
-                      f"{saver.world_was * config.batch}), the learning rate is unchanged", highlight=False)
-    if resume and state.epoch >= config.epochs:
-        console.print(f"{out}: already finished at epoch {state.epoch} of {config.epochs}; nothing to train "
-                      f"(give --epochs above {state.epoch} to train longer)", highlight=False)
-    net = wrap(model, config, world, device)
-    log = RunLog(out, config, state.step) if rank == 0 else None
-    began, stop = time.perf_counter(), StopFlag()
-
-    # The epochs: a step per batch of scenes, evaluation and last.pt at their intervals.
-    model.train()
-    epoch_lines = EpochLog(config.epochs, state.epoch, state.step, enabled=progress and rank == 0)  # in a log
+    data = RunData.read(config)
+    config, place = data.config, World.from_env(data.config.device)
+    console = Console(stderr=True, quiet=not (progress and place.main), soft_wrap=True)   # a log keeps lines whole
+    resume = should_resume(Path(config.out), resume, place, console)
+    data = prepared(data, place, console, progress)
+    evaluation = Evaluation(data, place.device, console)
+    run = Run(data, place, resume, console)
+    stop, lr, shown = StopFlag(), config.lr, progress and place.main
+    epoch_lines = EpochLog(config.epochs, run.state.epoch, run.state.step, enabled=shown)   # lines in a log
     try:
-        with stop, progress_bar(config.epochs, "epoch", progress and rank == 0, state.epoch, plain=False) as advance:
-            while state.epoch < config.epochs:
-                lr = set_lr(optimizer, lr_at(state.epoch, config.lr, config.lr_steps))
-                batches = epoch_scenes(len(pairs), config.batch, state.epoch, config.seed, rank, world)
-                while state.position < len(batches):
-                    scenes = batches[state.position]
-                    batch = synthetic.batch(scenes, generator, device) if synthetic else None
-                    x, y = to_network(batch or crops.batch(scenes, None, generator, device), config)
-                    loss = train_step(net, optimizer, x, y, config)
-                    state.record(loss)
-                    if log and state.step % config.log_every == 0:
-                        state.shown = float(loss)       # waits for the device: every log_every steps only
-                        log.scalars(state.step, {"train/loss": state.shown, "train/lr": lr})
-                        if world == 1 and not math.isfinite(state.shown):    # under DDP: at the next save
-                            raise Diverged("the loss", state.step)
-                    if stop.requested(world, device, state.step, config.log_every) or state.step == stop_after_steps:
-                        save_finite(saver, "last.pt", state, began)
-                        del net
-                        finish(log, world)
-                        raise TrainingStopped.at(state, config)
-                state.epoch, state.position = state.epoch + 1, 0
-                advance(status=f"lr {lr:.1e}" + (f"  loss {state.shown:.4f}" if state.shown == state.shown else ""))
-                epoch_lines(state.epoch, state.step, state.mean_loss, lr)   # the loss read back only for a line
-                if state.epoch % config.eval_every == 0 or state.epoch == config.epochs:
-                    scores, improved = evaluation.run(model, state.best, rank, world, device)
-                    if improved:
-                        state.best = scores["psnr"]
-                        save_finite(saver, "best.pt", state, began)
-                    if log:
-                        log.metrics(state, lr, scores, evaluation.split, state.progress(began)["seconds"], console)
-                    state.shown, state.loss_sum, state.loss_count = state.mean_loss(), 0.0, 0
-                if state.epoch % config.save_every == 0 or state.epoch == config.epochs:
-                    save_finite(saver, "last.pt", state, began)
+        with stop, progress_bar(config.epochs, "epoch", shown, run.state.epoch, plain=False) as advance:
+            while run.state.epoch < config.epochs:
+                lr = run.start_epoch()
+                for scenes in run.remaining_batches():
+                    run.step(scenes, lr)
+                    if stop.requested(place.size, place.device, run.state.step, config.log_every) \
+                            or run.state.step == stop_after_steps:
+                        run.save("last.pt")
+                        run.close()
+                        raise TrainingStopped.at(run.state, config)
+                run.end_epoch(lr, evaluation, advance, epoch_lines)
     except Diverged as diverged:      # nothing saved: the checkpoints keep the last finite weights
-        del net
-        finish(log, world)
+        run.close()
         raise SidkitError(diverged.explain(config, lr)) from None
-    del net
-    finish(log, world)
-    return out
+    run.close()
+    return Path(config.out)
+
+
+def should_resume(out: Path, resume: bool, place: World, console: Console) -> bool:
+    """``resume``, or True for a worker torchrun restarted (--max-restarts) over a run's last.pt; a
+    SidkitError for a new run into a folder that holds one."""
+    last = out / "checkpoints" / "last.pt"
+    if not resume and last.exists() and not restarted():
+        raise SidkitError(f"{out} already holds a run; continue it with --resume, or give another --out")
+    if not resume and place.restarts and last.exists():
+        console.print(f"torchrun restart {place.restarts}: resuming from {last}", highlight=False)
+        return True
+    return resume
+
+
+def prepared(data: RunData, place: World, console: Console, progress: bool) -> RunData:
+    """``data`` prepared (the cache filled, the batches ready), its warnings shown first (global rank 0)."""
+    for line in data.warnings():
+        console.print(f"[yellow]warning:[/] {escape(line)}", highlight=False)
+    data = data.prepare(place, progress)
+    note = data.patch_note()
+    if note:
+        console.print(note, highlight=False)
+    return data
+
+
+class Run:
+    """One process's run: the network, its optimiser, checkpoints and log, and where it stands
+    (LoopState), restored from last.pt on ``resume``."""
+
+    def __init__(self, data: RunData, place: World, resume: bool, console: Console):
+        c = self.config = data.config
+        self.data, self.place, self.console = data, place, console
+        torch.manual_seed(c.seed)
+        np.random.seed(c.seed)
+        spec = network_spec(c, data.description)
+        self.model = build_model(spec).to(place.device, memory_format=memory_format(c))
+        self.optimizer = make_optimizer(self.model, c.lr)
+        self.generator = torch.Generator().manual_seed(c.seed * 1_000_003 + place.rank)
+        meta = {"schedule": {"lr": c.lr, "lr_steps": [list(s) for s in c.lr_steps]},
+                "spec": spec.to_dict(), "data": data.description, "config": c.to_dict()}
+        out = Path(c.out)
+        self.saver = CheckpointSaver(out / "checkpoints", self.model, self.optimizer, self.generator, meta,
+                                     place.rank, place.size)
+        self.state = LoopState(**self.saver.restore()) if resume else LoopState()
+        if resume:
+            self.resumed(out)
+        self.net = wrap(self.model, c, place.size, place.device)
+        self.log = RunLog(out, c, self.state.step) if place.main else None
+        self.began = time.perf_counter()
+        self.model.train()
+
+    def resumed(self, out: Path) -> None:
+        """A line when the world size changed (the same share of the epoch goes on) or nothing is left."""
+        state, world, was, c = self.state, self.place.size, self.saver.world_was, self.config
+        if was != world:
+            state.position = state.position * was // world
+            self.console.print(f"resuming on {world} process(es), the run was on {was}: the effective batch is "
+                               f"now {world} x {c.batch} = {world * c.batch} crops a step (was {was * c.batch}), "
+                               "the learning rate is unchanged", highlight=False)
+        if state.epoch >= c.epochs:
+            self.console.print(f"{out}: already finished at epoch {state.epoch} of {c.epochs}; nothing to train "
+                               f"(give --epochs above {state.epoch} to train longer)", highlight=False)
+
+    def start_epoch(self) -> float:
+        """The epoch's learning rate, set."""
+        return set_lr(self.optimizer, lr_at(self.state.epoch, self.config.lr, self.config.lr_steps))
+
+    def remaining_batches(self) -> Iterator[list[int]]:
+        """This rank's batches of scenes left in the current epoch (a resume starts inside one)."""
+        c, state = self.config, self.state
+        batches = epoch_scenes(len(self.data.pairs), c.batch, state.epoch, c.seed, self.place.rank, self.place.size)
+        while state.position < len(batches):
+            yield batches[state.position]
+
+    def step(self, scenes: list[int], lr: float) -> None:
+        """One optimiser step; the loss read back (a wait for the device) every log_every steps only."""
+        state = self.state
+        x, y = to_network(self.data.batch(scenes, self.generator, self.place.device), self.config)
+        loss = train_step(self.net, self.optimizer, x, y, self.config)
+        state.record(loss)
+        if self.log and state.step % self.config.log_every == 0:
+            state.shown = float(loss)
+            self.log.scalars(state.step, {"train/loss": state.shown, "train/lr": lr})
+            if self.place.size == 1 and not math.isfinite(state.shown):    # under DDP: at the next save
+                raise Diverged("the loss", state.step)
+
+    def end_epoch(self, lr: float, evaluation: Evaluation, advance, epoch_lines: EpochLog) -> None:
+        """The epoch counted and shown; evaluation, best.pt and last.pt at their intervals."""
+        state, c, place = self.state, self.config, self.place
+        state.epoch, state.position = state.epoch + 1, 0
+        advance(status=f"lr {lr:.1e}" + (f"  loss {state.shown:.4f}" if state.shown == state.shown else ""))
+        epoch_lines(state.epoch, state.step, state.mean_loss, lr)   # the loss read back only for a line
+        if state.epoch % c.eval_every == 0 or state.epoch == c.epochs:
+            scores, improved = evaluation.run(self.model, state.best, place.rank, place.size, place.device)
+            if improved:
+                state.best = scores["psnr"]
+                self.save("best.pt")
+            if self.log:
+                self.log.metrics(state, lr, scores, evaluation.split, state.progress(self.began)["seconds"],
+                                 self.console)
+            state.shown, state.loss_sum, state.loss_count = state.mean_loss(), 0.0, 0
+        if state.epoch % c.save_every == 0 or state.epoch == c.epochs:
+            self.save("last.pt")
+
+    def save(self, name: str) -> None:
+        save_finite(self.saver, name, self.state, self.began)
+
+    def close(self) -> None:
+        """The DDP wrapper dropped first, then the log closed and the process group ended (``finish``)."""
+        self.net = None
+        finish(self.log, self.place.size)
 
 
 def save_finite(saver: CheckpointSaver, name: str, state: LoopState, began: float) -> None:
@@ -291,12 +319,12 @@ class Evaluation:
     """The loop's periodic full-image evaluation on val, else test (said so on the console). A
     manifest of long exposures only is scored on fixed synthetic shorts of its longs (SyntheticLoader)."""
 
-    def __init__(self, df, config: RunConfig, cache: RawCache, device: str, console: Console):
+    def __init__(self, data: RunData, device: str, console: Console):
+        df = data.df
         self.split = next((s for s in ("val", "test") if (df["split"] == s).any()), None)
-        self.df, self.rows, self.config, self.device = df, df[df["split"] == self.split], config, device
-        self.load = cache_loader(cache)
-        if self.split is not None and config.synthetic and is_longs_only(df):
-            self.load = SyntheticLoader(config.synthetic, config.synthetic_ratio, cache, iso=config.synthetic_iso)
+        self.df, self.rows, self.config, self.device = df, df[df["split"] == self.split], data.config, device
+        self.load = data.evaluation_loader() if self.split is not None else None
+        if isinstance(self.load, SyntheticLoader):
             console.print(f"evaluation on {self.split}: synthetic shorts of its long exposures, one per image "
                           f"(ratio {self.load.ratio:.1f}, K {self.load.k:.3g} DN/e-)", highlight=False)
         if self.split is None:
@@ -316,66 +344,6 @@ class Evaluation:
         c = self.config
         return score_model(model, self.df, self.rows, c.ratio_policy, device=self.device, amp=c.amp,
                            channels_last=c.channels_last, load=self.load)
-
-
-class RunLog:
-    """Rank 0's outputs: the resolved config.toml, metrics.csv (kept up to the step resumed from)
-    and TensorBoard events (the writer made at the first value: a no-op resume leaves no empty file)."""
-
-    def __init__(self, out: Path, config: RunConfig, step: int):
-        out.mkdir(parents=True, exist_ok=True)
-        config.save(out / "config.toml")
-        self.out, self.purge_step, self.writer = out, step or None, None
-        self.metrics_path = out / "metrics.csv"
-        trim_metrics(self.metrics_path, step)
-
-    def scalars(self, step: int, values: dict[str, float]) -> None:
-        if self.writer is None:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.writer = SummaryWriter(log_dir=str(self.out), purge_step=self.purge_step)
-        for tag, value in values.items():
-            self.writer.add_scalar(tag, value, step)
-
-    def metrics(self, state: LoopState, lr: float, scores: dict, split: str | None, seconds: float,
-                console: Console) -> None:
-        row = {"epoch": state.epoch, "step": state.step, "train_loss": state.mean_loss(), "lr": lr,
-               "seconds": round(seconds, 3)}
-        if split:
-            row.update({f"{split}_psnr": scores["psnr"], f"{split}_ssim": scores["ssim"]})
-            self.scalars(state.step, {f"{split}/psnr": scores["psnr"], f"{split}/ssim": scores["ssim"]})
-        append_metrics(self.metrics_path, row, metrics_columns(split))
-        console.print(f"epoch {state.epoch}: loss {row['train_loss']:.4f}, {split or 'no eval'} "
-                      f"PSNR {scores['psnr']:.2f} dB, SSIM {scores['ssim']:.4f}")
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-
-
-def filled_cache(config: RunConfig, place: World, console: Console, progress: bool):
-    """(manifest rows, RawCache) with every raw decoded: global rank 0 warns about bad pairs, each
-    node's local rank 0 fills that node's cache (its own disk) while every other rank waits."""
-    df, cache = read_manifest(config.manifest), RawCache(config.cache_dir)
-    synthetic_warnings = check_synthetic_data(df, config.manifest, config.synthetic, config.synthetic_fraction)
-    if place.main:
-        for line in synthetic_warnings:
-            console.print(f"[yellow]warning:[/] {escape(line)}", highlight=False)
-        warn_about_bad_pairs(df, config.manifest, console)
-    if place.node_main:
-        cache.fill(df, config.num_workers or None, progress=progress and place.main)
-    place.barrier()
-    return df, cache
-
-
-def warn_about_bad_pairs(df, manifest, console: Console) -> None:
-    """One warning line when rows have errors that `curate validate --fast` reports (bad ratios...)."""
-    only_longs = is_longs_only(df)      # their ratio of 1 is no error: shorts are synthesised
-    errors = [f for row in df.itertuples() for f in row_findings(row, longs_only=only_longs) if f.severity == "error"]
-    if errors:
-        console.print(f"[yellow]warning:[/] {len(errors)} pair(s) of {manifest} have errors (first: {errors[0].code} "
-                      f"in {errors[0].pair_id}); `curate validate {manifest} --clean CLEAN.csv` leaves them out",
-                      highlight=False)
 
 
 def network_spec(config: RunConfig, data: dict) -> Spec:
@@ -445,27 +413,3 @@ def agree(value: bool, world: int, device: str, any_rank: bool = False) -> bool:
     else:
         dist.broadcast(flag, src=0)
     return bool(flag.item())
-
-
-def trim_metrics(path: Path, step: int) -> None:
-    """Drop metrics rows past ``step`` (written after the checkpoint a resume starts from)."""
-    if not path.is_file():
-        return
-    reader = csv.DictReader(io.StringIO(path.read_text()))
-    rows = [r for r in reader if int(r["step"]) <= step]
-    write_metrics(path, rows, tuple(reader.fieldnames or metrics_columns(None)))
-
-
-def append_metrics(path: Path, row: dict, columns: tuple[str, ...]) -> None:
-    """Add a row; the file's columns stay, a new one (another split scored after a resume) is added."""
-    reader = csv.DictReader(io.StringIO(path.read_text())) if path.is_file() else None
-    rows = list(reader) if reader else []
-    before = tuple(reader.fieldnames or ()) if reader else ()
-    write_metrics(path, rows + [row], before + tuple(c for c in columns if c not in before))
-
-
-def write_metrics(path: Path, rows: list[dict], columns: tuple[str, ...]) -> None:
-    with atomic_write(path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)

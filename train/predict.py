@@ -6,13 +6,14 @@ from pathlib import Path
 from typing import Callable
 
 
+from curate import cfa as sensor
 from curate.errors import SidkitError
 from curate.rawmeta import check_pixels
 
 from . import autoratio, rawpack
 from .checkpoint import model_from_checkpoint
 from .config import default_amp, pick_device
-from .evaluate import cfa_kind, run_network, save_png
+from .evaluate import run_network, save_png
 
 
 def predict(checkpoint: str | os.PathLike, rawfile: str | os.PathLike, ratio: float | str | None = None,
@@ -52,7 +53,7 @@ def predict(checkpoint: str | os.PathLike, rawfile: str | os.PathLike, ratio: fl
     except Exception as exc:   # LibRawIOError, LibRawFileUnsupportedError, numpy on garbage
         raise SidkitError(f"{rawfile}: cannot be decoded ({_brief(exc)}); predict needs a camera raw file "
                           "that LibRaw reads; nothing written") from None
-    if cfa_kind(frame.cfa) != data["cfa_kind"]:
+    if sensor.kind(frame.cfa).name != data["cfa_kind"]:
         raise SidkitError(f"{rawfile}: a {frame.cfa} raw does not fit {checkpoint}, trained on "
                           f"{data['cfa_kind']} raws ({data['channels']} channels); use a matching checkpoint")
     if auto:

@@ -16,7 +16,6 @@ import numpy as np
 
 from curate import cfa as sensor
 from curate.cfa import XTRANS, black_packed, raw_origin, tile_size
-from curate.cfa import scale  # noqa: F401  (read as rawpack.scale by train/dataset.py and train/synthetic.py)
 from curate.errors import SidkitError
 
 _POLICY = re.compile(r"^(exif|cap:(?P<cap>\d+(\.\d+)?)|fixed:(?P<fixed>\d+(\.\d+)?))$")

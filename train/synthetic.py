@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from curate import cfa as sensor
 from curate.errors import SidkitError
 from curate.manifest import is_longs_only
 from curate.noiseprofile import NoiseProfile, log_linear, read_noise_at, read_profile
@@ -145,14 +146,13 @@ def row_index(channels: int, h: int, w: int, device) -> tuple[torch.Tensor, int]
     channels), which of the row offsets (one per mosaic row) it takes, and how many to draw: the
     packing code (rawpack.pack_raw_counts) applied to a mosaic of row numbers, as if the crop started
     at a tile's corner. (C, h, 1) where it is the same along each packed row (Bayer), else (C, h, w)."""
-    cfa = {4: "RGGB", 9: rawpack.XTRANS}.get(channels)
-    if cfa is None:
+    kind = sensor.kind_of_channels(channels)
+    if kind is None:
         raise SidkitError(f"synthetic shorts need 4 (Bayer) or 9 (X-Trans) packed channels, not {channels}; "
                           "train on a manifest of Bayer or X-Trans raws")
-    t, s = rawpack.tile_size(cfa), rawpack.scale(cfa)
+    t, s = kind.tile, kind.scale
     height, width = -(-h * s // t) * t, -(-w * s // t) * t          # whole tiles covering the crop
-    mosaic = np.broadcast_to(np.arange(height, dtype=np.int64)[:, None], (height, width))
-    rows = rawpack.pack_raw_counts(rawpack.RawFrame(mosaic, cfa, [0.0], 1.0))[:, :h, :w]
+    rows = sensor.row_planes((height, width), kind.pattern)[0][:, :h, :w]
     draw = rows % t * (height // t) + rows // t    # draw [phase, tile row]: Bayer's (n, 2, h) order as before
     if (draw == draw[:, :, :1]).all():
         draw = draw[:, :, :1]                      # the same along packed rows: broadcast, no gather
@@ -225,11 +225,13 @@ def longs_manifest(df):
     return longs
 
 
-def check_synthetic_data(df, manifest, profile: str | None, fraction: float | None = None) -> list[str]:
+def check_synthetic_data(df, manifest, profile: str | None, fraction: float | None = None, *,
+                         noise: NoiseProfile | None = None, longs_only: bool | None = None) -> list[str]:
     """Before any decoding: a manifest of longs only without a noise profile is a SidkitError (it
     would train the network to copy its input); warning lines (returned: a user may mean it) for a
-    profile of another camera than the manifest's and for real steps on longs only."""
-    only_longs = is_longs_only(df)
+    profile of another camera than the manifest's and for real steps on longs only. ``noise`` and
+    ``longs_only``: the profile and the manifest's kind when the caller has them."""
+    only_longs = is_longs_only(df) if longs_only is None else longs_only
     if not profile:
         if only_longs:
             raise SidkitError(f"{manifest}: every row's short is its long (long exposures only), so there is "
@@ -242,7 +244,7 @@ def check_synthetic_data(df, manifest, profile: str | None, fraction: float | No
                               "without synthetic shorts; pass --synthetic PROFILE, or leave those rows out")
         return []
     warnings = []
-    noise = read_profile(profile)
+    noise = noise or read_profile(profile)
     others = sorted({str(c) for c in df["camera"] if not noise.of_camera(c)})
     if others:
         warnings.append(f"noise profile {profile} is of {noise.camera!r}, but {manifest} has raws of "
@@ -273,7 +275,7 @@ class SyntheticShorts:
     (1 - fraction of them; never for a scene of long exposures only); every draw comes from the run's
     generator, so resume stays exact."""
 
-    def __init__(self, df, cache, profile: str, fraction: float, ratio: str | None, policy: str, patch: int,
+    def __init__(self, df, cache, profile: str | NoiseProfile, fraction: float, ratio: str | None, policy: str, patch: int,
                  patch_choices, device, iso: str | None = None):
         from .dataset import PairDataset, sampler
 
