@@ -205,8 +205,10 @@ def test_to_network_scales_the_target_and_lays_both_out_as_the_network_wants():
     assert y.shape == (2, 3, 16, 16) and y.dtype == torch.float32 and 0 <= y.min() and y.max() <= 1
     assert torch.equal(y, counts.permute(0, 3, 1, 2).to(torch.float32) / 65535)
     assert x.is_contiguous(memory_format=torch.channels_last) and torch.equal(x, batch.input)
-    x, _ = to_network(batch, RunConfig(channels_last=False))
-    assert x.is_contiguous()
+    assert y.is_contiguous(memory_format=torch.channels_last)       # the target as the output: no mixed layouts
+    x, y = to_network(batch, RunConfig(channels_last=False))
+    assert x.is_contiguous() and y.is_contiguous()
+    assert torch.equal(y, counts.permute(0, 3, 1, 2).to(torch.float32) / 65535)
 
 
 def test_epoch_scenes_split_evenly_across_ranks_and_replay():

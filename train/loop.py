@@ -274,8 +274,9 @@ def to_network(batch: Batch, config: RunConfig) -> tuple[torch.Tensor, torch.Ten
     uint16 (N, H, W, 3) counts scaled to [0, 1] here as an NCHW view in channels_last layout, the
     input laid out as the network wants. A transform of the batch on the device (synthetic shorts
     from the long exposure) belongs here."""
-    x = batch.input.contiguous(memory_format=memory_format(config))
-    return x, batch.target.permute(0, 3, 1, 2).float().div_(65535)
+    layout = memory_format(config)
+    x = batch.input.contiguous(memory_format=layout)
+    return x, batch.target.permute(0, 3, 1, 2).float().div_(65535).contiguous(memory_format=layout)
 
 
 def train_step(net: torch.nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
