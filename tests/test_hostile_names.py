@@ -218,7 +218,8 @@ def test_eval_writes_one_image_per_pair_and_the_report_links_the_right_one(tiny_
     """Pair ids a/b, a_b and a:b all wrote outputs/a_b.png; the last one won and the page showed it thrice."""
     from curate.thumbs import data_uri
     from train.evaluate import evaluate
-    from train.report import build_report, read_run
+    from train.report import build_report
+    from train.runfolders import read_run
 
     df = read_manifest(tiny_manifest)
     root = Path(df.attrs["root"])

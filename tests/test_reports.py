@@ -22,7 +22,8 @@ from curate.scan import scan_dataset
 from curate.validate import validate_manifest
 from test_train_loop import tiny_config
 from train.cli import main as train_main
-from train.report import build_report as runs_report, markdown_tables, read_evaluation
+from train.report import build_report as runs_report
+from train.runfolders import markdown_tables, read_evaluation
 from train.sheets import labelled_sheet
 
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
