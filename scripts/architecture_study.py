@@ -63,7 +63,8 @@ def flops_per_step(spec, side: int = 512) -> int:
 
 
 def step_seconds(spec, patch: int, steps: int) -> float:
-    """Median seconds of ``steps`` CPU training steps (after one warm-up) as `train run` takes them:
+    """Seconds of the fastest of ``steps`` CPU training steps (after one warm-up; on shared cores the
+    others are slowed by other work) as `train run` takes them:
     channels_last, the CPU's default amp, Adam, L1 loss, batch 1 of a patch x patch crop."""
     torch.manual_seed(0)
     model = build_model(spec).to(memory_format=torch.channels_last)
@@ -79,7 +80,7 @@ def step_seconds(spec, patch: int, steps: int) -> float:
         (out.float() - y).abs().mean().backward()
         optimizer.step()
         times.append(time.perf_counter() - started)
-    return statistics.median(times[1:])
+    return min(times[1:])
 
 
 def train_arm(out: Path, manifest: Path, arm: str, seed: int, args) -> dict:
@@ -103,24 +104,65 @@ def spread(values: list[float]) -> tuple[float, float]:
     return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
-def verdict(results: list[dict]) -> str:
-    """Which arm wins on test PSNR, and whether the seeds resolve it (the gap over twice the larger sd)."""
-    (a, (ma, sa)), (b, (mb, sb)) = sorted(
-        ((arm, spread([r["psnr"] for r in results if r["arm"] == arm])) for arm in ARMS), key=lambda t: -t[1][0])
-    gap = ma - mb
-    if gap > 2 * max(sa, sb):
-        return f"**{a} wins at this scale**: {gap:.2f} dB above {b}, more than twice the larger seed spread ({max(sa, sb):.2f} dB)."
-    return (f"**Neither wins at this scale**: {a} is {gap:.2f} dB above {b}, within twice the larger seed spread "
-            f"({max(sa, sb):.2f} dB), which {len({r['seed'] for r in results})} seeds do not resolve.")
+COLLAPSE_DB = 3.0     # a run this far below the amplified short learnt nothing (its output fell flat)
 
 
-def page(results: list[dict], costs: dict, full: dict, args, minutes: float) -> str:
+def collapsed(r: dict) -> bool:
+    return r["psnr"] < r["baseline_psnr"] - COLLAPSE_DB
+
+
+def lead(results: list[dict], key: str) -> tuple[dict[str, tuple[float, float]], str, str, bool]:
+    """({arm: (mean, sd)}, leader, other, resolved) on ``key`` over the runs given: resolved when the
+    gap of the means is over twice the larger seed spread."""
+    stats = {arm: spread([r[key] for r in results if r["arm"] == arm]) for arm in ARMS}
+    (a, (ma, sa)), (b, (mb, sb)) = sorted(stats.items(), key=lambda t: -t[1][0])
+    return stats, a, b, ma - mb > 2 * max(sa, sb)
+
+
+def verdict(results: list[dict]) -> list[str]:
+    """Which network scores higher on test PSNR and on SSIM, whether the seeds resolve it, and the
+    collapsed runs (the comparison is made without them when every network keeps a run)."""
+    down = [r for r in results if collapsed(r)]
+    healthy = [r for r in results if not collapsed(r)]
+    used = healthy if down and {r["arm"] for r in healthy} == set(ARMS) else results
+    lines = []
+    if down:
+        lines += ["Collapsed runs (over 3 dB below the amplified short: the output fell flat and stayed there): "
+                  + "; ".join(f"{r['arm']} seed {r['seed']}: {r['psnr']:.2f} dB" for r in down)
+                  + (". The comparison below leaves them out." if used is healthy else "."), ""]
+    said = []
+    for key, unit, digits in (("psnr", " dB", 2), ("ssim", "", 4)):
+        stats, a, b, resolved = lead(used, key)
+        said.append((a, resolved))
+        means = ", ".join(f"{arm} {m:.{digits}f} ± {sd:.{digits}f}{unit}" for arm, (m, sd) in stats.items())
+        lines.append(f"- Test {key.upper()} ({means}): {a} is {stats[a][0] - stats[b][0]:.{digits}f}{unit} above {b}, "
+                     + ("more than twice the larger seed spread (resolved)." if resolved
+                        else f"within twice the larger seed spread ({len({r['seed'] for r in used})} seeds do not "
+                             "resolve it)."))
+    (psnr_lead, psnr_ok), (ssim_lead, ssim_ok) = said
+    if psnr_ok and ssim_ok and psnr_lead == ssim_lead:
+        head = f"**{psnr_lead} wins at this scale** on both PSNR and SSIM."
+    elif psnr_ok and ssim_ok:
+        head = f"**No single winner at this scale**: {psnr_lead} leads on PSNR, {ssim_lead} on SSIM."
+    elif psnr_ok or ssim_ok:
+        head = (f"**{psnr_lead if psnr_ok else ssim_lead} leads at this scale** on "
+                f"{'PSNR' if psnr_ok else 'SSIM'} only; the other metric is not resolved.")
+    else:
+        head = "**Neither wins at this scale**: the seeds resolve neither metric."
+    if down:
+        head += " Runs that collapsed: " + ", ".join(
+            f"{arm} {sum(r['arm'] == arm for r in down)} of {sum(r['arm'] == arm for r in results)}" for arm in ARMS) + "."
+    return lines + ["", head]
+
+
+def page(results: list[dict], costs: dict, full: dict, args) -> str:
     seeds = sorted({r["seed"] for r in results})
     steps = results[0]["steps"]
     lines = ["# Architecture study: the SID U-Net and NAFNet on the same data", "",
              "Generated by `scripts/architecture_study.py` "
              f"(`--seeds {len(seeds)} --steps {args.steps} --scenes {args.scenes} --patch {args.patch} "
-             f"--lr {args.lr:g} --size {args.size[0]}x{args.size[1]}`); do not edit by hand.", "",
+             f"--lr {args.lr:g} --size {args.size[0]}x{args.size[1]} --threads {args.threads}`); do not edit by hand.",
+             "",
              "The second network family is NAFNet (Chen, Chu, Zhang and Sun, \"Simple Baselines for Image "
              "Restoration\", ECCV 2022; train/networks/nafnet.py follows the authors' NAFNet_arch.py) with the "
              "packed raw in and a pixel-shuffled RGB out, as the SID U-Net (Chen et al., CVPR 2018).", "",
@@ -133,13 +175,13 @@ def page(results: list[dict], costs: dict, full: dict, args, minutes: float) -> 
              "Both networks are small versions of their presets, chosen for a CPU and for about equal FLOPs a "
              f"step: the SID U-Net with widths {ARMS['SID U-Net'][1]['widths']} (`--arch sid` with "
              "`[spec] widths = [16, 32, 64, 128, 256]`: half the paper's widths) and `--arch nafnet-small` "
-             "(width 16, one NAF block per level and in the middle). The full presets, counted and timed "
-             "below, are too slow to train to a useful point on 2 CPU cores in this study's half hour.", "",
+             "(width 16, one NAF block per level and in the middle). The full presets are counted and timed "
+             "below, not trained: the study is sized to run in about half an hour on 2 shared CPU cores.", "",
              "## Results", "",
              f"Test PSNR and SSIM: mean ± standard deviation over {len(seeds)} seeds; the amplified short scores "
              f"{results[0]['baseline_psnr']:.2f} dB. FLOPs: one training step (forward + backward) on a 512x512 "
              "packed crop, as `torch.utils.flop_counter.FlopCounterMode` counts them (convolutions and matrix "
-             "products; normalisation and elementwise operations are not counted). CPU step: median of "
+             "products; normalisation and elementwise operations are not counted). CPU step: the fastest of "
              f"{args.time_steps} training steps at patch {args.patch}, timed apart from the runs.", "",
              "| network | preset | parameters | GFLOP / 512x512 step | CPU ms / step | test PSNR (dB) | test SSIM | "
              "PSNR per seed |", "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |"]
@@ -151,29 +193,32 @@ def page(results: list[dict], costs: dict, full: dict, args, minutes: float) -> 
                      + "{:.2f} ± {:.2f}".format(*spread([r["psnr"] for r in runs])) + " | "
                      + "{:.4f} ± {:.4f}".format(*spread([r["ssim"] for r in runs])) + " | "
                      + ", ".join(f"{r['psnr']:.2f}" for r in runs) + " |")
-    lines += ["", verdict(results), ""]
+    lines += ["", *verdict(results), ""]
     u, n = costs["SID U-Net"], costs["NAFNet"]
     lines += [f"NAFNet's step takes {n['seconds'] / u['seconds']:.1f}x the U-Net's CPU time at "
               f"{n['flops'] / u['flops']:.2f}x its counted FLOPs (its layer norms, gates and channel attention are "
               "elementwise work the count leaves out). At equal steps the U-Net trained in "
               f"{spread([r['seconds'] for r in results if r['arm'] == 'SID U-Net'])[0]:.0f} s a run, NAFNet in "
               f"{spread([r['seconds'] for r in results if r['arm'] == 'NAFNet'])[0]:.0f} s (training and its one "
-              "evaluation).", "",
+              "evaluation; wall time beside other work).", "",
               "## The presets at full size", "",
-              "Not trained here. Parameters and FLOPs as above; CPU step: median of "
+              "Not trained here. Parameters and FLOPs as above; CPU step: the fastest of "
               f"{args.time_steps} steps at patch {args.full_patch}.", "",
               "| preset | family | parameters | GFLOP / 512x512 step | CPU ms / step at patch "
               f"{args.full_patch} |", "| --- | --- | ---: | ---: | ---: |"]
     for name, c in full.items():
         lines.append(f"| `{name}` | {PRESETS[name].family} | {c['parameters']:,} | {c['flops'] / 1e9:.1f} | "
                      f"{c['seconds'] * 1e3:.0f} |")
-    lines += ["", "What this does not show: NAFNet's published gains come from long training (hundreds of "
-              "thousands of steps, AdamW with a cosine schedule, large crops) on real data; this study trains "
+    lines += ["", "What this does not show: NAFNet's paper trains its networks far longer, with AdamW and a "
+              "cosine schedule, on real data; this study trains "
               f"{steps} steps with the SID recipe (Adam, step schedule) on simulated pairs, small networks "
               "only. Run the presets on your own data (`train run MANIFEST --arch nafnet-sid`) before "
               "choosing.", "",
-              f"CPU: {cpu_description()}; 2 cores shared with other work while this ran, so the step "
-              f"times carry that noise. Data, training, scoring and timing took {minutes:.0f} minutes in all.", ""]
+              f"CPU: {cpu_description()}; {torch.get_num_threads()} torch thread(s) (`--threads`) on 2 cores "
+              "shared with other work while this ran, so the step times carry that noise (with 2 threads on the "
+              "loaded cores a step took several times longer: the threads wait on each other). Training and "
+              f"scoring the {len(results)} networks took {sum(r['seconds'] for r in results) / 60:.0f} minutes "
+              "(the runs' own times).", ""]
     return "\n".join(lines)
 
 
@@ -182,25 +227,8 @@ def costs_of(spec, patch: int, steps: int) -> dict:
             "seconds": step_seconds(spec, patch, steps)}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("study-architecture"))
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=2000)
-    parser.add_argument("--scenes", type=int, default=16, help="training scenes")
-    parser.add_argument("--patch", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--size", type=lambda text: tuple(map(int, text.split("x"))), default=(384, 256),
-                        help="WIDTHxHEIGHT of the simulated raws")
-    parser.add_argument("--time-steps", type=int, default=5, help="steps timed per network")
-    parser.add_argument("--full-patch", type=int, default=128, help="patch of the full presets' timed steps")
-    parser.add_argument("--page", type=Path, default=PAGE)
-    args = parser.parse_args()
-    started = time.perf_counter()
-    manifest = dataset(args.out, args.size, args.scenes)
-    print(f"dataset: {manifest} ({(time.perf_counter() - started) / 60:.1f} min)", flush=True)
-    saved = args.out / "results.json"
-    done = json.loads(saved.read_text())["runs"] if saved.exists() else []
+def train_and_time(args, manifest: Path, done: list[dict], saved: Path) -> tuple[list[dict], dict, dict]:
+    """Every (seed, network) run not in ``done``, then the step timings; all saved to ``saved`` as they come."""
     results, steps = [], max(1, round(args.steps / args.scenes)) * args.scenes
     for seed in range(args.seeds):
         for arm in ARMS:
@@ -213,8 +241,41 @@ def main() -> None:
     print("costs: " + "; ".join(f"{a} {c['seconds'] * 1e3:.0f} ms/step" for a, c in costs.items()), flush=True)
     full = {name: costs_of(PRESETS[name], args.full_patch, args.time_steps) for name in FULL}
     print("full presets: " + "; ".join(f"{a} {c['seconds'] * 1e3:.0f} ms/step" for a, c in full.items()), flush=True)
+    saved.write_text(json.dumps({"runs": results, "costs": costs, "full": full}, indent=2))
+    return results, costs, full
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("study-architecture"))
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--scenes", type=int, default=16, help="training scenes")
+    parser.add_argument("--patch", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--size", type=lambda text: tuple(map(int, text.split("x"))), default=(384, 256),
+                        help="WIDTHxHEIGHT of the simulated raws")
+    parser.add_argument("--time-steps", type=int, default=5, help="steps timed per network")
+    parser.add_argument("--full-patch", type=int, default=128, help="patch of the full presets' timed steps")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (on 2 cores shared with other jobs, 2 threads wait on each other)")
+    parser.add_argument("--page", type=Path, default=PAGE)
+    parser.add_argument("--page-only", action="store_true",
+                        help="write the page from OUT/results.json (runs and timings) without training or timing; "
+                        "give the settings of the run that wrote it")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    started = time.perf_counter()
+    manifest = dataset(args.out, args.size, args.scenes)
+    print(f"dataset: {manifest} ({(time.perf_counter() - started) / 60:.1f} min)", flush=True)
+    saved = args.out / "results.json"
+    stored = json.loads(saved.read_text()) if saved.exists() else {"runs": []}
+    if args.page_only:
+        results, costs, full = stored["runs"], stored["costs"], stored["full"]
+    else:
+        results, costs, full = train_and_time(args, manifest, stored["runs"], saved)
     with atomic_write(args.page) as handle:
-        handle.write(page(results, costs, full, args, (time.perf_counter() - started) / 60))
+        handle.write(page(results, costs, full, args))
     print(f"wrote {args.page}")
 
 

@@ -207,12 +207,15 @@ def test_presets_lists_every_family():
 @pytest.mark.slow
 def test_the_architecture_study_script_writes_its_page(tmp_path):
     page = tmp_path / "page.md"
-    result = subprocess.run([sys.executable, str(REPO / "scripts" / "architecture_study.py"), "--seeds", "2",
-                             "--steps", "6", "--scenes", "3", "--size", "64x48", "--patch", "16", "--time-steps", "1",
-                             "--full-patch", "16", "--out", str(tmp_path / "study"), "--page", str(page)],
-                            capture_output=True, text=True, cwd=REPO)
+    command = [sys.executable, str(REPO / "scripts" / "architecture_study.py"), "--seeds", "2", "--steps", "6",
+               "--scenes", "3", "--size", "64x48", "--patch", "16", "--time-steps", "1", "--full-patch", "16",
+               "--out", str(tmp_path / "study"), "--page", str(page)]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 0, result.stderr
     text = page.read_text()
+    page.unlink()
+    result = subprocess.run([*command, "--page-only"], capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 0 and page.read_text() == text, result.stderr      # from results.json alone
     assert "| SID U-Net | `sid`, widths 16-256 | 1,941,436 | 73.0 |" in text
     assert "| NAFNet | `nafnet-small` | 1,138,652 | 76.1 |" in text
     assert "| `nafnet-sid` | nafnet | 7,602,540 | 558.9 |" in text and " ± " in text
