@@ -69,6 +69,7 @@ def test_spec_dicts_round_trip_and_name_their_family():
     ({**NAFNetSpec().to_dict(), "encoder_blocks": [1] * 9, "decoder_blocks": [1] * 9}, "encoder_blocks has 9 levels"),
     ({**NAFNetSpec().to_dict(), "middle_blocks": 65}, "spec middle_blocks must be a whole number from 0 to 64"),
     ({**NAFNetSpec().to_dict(), "upscale": 9}, "spec upscale must be a whole number from 1 to 8, not 9"),
+    ({**NAFNetSpec().to_dict(), "encoder_blocks": [64] * 4, "decoder_blocks": [64] * 4}, "spec has 524 NAF blocks"),
 ])
 def test_bad_spec_dicts_are_refused_naming_the_field(data, message):
     with pytest.raises(BadSpec) as err:

@@ -29,6 +29,7 @@ from .spec import BadSpec, Family, Spec, pad_for, shuffle_to, whole, wholes
 MAX_WIDTH = 512                # channels of level 0 (doubled per level; the paper's is 32 or 64)
 MAX_LEVELS = 8
 MAX_BLOCKS = 64                # NAF blocks at one level (the paper's GoPro model has 28)
+MAX_TOTAL_BLOCKS = 256         # in the whole network (the paper's models have 36)
 
 
 @dataclass(frozen=True)
@@ -142,7 +143,9 @@ def check(data: dict) -> None:
     if len(wholes("decoder_blocks", data["decoder_blocks"], 0, MAX_BLOCKS)) != len(encoder):
         raise BadSpec(f"spec decoder_blocks needs one count per level ({len(encoder)}), "
                       f"got {len(data['decoder_blocks'])}")
-    whole("middle_blocks", data["middle_blocks"], 0, MAX_BLOCKS)
+    total = sum(encoder) + sum(data["decoder_blocks"]) + whole("middle_blocks", data["middle_blocks"], 0, MAX_BLOCKS)
+    if total > MAX_TOTAL_BLOCKS:
+        raise BadSpec(f"spec has {total} NAF blocks in all; at most {MAX_TOTAL_BLOCKS} are sane")
 
 
 PRESETS = {
