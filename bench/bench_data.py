@@ -18,7 +18,7 @@ import torch
 
 from capture.simulate import simulate_dataset
 from curate import cfa
-from curate.manifest import read_manifest, resolve, write_manifest
+from curate.manifest import read_manifest, write_manifest
 from curate.scan import scan_dataset
 from train import rawpack
 from train.cache import RawCache
@@ -28,8 +28,8 @@ from train.dataset import Pair, PairDataset, cut_pair
 def decode_pair(manifest, row, policy: str) -> Pair:
     """What a cache-less loader does for one patch: decode the short, render the long."""
     black, white = [float(v) for v in row.black_level.split()], float(row.white_level)
-    frame = rawpack.read_raw(resolve(manifest, row.short_path), row.cfa, black, white)
-    return Pair(rawpack.pack_raw_counts(frame), rawpack.ground_truth(resolve(manifest, row.long_path)),
+    frame = rawpack.read_raw(manifest.resolve(row.short_path), row.cfa, black, white)
+    return Pair(rawpack.pack_raw_counts(frame), rawpack.ground_truth(manifest.resolve(row.long_path)),
                 cfa.black_packed(frame.cfa, frame.black), white, rawpack.amplification(row.ratio, policy),
                 cfa.scale(row.cfa))
 
@@ -57,7 +57,7 @@ def main() -> None:
         fill_s = time.perf_counter() - start
         data = PairDataset(manifest, cache, patch=args.patch)
         by_pair = {(i, k): row for i, scene in enumerate(data.scene_ids)
-                   for k, row in enumerate(manifest[manifest["scene_id"] == scene].sort_values("pair_id")
+                   for k, row in enumerate(manifest.rows[manifest.rows["scene_id"] == scene].sort_values("pair_id")
                                            .itertuples(index=False))}
 
         def plan(n):
@@ -75,7 +75,7 @@ def main() -> None:
             data.cut(crop)
         cached = len(crops) / (time.perf_counter() - start)
 
-    print(f"dataset: {args.scenes} scenes, {len(manifest)} pairs, {args.width}x{args.height} raws, "
+    print(f"dataset: {args.scenes} scenes, {len(manifest.rows)} pairs, {args.width}x{args.height} raws, "
           f"patch {args.patch} packed ({2 * args.patch} output) px")
     print(f"cache fill: {counts['decoded']} files decoded once in {fill_s:.2f} s")
     print(f"decode in the loop: {baseline:8.2f} patches/s ({args.baseline_patches} patches)")

@@ -127,7 +127,7 @@ def splits_kept(df, output: Path):
     from .split import keep_splits
 
     try:
-        previous = read_manifest(output)
+        previous = read_manifest(output).rows
     except SidkitError as exc:
         stderr.print(f"warning: {exc}; its splits are not kept", highlight=False)
         return df
@@ -235,8 +235,9 @@ def split(manifest, test, val, seed, output):
     curate split manifests/canon90d.csv --test 0.5          # the study: 10 train, 10 test scenes
     curate split manifests/canon90d.csv --test 10 --val 2 --seed 1
     """
-    df = assign_splits(read_manifest(manifest), test=test, val=val, seed=seed)
-    write_manifest(df, output or manifest)
+    loaded = read_manifest(manifest)
+    df = assign_splits(loaded.rows, test=test, val=val, seed=seed)
+    write_manifest(loaded.with_rows(df), output or manifest)       # refused if another command rewrote it since
     counts = df.drop_duplicates("scene_id").groupby(["split", "environment"]).size()
     stderr.print(f"wrote {output or manifest}: " + ", ".join(f"{s}/{e} {n}" for (s, e), n in counts.items()))
 
@@ -251,7 +252,7 @@ def stats(manifest, fmt):
     \b
     curate stats manifests/canon90d.csv
     """
-    table = manifest_stats(read_manifest(manifest))
+    table = manifest_stats(read_manifest(manifest).rows)
     if fmt == "json":
         click.echo(table.to_json(orient="records", indent=2))
     elif fmt == "csv":
@@ -286,10 +287,11 @@ def validate(manifest, fast, min_ratio, max_ratio, workers, clean, fmt):
         raise SidkitError(f"--workers {workers}: give 0 (all cores) or a positive number")
     if clean and clean.resolve() == manifest.resolve():
         raise SidkitError(f"--clean {clean}: write the cleaned manifest beside {manifest}, not over it")
-    df = read_manifest(manifest)
+    loaded = read_manifest(manifest)
+    df = loaded.rows
     steps = len(df) * (1 if fast else 2)
     with progress_bar(steps, "validating") as advance:
-        found = validate_manifest(df, fast, min_ratio, max_ratio, workers, advance)
+        found = validate_manifest(loaded, fast, min_ratio, max_ratio, workers, advance)
     if clean:
         kept = without_error_pairs(df, found)
         write_manifest(kept, clean)
@@ -324,7 +326,7 @@ def report_cmd(manifest, output, findings_file, page_size, no_cache, workers):
     if workers < 0:
         raise SidkitError(f"--workers {workers}: give 0 (all cores) or a positive number")
     found = load_findings(findings_file) if findings_file else None
-    df = read_manifest(manifest)
+    df = read_manifest(manifest).rows
     with progress_bar(len(df) * (1 if is_longs_only(df) else 2), "thumbnails") as advance:
         done = build_report(manifest, output, found, page_size=page_size, cache=not no_cache, workers=workers,
                             progress=advance)

@@ -7,6 +7,7 @@ import io
 import math
 import os
 import stat as statmode
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -52,18 +53,60 @@ INT_MAX = 2 ** 53           # integer columns beyond this are not whole numbers 
 MAX_SIDE = 1_000_000        # no raw is wider or taller (TIFF allows 2**32: a corrupt header)
 
 
-def empty_manifest() -> pd.DataFrame:
+@dataclass(frozen=True, eq=False)
+class Manifest:
+    """A manifest's rows (a DataFrame, one row per pair) and the folder its relative paths start from.
+
+    ``root``: that folder, made absolute (read_manifest: the file's own folder); None for rows not
+    placed yet, which cannot resolve a relative path. ``path``: the file the rows were read from, None
+    for rows built in memory. ``with_rows`` keeps both for a subset or an edited copy of the rows.
+    """
+    rows: pd.DataFrame
+    root: Path | None = None
+    path: Path | None = None
+    read_from: tuple | None = field(default=None, repr=False)   # (absolute file, its _stat_key) when read
+
+    def __post_init__(self):
+        if self.root is not None:
+            object.__setattr__(self, "root", Path(os.path.abspath(self.root)))
+
+    @property
+    def name(self) -> str:
+        """The manifest as messages name it: its path, else 'the manifest'."""
+        return str(self.path) if self.path is not None else "the manifest"
+
+    def with_rows(self, rows: pd.DataFrame) -> Manifest:
+        """The same manifest (root, path, the file as read) holding ``rows``: a subset or an edited copy."""
+        return replace(self, rows=rows)
+
+    def resolve(self, relpath: str) -> Path:
+        """A manifest path resolved against ``root`` (normalised, no '..'); an absolute path as it is."""
+        p = Path(relpath)
+        if p.is_absolute():
+            return p
+        if self.root is None:
+            raise SidkitError(f"{self.name}: {relpath!r} is relative and these rows have no root folder to resolve "
+                              "it against; read the manifest with read_manifest(PATH) or build "
+                              "Manifest(rows, root=FOLDER) with the folder its paths start from")
+        return Path(os.path.normpath(self.root / p))
+
+
+def empty_rows() -> pd.DataFrame:
+    """Manifest rows with every column and no pair."""
     return pd.DataFrame({c: pd.Series(dtype=object if t is str else t) for c, t in COLUMNS.items()})
 
 
-def write_manifest(df: pd.DataFrame, path: str | os.PathLike) -> Path:
-    """Write atomically with the version header; columns in contract order, extra columns kept after;
-    control characters in text cells written as escapes (a CR in a name as \\r), so every row is one line.
+def write_manifest(manifest: Manifest | pd.DataFrame, path: str | os.PathLike) -> Path:
+    """Write a Manifest's rows (or rows alone: a scan's) atomically with the version header; columns
+    in contract order, extra columns kept after; control characters in text cells written as escapes
+    (a CR in a name as \\r), so every row is one line. Paths are written as the rows hold them.
 
-    Holds the manifest's lock (curate.atomic.file_lock) while writing. A frame read from ``path``
+    Holds the manifest's lock (curate.atomic.file_lock) while writing. A Manifest read from ``path``
     (read_manifest) is not written back over a file another command has replaced since: SidkitError.
     """
     path = Path(path)
+    read_from = manifest.read_from if isinstance(manifest, Manifest) else None
+    df = manifest.rows if isinstance(manifest, Manifest) else manifest
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:
         raise SidkitError(f"{path}: cannot write a manifest without columns {', '.join(missing)}")
@@ -71,8 +114,7 @@ def write_manifest(df: pd.DataFrame, path: str | os.PathLike) -> Path:
     out = df[list(COLUMNS) + extra].sort_values(["scene_id", "pair_id"], kind="stable")
     out = out.apply(_escaped)       # a CR, LF or other control character never reaches the file as itself
     with file_lock(path):
-        read_from, read_stat = df.attrs.get("read_from", (None, None))
-        if read_from == str(path.resolve()) and _stat_key(path) != read_stat:
+        if read_from is not None and read_from[0] == str(path.resolve()) and _stat_key(path) != read_from[1]:
             raise SidkitError(f"{path}: another command rewrote it after this one read it; nothing written, "
                               "so its result is kept; run this command again")
         with atomic_write(path, "w", newline="") as handle:
@@ -98,8 +140,9 @@ def _stat_key(path: Path, st: os.stat_result | None = None):
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
-def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
-    """Read and check a manifest; bad input raises SidkitError naming the column and the row.
+def read_manifest(path: str | os.PathLike) -> Manifest:
+    """Read and check a manifest: its rows, rooted at the file's own folder (whatever the working
+    folder); bad input raises SidkitError naming the column and the row.
 
     UTF-8 (a BOM is skipped) with LF or CRLF line ends. Refused: a path that is no regular file (a
     FIFO, a device, a folder: the error says which), bytes that are not UTF-8, a CR inside a line, a
@@ -160,10 +203,7 @@ def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
     if dup.any():
         row = int(dup.idxmax())
         raise SidkitError(f"{path}: row {row + 1}, column 'pair_id': {df['pair_id'][row]!r} is not unique")
-    df.attrs["root"] = str(path.resolve().parent)
-    df.attrs["path"] = str(path)
-    df.attrs["read_from"] = (str(path.resolve()), stat)
-    return df
+    return Manifest(df, path.resolve().parent, path, (str(path.resolve()), stat))
 
 
 def _require_file(path: Path) -> None:
@@ -298,19 +338,18 @@ def is_number(text: str) -> bool:
     return True
 
 
-def path_findings(df: pd.DataFrame) -> list:
+def path_findings(manifest: Manifest) -> list:
     """`path-outside-root` warnings: one per place outside the manifest's project folder that its
     paths reach. The project folder is the one above the manifest's folder: the layout the README
     recommends (manifests/ beside datasets/, paths '../datasets/...') is inside it. Lexical: '..'
     that climbs out of it, or an absolute path elsewhere; symlinks are not followed."""
     from .findings import Finding
 
-    root = df.attrs.get("root", ".")
-    project = os.path.dirname(os.path.abspath(root))
+    project = manifest.resolve(".").parent      # above the root (a SidkitError for rows without one)
     groups: dict[str, list[tuple[str, str]]] = {}
-    for row in df.itertuples():
+    for row in manifest.rows.itertuples():
         for rel in (row.short_path, row.long_path):
-            target = os.path.normpath(os.path.join(os.path.abspath(root), rel))
+            target = str(manifest.resolve(rel))
             try:
                 parts = Path(os.path.relpath(target, project)).parts
             except ValueError:     # another drive (Windows)
@@ -337,12 +376,6 @@ def is_longs_only(df: pd.DataFrame) -> bool:
         return False
     short, long = df["short_sha256"].astype(str), df["long_sha256"].astype(str)
     return bool((((short == long) & (short != "")) | (df["short_path"] == df["long_path"])).all())
-
-
-def resolve(df: pd.DataFrame, relpath: str) -> Path:
-    """A manifest path resolved against the manifest's own folder (normalised, no '..')."""
-    p = Path(relpath)
-    return p if p.is_absolute() else Path(os.path.normpath(Path(df.attrs.get("root", ".")) / p))
 
 
 def relative_to(path: Path, folder: Path) -> str:

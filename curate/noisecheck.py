@@ -12,6 +12,7 @@ import numpy as np
 from . import cfa as sensor
 from .calframes import read_mosaic
 from .errors import SidkitError
+from .manifest import Manifest, black_levels
 from .noiseprofile import NoiseProfile
 
 
@@ -38,7 +39,7 @@ CHECK_RATIO = (0.9, 1.1)       # synthetic / real variance that passes
 CHECK_MIN_PIXELS = 20_000      # pixels a signal bin needs: the variance ratio's sampling error ~1.5%, far inside 10%
 
 
-def check_profile(profile: NoiseProfile, manifest, pairs: int = 8, bins: int = 8, seed: int = 0) -> dict:
+def check_profile(profile: NoiseProfile, manifest: Manifest, pairs: int = 8, bins: int = 8, seed: int = 0) -> dict:
     """Synthetic shorts against a manifest's real shorts, per ISO: each real short's long scaled down
     by the ratio measured from the pixels and given the profile's noise at the short's ISO
     (``noise_at_iso``, the numbers training draws with). Per ISO, channel and signal bin the noise
@@ -49,10 +50,8 @@ def check_profile(profile: NoiseProfile, manifest, pairs: int = 8, bins: int = 8
     bins outside it."""
     from scipy import stats
 
-    from .manifest import black_levels, resolve
-
-    where = manifest.attrs.get("path", "the manifest")
-    rows = manifest[manifest["camera"].map(profile.of_camera)]
+    where = manifest.name
+    rows = manifest.rows[manifest.rows["camera"].map(profile.of_camera)]
     if rows.empty:
         raise SidkitError(f"{where}: no pairs of {profile.camera}; check the profile against a manifest of the same body")
     others = sorted({str(c) for c in rows["cfa"] if sensor.kind(str(c)) is not sensor.kind(profile.cfa)})
@@ -71,8 +70,8 @@ def check_profile(profile: NoiseProfile, manifest, pairs: int = 8, bins: int = 8
         for row in group.itertuples(index=False):
             black = sensor.black_packed(row.cfa, black_levels(row.black_level), np.float64)[:, None, None]
             span = float(row.white_level) - black
-            short = sensor.pack(read_mosaic(resolve(manifest, row.short_path)).astype(np.float64), row.cfa) - black
-            long = sensor.pack(read_mosaic(resolve(manifest, row.long_path)).astype(np.float64), row.cfa) - black
+            short = sensor.pack(read_mosaic(manifest.resolve(row.short_path)).astype(np.float64), row.cfa) - black
+            long = sensor.pack(read_mosaic(manifest.resolve(row.long_path)).astype(np.float64), row.cfa) - black
             usable = (long < 0.9 * span) & (long > 0)
             ratio = float(long[usable].sum() / max(short[usable].sum(), 1e-9))    # measured, not EXIF
             expected = long / ratio

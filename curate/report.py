@@ -24,7 +24,7 @@ from .errors import SidkitError
 from .exposure import RATIO_MAX, RATIO_MIN, format_exposure
 from .files import file_problem
 from .findings import CODES, Finding
-from .manifest import black_levels, is_longs_only, read_manifest, resolve
+from .manifest import Manifest, black_levels, is_longs_only, read_manifest
 from .thumbs import Job, cache_dir, render_all
 from .thumbs import data_uri  # noqa: F401  (train/report.py imports it from here)
 
@@ -164,7 +164,7 @@ def _pair_card(row, images: dict[str, tuple[str, str]], found: list[dict]) -> st
             + (f'<ul class="notes">{notes}</ul>' if notes else "") + "</article>")
 
 
-def pair_jobs(df: pd.DataFrame, row, cache: Path | None, longs_only: bool = False) -> dict[str, Job]:
+def pair_jobs(manifest: Manifest, row, cache: Path | None, longs_only: bool = False) -> dict[str, Job]:
     """role -> the thumbnail job of the pair's long and its short amplified by the ratio (the long
     alone in a longs-only manifest, where the short is the same file)."""
     gain = as_float(row.ratio)
@@ -173,7 +173,7 @@ def pair_jobs(df: pd.DataFrame, row, cache: Path | None, longs_only: bool = Fals
         black, white = tuple(black_levels(row.black_level)), float(row.white_level)
     except (TypeError, ValueError):
         black, white = (0.0,), 65535.0
-    return {role: (str(resolve(df, getattr(row, f"{role}_path"))), black, white, 1.0 if role == "long" else gain,
+    return {role: (str(manifest.resolve(getattr(row, f"{role}_path"))), black, white, 1.0 if role == "long" else gain,
                    str(cache or "")) for role in (("long",) if longs_only else ("long", "short"))}
 
 
@@ -185,13 +185,13 @@ def as_float(value) -> float:
         return math.nan
 
 
-def unreachable_paths(df: pd.DataFrame) -> list[Finding]:
+def unreachable_paths(manifest: Manifest) -> list[Finding]:
     """An `unreadable` finding for each manifest path that the OS cannot even look up (too long for
     it, a folder above it that cannot be entered): a check that stats it would stop on it."""
     out = []
-    for row in df.itertuples():
+    for row in manifest.rows.itertuples():
         for rel in dict.fromkeys((row.short_path, row.long_path)):
-            path = resolve(df, rel)
+            path = manifest.resolve(rel)
             try:
                 os.stat(path)
             except (FileNotFoundError, NotADirectoryError, ValueError):
@@ -215,11 +215,12 @@ def build_report(manifest: str | os.PathLike, out: str | os.PathLike, findings: 
     """
     if page_size < 1:
         raise SidkitError(f"--page-size {page_size}: give a positive number of pairs per page")
-    df = read_manifest(manifest)
+    loaded = read_manifest(manifest)
+    df = loaded.rows
     if findings is None:
         from .validate import validate_manifest
-        unreachable = unreachable_paths(df)        # their pairs' findings; the checks go on with the others
-        checked = df[~df["pair_id"].isin({f.pair_id for f in unreachable})]
+        unreachable = unreachable_paths(loaded)        # their pairs' findings; the checks go on with the others
+        checked = loaded.with_rows(df[~df["pair_id"].isin({f.pair_id for f in unreachable})])
         findings = [f.to_dict() for f in unreachable + validate_manifest(checked, fast=True)]
     cache = cache_dir() if cache is True else (cache or None)
     by_pair: dict[str, list[dict]] = {}
@@ -228,7 +229,7 @@ def build_report(manifest: str | os.PathLike, out: str | os.PathLike, findings: 
     for f in findings:
         (by_pair.setdefault(f["pair_id"], []) if f["pair_id"] in pair_ids else general).append(f)
     only_longs = is_longs_only(df)
-    per_pair = [pair_jobs(df, row, cache, only_longs) for row in df.itertuples()]
+    per_pair = [pair_jobs(loaded, row, cache, only_longs) for row in df.itertuples()]
     slots = Counter(job for jobs in per_pair for job in jobs.values())    # a long serves all its shorts
     unique = list(slots)
     done = dict(zip(unique, render_all(unique, workers, progress, [slots[job] for job in unique])))

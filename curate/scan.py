@@ -26,7 +26,7 @@ from .errors import SidkitError
 from .exposure import exposure_from_name, name_agrees
 from .files import RAW_EXTENSIONS, file_problem, is_camera_name, is_raw_name, shown, walk
 from .findings import Finding
-from .manifest import COLUMNS, ENVIRONMENTS, empty_manifest, relative_to
+from .manifest import COLUMNS, ENVIRONMENTS, empty_rows, relative_to
 from .split import assign_splits
 
 __all__ = ["RAW_EXTENSIONS", "PairSpec", "build_rows", "is_raw_name", "read_labels", "scan_dataset",
@@ -268,7 +268,7 @@ def build_rows(pairs: list[PairSpec], manifest_dir: Path, progress: Callable | N
             "short_camera": body(short), "long_camera": body(long),
             "short_sources": sources_text(short), "long_sources": sources_text(long),
         })
-    df = pd.DataFrame(rows, columns=list(COLUMNS) + list(EXTRA_COLUMNS)) if rows else empty_manifest()
+    df = pd.DataFrame(rows, columns=list(COLUMNS) + list(EXTRA_COLUMNS)) if rows else empty_rows()
     return df, findings
 
 

@@ -18,7 +18,7 @@ from .exposure import RATIO_MAX, RATIO_MIN, exposure_from_name, name_agrees
 from .files import file_problem
 from .findings import Finding
 from .scan import cfa_mismatch
-from .manifest import black_levels, formula_cells, is_longs_only, path_findings, resolve, value_problems
+from .manifest import Manifest, black_levels, formula_cells, is_longs_only, path_findings, value_problems
 from .rawfile import shown
 from .sidrules import excluded_findings
 
@@ -70,7 +70,7 @@ def row_findings(row, min_ratio: float = RATIO_MIN, max_ratio: float = RATIO_MAX
     return out
 
 
-def file_findings(df: pd.DataFrame, progress: Callable | None = None, longs_only: bool = False,
+def file_findings(manifest: Manifest, progress: Callable | None = None, longs_only: bool = False,
                   digests: dict | None = None, against_metadata: bool = False) -> list[Finding]:
     """Missing files, changed checksums and one file used twice (``longs_only``: the long of each row);
     ``against_metadata``: also the values of a row that its files' metadata contradict
@@ -78,10 +78,10 @@ def file_findings(df: pd.DataFrame, progress: Callable | None = None, longs_only
     (resolved path -> sha256) is filled for split_findings."""
     out, by_sha, metas = [], {}, {}
     digests = {} if digests is None else digests
-    for row in df.itertuples():
+    for row in manifest.rows.itertuples():
         for role in ("long",) if longs_only else ("short", "long"):
             rel, expected = getattr(row, f"{role}_path"), getattr(row, f"{role}_sha256")
-            path = resolve(df, rel)
+            path = manifest.resolve(rel)
             problem = file_problem(path, row.pair_id)    # stat alone: missing, too long for the OS, a FIFO...
             if problem is not None:
                 out.append(replace(problem, path=rel))
@@ -111,7 +111,7 @@ def file_findings(df: pd.DataFrame, progress: Callable | None = None, longs_only
                                    f"row {line} (line {line + 2}), column {column!r}: the manifest says {stated}, "
                                    f"the file says {found}; re-scan the dataset (`curate scan`) or fix the cell"))
             out += [Finding(row.pair_id, rel, code, message) for code, message in header_level_findings(meta)]
-        files = [metas.get(resolve(df, getattr(row, f"{r}_path")).resolve()) for r in ("short", "long")]
+        files = [metas.get(manifest.resolve(getattr(row, f"{r}_path")).resolve()) for r in ("short", "long")]
         if (not longs_only and all(isinstance(m, rawmeta.RawMeta) and m.cfa and not m.pixel_problem for m in files)
                 and files[0].cfa != files[1].cfa):    # a corrupt pattern is the pixel checks' `unreadable`
             out.append(Finding(row.pair_id, row.short_path, "cfa-mismatch", cfa_mismatch(files[0].cfa, files[1].cfa)))
@@ -224,13 +224,13 @@ def scene_key(scene_id) -> str:
     return " ".join(str(scene_id).split()).casefold()
 
 
-def split_findings(df: pd.DataFrame, digests: dict | None = None) -> list[Finding]:
+def split_findings(manifest: Manifest, digests: dict | None = None) -> list[Finding]:
     """A scene in two splits (scene ids compared by `scene_key`; a warning where ids differ only by
     case or whitespace); one file in two splits under different scenes (the same checksum, from
     ``digests`` (resolved path -> sha256) or the manifest, else the same resolved path); a split far
     from half indoor, half outdoor."""
     out = []
-    df = df.assign(normalised_scene=df["scene_id"].map(scene_key))
+    df = manifest.rows.assign(normalised_scene=manifest.rows["scene_id"].map(scene_key))
     for names in df.groupby("normalised_scene")["scene_id"].unique():
         if len(names) > 1:
             shown_names = ", ".join(repr(n) for n in sorted(names))
@@ -243,7 +243,7 @@ def split_findings(df: pd.DataFrame, digests: dict | None = None) -> list[Findin
             scene = group["scene_id"].iloc[0]
             out.append(Finding("", scene, "split-leak",
                                f"scene {scene} is in {', '.join(sorted(values))}; run `curate split` again"))
-    out += _file_leaks(df, digests or {})
+    out += _file_leaks(manifest.with_rows(df), digests or {})
     scenes = df.drop_duplicates("normalised_scene")
     for split, group in scenes.groupby("split"):
         known = group[group["environment"].isin(["indoor", "outdoor"])]
@@ -258,14 +258,14 @@ def split_findings(df: pd.DataFrame, digests: dict | None = None) -> list[Findin
     return out
 
 
-def _file_leaks(df: pd.DataFrame, digests: dict) -> list[Finding]:
+def _file_leaks(manifest: Manifest, digests: dict) -> list[Finding]:
     """`split-leak` for a file (or a copy of it) used in two splits by rows of different scenes (one
     scene in two splits is reported as such)."""
     uses: dict[str, list] = {}
-    for row in df.itertuples():
+    for row in manifest.rows.itertuples():
         for role in ("short", "long"):
             rel = getattr(row, f"{role}_path")
-            path = resolve(df, rel)
+            path = manifest.resolve(rel)
             key = digests.get(path.resolve()) or getattr(row, f"{role}_sha256") or str(path.resolve())
             uses.setdefault(key, []).append((row.split, row.normalised_scene, row.scene_id, row.pair_id, rel))
     out = []
@@ -320,13 +320,13 @@ def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def pixel_findings(df: pd.DataFrame, workers: int = 0, progress: Callable | None = None,
+def pixel_findings(manifest: Manifest, workers: int = 0, progress: Callable | None = None,
                    longs_only: bool = False) -> list[Finding]:
     """The pixel checks of every pair, in a spawn pool (rawpy uses OpenMP, which fork breaks);
     ``longs_only``: of every row's long alone (check_long_pixels)."""
     jobs = []
-    for row in df.itertuples():
-        short, long = resolve(df, row.short_path), resolve(df, row.long_path)
+    for row in manifest.rows.itertuples():
+        short, long = manifest.resolve(row.short_path), manifest.resolve(row.long_path)
         if file_problem(short) or file_problem(long):  # missing, too long, not a file: file_findings says so
             continue
         shown = {str(short): row.short_path, str(long): row.long_path}
@@ -383,35 +383,36 @@ def pool_map(func: Callable, jobs: list, workers: int, crashed: Callable):
             yield result
 
 
-def validate_manifest(df: pd.DataFrame, fast: bool = False, min_ratio: float = RATIO_MIN,
+def validate_manifest(manifest: Manifest, fast: bool = False, min_ratio: float = RATIO_MIN,
                       max_ratio: float = RATIO_MAX, workers: int = 0,
                       progress: Callable | None = None) -> list[Finding]:
-    """Every finding for a manifest read with curate.manifest.read_manifest. A longs-only manifest
+    """Every finding for a manifest (curate.manifest.read_manifest). A longs-only manifest
     (curate.manifest.is_longs_only) gets one `longs-only` warning and no check that compares two shots."""
+    df = manifest.rows
     longs_only = is_longs_only(df)
-    findings = [longs_only_finding(df)] if longs_only else []
+    findings = [longs_only_finding(manifest)] if longs_only else []
     for row in df.itertuples():
         findings += row_findings(row, min_ratio, max_ratio, longs_only)
     digests: dict = {}
-    files = file_findings(df, progress, longs_only, digests, against_metadata=True)
-    findings += split_findings(df, digests)
-    findings += path_findings(df)
+    files = file_findings(manifest, progress, longs_only, digests, against_metadata=True)
+    findings += split_findings(manifest, digests)
+    findings += path_findings(manifest)
     findings += excluded_findings(df)
     findings += files
     if not fast:
         # a file whose metadata is unreadable gets one `unreadable` finding for its pair, not two
         said = {(f.pair_id, f.path) for f in files if f.code == "unreadable"}
-        findings += [f for f in pixel_findings(df, workers, progress, longs_only)
+        findings += [f for f in pixel_findings(manifest, workers, progress, longs_only)
                      if not (f.code == "unreadable" and (f.pair_id, f.path) in said)]
     return findings
 
 
-def longs_only_finding(df: pd.DataFrame) -> Finding:
+def longs_only_finding(manifest: Manifest) -> Finding:
     """The one `longs-only` warning of a manifest whose every short is its long."""
-    name = df.attrs.get("path", "MANIFEST")
+    name = str(manifest.path or "MANIFEST")
     return Finding("", name, "longs-only",
-                   f"{len(df)} long exposure(s), each its own short (ratio 1): no real short to learn from, so the "
-                   f"checks that compare a short with its long are skipped; train with `train run {name} "
+                   f"{len(manifest.rows)} long exposure(s), each its own short (ratio 1): no real short to learn "
+                   f"from, so the checks that compare a short with its long are skipped; train with `train run {name} "
                    "--synthetic PROFILE` (a profile from `curate noise-profile`; see docs/train.md)")
 
 

@@ -12,7 +12,7 @@ import argparse
 import math
 import statistics
 
-from curate.manifest import black_levels, read_manifest, resolve, verify_checksum
+from curate.manifest import black_levels, read_manifest, verify_checksum
 from train import autoratio, rawpack
 from train.checkpoint import model_from_checkpoint
 from train.evalinputs import read_truth
@@ -24,15 +24,16 @@ def compare(checkpoint, manifest, split: str = "test") -> list[dict]:
     model, payload = model_from_checkpoint(checkpoint, "cpu")
     data, rows = payload["data"], []
     stored, policy = data["input_level"], data["ratio_policy"]
-    df = read_manifest(manifest)
+    loaded = read_manifest(manifest)
+    df = loaded.rows
     for row in df[df["split"] == split].itertuples():
-        frame = rawpack.read_raw(verify_checksum(resolve(df, row.short_path), row.short_sha256), row.cfa,
+        frame = rawpack.read_raw(verify_checksum(loaded.resolve(row.short_path), row.short_sha256), row.cfa,
                                  black_levels(row.black_level), float(row.white_level))
         counts = rawpack.pack_raw_counts(frame)
         level = autoratio.image_level(counts, rawpack.black_packed(frame.cfa, frame.black), frame.white,
                                       stored["percentile"])
         auto = autoratio.auto_ratio(level, stored)
-        truth = read_truth(df, row)
+        truth = read_truth(loaded, row)
         result = {"pair_id": row.pair_id, "environment": row.environment, "true_ratio": float(row.ratio),
                   "auto_ratio": auto}
         for name, ratio in (("true", float(row.ratio)), ("auto", auto)):

@@ -107,7 +107,7 @@ def manifests(out: Path, size: tuple[int, int], ns: list[int]) -> dict[tuple[int
 
 def train_arm(out: Path, manifest: Path, profile: Path, n: int, arm: str, seed: int, args) -> dict:
     """Train one network for ``args.steps`` steps and score its last checkpoint on the real test pairs."""
-    scenes = read_manifest(manifest).query("split == 'train'")["scene_id"].nunique()
+    scenes = read_manifest(manifest).rows.query("split == 'train'")["scene_id"].nunique()
     folder = out / "runs" / f"{manifest.stem}-seed{seed}-{args.steps}steps-p{args.patch}"
     epochs = max(1, round(args.steps / scenes))
     extra = {}
@@ -253,7 +253,8 @@ def main() -> None:
     profile, fit_rows = calibrate(args.out, args.cal_size)
     made = manifests(args.out, args.size, ns)
     tests = read_manifest(made[ns[0], "real N"])
-    check = check_profile(read_profile(profile), tests[tests["split"] == "test"], pairs=TEST_SCENES)
+    check = check_profile(read_profile(profile), tests.with_rows(tests.rows[tests.rows["split"] == "test"]),
+                          pairs=TEST_SCENES)
     saved = args.out / "results.json"
     results = json.loads(saved.read_text())["runs"] if args.page_only else []
     for n in [] if args.page_only else ns:

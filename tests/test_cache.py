@@ -59,7 +59,7 @@ def filled(tmp_path, manifest):
 
 # --- cache -------------------------------------------------------------------------------------
 def test_packed_is_a_memmap_of_the_packed_counts(tmp_path, manifest):
-    cache, row = RawCache(tmp_path / "c"), manifest.iloc[0]
+    cache, row = RawCache(tmp_path / "c"), manifest.rows.iloc[0]
     path = tmp_path / row.short_path
     got = cache.packed(path, row.short_sha256, "RGGB", [512.0] * 4, 16383)
     assert isinstance(got, np.memmap) and got.dtype == np.uint16 and got.shape == (4, 32, 48)
@@ -69,7 +69,7 @@ def test_packed_is_a_memmap_of_the_packed_counts(tmp_path, manifest):
 
 
 def test_second_read_does_not_decode(tmp_path, manifest):
-    cache, row = RawCache(tmp_path / "c"), manifest.iloc[0]
+    cache, row = RawCache(tmp_path / "c"), manifest.rows.iloc[0]
     first = np.array(cache.truth(tmp_path / row.long_path, row.long_sha256))
     assert first.shape == (64, 96, 3) and first.dtype == np.uint16
     (tmp_path / row.long_path).unlink()                     # decoding again would now fail
@@ -207,7 +207,7 @@ def test_simulated_sensors_end_to_end(tmp_path):
     cache = RawCache(tmp_path / "cache")
     assert cache.fill(manifest, progress=False) == {"decoded": 6, "cached": 0}
     data = PairDataset(manifest, cache, policy="exif", patch=32)
-    for row in manifest.itertuples():
+    for row in manifest.rows.itertuples():
         black, white = [float(b) for b in row.black_level.split()], float(row.white_level)
         short = rawpack.network_input(cache.packed(dataset / row.short_path, row.short_sha256, row.cfa, black, white),
                                       rawpack.black_packed(row.cfa, black), white) * row.ratio

@@ -178,7 +178,7 @@ def test_check_compares_synthetic_and_real_shorts(sim_calibration, tmp_path):
                                            "--check", str(tmp_path / "m.csv"), "--format", "json"])
     assert out.exit_code == 0, out.output
     check = json.loads(out.stdout[out.stdout.index("{"):])["check"]
-    assert check["pairs"] == len(read_manifest(tmp_path / "m.csv").query("camera.str.contains('DSLR14')"))
+    assert check["pairs"] == len(read_manifest(tmp_path / "m.csv").rows.query("camera.str.contains('DSLR14')"))
     assert check["verdict"] == "pass" and len(check["variance"]) >= 4
     for row in check["variance"]:
         assert 0.9 <= row["ratio"] <= 1.1 and row["iso"] in (100, 200, 400), row

@@ -252,7 +252,7 @@ def test_cli_card_scan_writes_pairs_and_labels(tmp_path):
     out = tmp_path / "m.csv"
     result = run("scan", card, "-o", out, "--labels", labels, "--format", "json")
     assert result.exit_code == 0 and json.loads(result.stdout) == []
-    df = read_manifest(out)
+    df = read_manifest(out).rows
     assert df[["pair_id", "scene_id", "environment"]].values.tolist() == [["DSC00001", "card-DSC00001", "outdoor"]]
     assert run("scan", card).exit_code == 1       # neither -o nor --show-scenes
 

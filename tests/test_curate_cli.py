@@ -106,7 +106,7 @@ def test_inspect_shows_values_and_their_sources(sim_dataset):
 def test_manifest_records_the_source_of_each_value(manifest):
     from curate.manifest import read_manifest
 
-    df = read_manifest(manifest)
+    df = read_manifest(manifest).rows
     assert df["long_sources"].str.contains("exif: make model exposure_s iso fnumber").all()
     assert df["long_sources"].str.contains("dng-tags: cfa black_level white_level").all()
 
@@ -136,5 +136,5 @@ def test_scan_keeps_both_cameras_of_a_mixed_pair(sim_dataset, tmp_path):
     result = run("scan", root, "-o", out, "--format", "json")
     codes = [f["code"] for f in json.loads(result.stdout)]
     assert result.exit_code == 1 and "camera-mismatch" in codes
-    row = read_manifest(out).iloc[0]
+    row = read_manifest(out).rows.iloc[0]
     assert row.short_camera != row.long_camera and row.camera in row.long_camera

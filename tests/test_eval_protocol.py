@@ -21,10 +21,10 @@ def test_sid_protocol_scores_the_8bit_pngs_as_matlab(tiny_run, tiny_manifest, tm
     ours = evaluate(checkpoint, tiny_manifest, out=tmp_path / "sidkit", device="cpu", images=False)
     sid = evaluate(checkpoint, tiny_manifest, out=tmp_path / "sid", device="cpu", protocol="sid")
     assert (ours["protocol"], sid["protocol"]) == ("sidkit", "sid")
-    df = read_manifest(tiny_manifest)
-    row = next(df[df["pair_id"] == sid["images"][0]["pair_id"]].itertuples())
+    manifest = read_manifest(tiny_manifest)
+    row = next(manifest.rows[manifest.rows["pair_id"] == sid["images"][0]["pair_id"]].itertuples())
     out8 = np.asarray(Image.open(sid["images"][0]["output"]))          # the PNG eval wrote
-    truth8 = sidprotocol.to_8bit(read_truth(df, row))
+    truth8 = sidprotocol.to_8bit(read_truth(manifest, row))
     mse = np.mean((out8.astype(np.float64) - truth8) ** 2)
     assert sid["images"][0]["psnr"] == pytest.approx(10 * math.log10(255 ** 2 / mse), abs=1e-9)
     assert sid["images"][0]["ssim"] == pytest.approx(sidprotocol.ssim(out8, truth8), abs=1e-12)

@@ -46,7 +46,7 @@ def test_a_rescan_into_an_existing_manifest_keeps_every_scene_s_split(sim_datase
     manifest = tmp_path / "m.csv"
     runner = CliRunner()
     assert runner.invoke(curate_main, ["scan", str(data), "-o", str(manifest)]).exit_code == 0
-    df = read_manifest(manifest)
+    df = read_manifest(manifest).rows
     mine = {scene: split for scene, split in zip(sorted(df["scene_id"].unique()), ["test", "val", "train", "test"])}
     df["split"] = df["scene_id"].map(mine)
     write_manifest(df, manifest)
@@ -60,11 +60,11 @@ def test_a_rescan_into_an_existing_manifest_keeps_every_scene_s_split(sim_datase
     assert again.exit_code == 0, again.output
     assert f"kept the splits of 4 scene(s) already in {manifest}; 1 new scene(s) got the default split" in \
         " ".join(again.stderr.split())
-    rescanned = read_manifest(manifest)
+    rescanned = read_manifest(manifest).rows
     assert {s: rescanned.loc[rescanned["scene_id"] == s, "split"].iloc[0] for s in mine} == mine
     assert "sim05" in set(rescanned["scene_id"])
     runner.invoke(curate_main, ["scan", str(data), "-o", str(manifest), "--resplit"])
-    resplit = read_manifest(manifest)
+    resplit = read_manifest(manifest).rows
     assert {s: resplit.loc[resplit["scene_id"] == s, "split"].iloc[0] for s in mine} != mine
 
 

@@ -44,13 +44,14 @@ def test_scores_are_named_after_the_split_evaluated_and_a_noop_resume_writes_no_
 
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from curate.manifest import read_manifest, resolve, write_manifest
+    from curate.manifest import read_manifest, write_manifest
     from test_train_loop import tiny_config
     from train.loop import train_run
 
-    df = read_manifest(tiny_manifest)
+    manifest = read_manifest(tiny_manifest)
+    df = manifest.rows
     for column in ("short_path", "long_path"):
-        df[column] = [str(resolve(df, p)) for p in df[column]]
+        df[column] = [str(manifest.resolve(p)) for p in df[column]]
     df["split"] = df["split"].replace({"val": "train"})
     write_manifest(df, tmp_path / "no-val.csv")
     run = train_run(tiny_config(tmp_path / "no-val.csv", tmp_path / "run", epochs=2, eval_every=1, log_every=1), progress=False)

@@ -62,7 +62,7 @@ def test_a_name_with_cr_lf_or_a_control_character_is_a_finding_and_left_out(tiny
     # through the command: exit 1, the findings, and a manifest every command reads back
     result = curate("scan", dataset, "-o", tmp_path / "m.csv", "--format", "json")
     assert result.exit_code == 1 and len(json.loads(result.stdout)) == 3
-    assert sorted(read_manifest(tmp_path / "m.csv")["pair_id"]) == ["s0_b", "s1_e"]
+    assert sorted(read_manifest(tmp_path / "m.csv").rows["pair_id"]) == ["s0_b", "s1_e"]
     assert curate("validate", tmp_path / "m.csv", "--fast").exit_code == 0
 
 
@@ -74,7 +74,7 @@ def test_control_characters_are_never_written_into_a_manifest_as_themselves(tmp_
     path = write_manifest(rows, tmp_path / "m.csv")
     data = path.read_bytes()
     assert data.count(b"\n") == 2 + 2 and b"\r" not in data and b"\t" not in data and b"\x00" not in data
-    df = read_manifest(path)
+    df = read_manifest(path).rows
     assert df["camera"].tolist() == ["Sim\\r\\nDSLR", "Sim DSLR"]
     assert df["scene_id"].tolist() == ["s00", "s\\u202801"]
     assert df["short_sources"].tolist() == ["exif:\\tmake", "exif: make\\x00"]
@@ -106,7 +106,7 @@ def test_report_goes_on_past_a_path_too_long(tiny, tmp_path):
     """One 5,000-character path aborted the whole `curate report`."""
     from curate.report import build_report
 
-    df = read_manifest(tiny)
+    df = read_manifest(tiny).rows
     df.loc[df["pair_id"] == "s1-0", "short_path"] = LONG_NAME
     manifest = write_manifest(df, tiny.parent / "long.csv")
     with time_limit(300):
@@ -122,11 +122,11 @@ def test_report_goes_on_past_a_path_too_long(tiny, tmp_path):
 def test_validate_goes_on_past_a_path_too_long(tiny):
     from curate.validate import validate_manifest
 
-    df = read_manifest(tiny)
+    df = read_manifest(tiny).rows
     df.loc[df["pair_id"] == "s1-0", "short_path"] = LONG_NAME
-    df = read_manifest(write_manifest(df, tiny.parent / "long.csv"))
+    manifest = read_manifest(write_manifest(df, tiny.parent / "long.csv"))
     for fast in (True, False):
-        found = validate_manifest(df, fast=fast, workers=1)
+        found = validate_manifest(manifest, fast=fast, workers=1)
         assert [(f.pair_id, f.code) for f in found if f.severity == "error"] == [("s1-0", "unreadable")]
 
 
@@ -157,13 +157,13 @@ def test_checksums_compare_without_case(tiny, tmp_path):
     from curate.capturelog import LOG_NAME
     from curate.validate import validate_manifest
 
-    df = read_manifest(tiny)
+    df = read_manifest(tiny).rows
     upper = df.assign(short_sha256=df["short_sha256"].str.upper(), long_sha256=" " + df["long_sha256"].str.upper())
     again = read_manifest(write_manifest(upper, tiny.parent / "upper.csv"))
-    assert again["short_sha256"].tolist() == df["short_sha256"].tolist()
-    assert again["long_sha256"].tolist() == df["long_sha256"].tolist()
+    assert again.rows["short_sha256"].tolist() == df["short_sha256"].tolist()
+    assert again.rows["long_sha256"].tolist() == df["long_sha256"].tolist()
     assert [f.code for f in validate_manifest(again, fast=True)] == []
-    row = again.iloc[0]
+    row = again.rows.iloc[0]
     assert verify_checksum(tiny.parent / row.short_path, row.short_sha256.upper()) == tiny.parent / row.short_path
     # a changed file is still a mismatch, whatever the case
     with open(tiny.parent / row.short_path, "ab") as handle:
@@ -221,10 +221,10 @@ def test_eval_writes_one_image_per_pair_and_the_report_links_the_right_one(tiny_
     from train.report import build_report
     from train.runfolders import read_run
 
-    df = read_manifest(tiny_manifest)
-    root = Path(df.attrs["root"])
+    loaded = read_manifest(tiny_manifest)
+    df = loaded.rows
     for role in ("short", "long"):
-        df[f"{role}_path"] = [str(root / p) for p in df[f"{role}_path"]]
+        df[f"{role}_path"] = [str(loaded.resolve(p)) for p in df[f"{role}_path"]]
     df["pair_id"] = ["a/b", "a_b", "a:b", "a|b"]
     manifest = write_manifest(df, tmp_path / "ids.csv")
     out = tmp_path / "eval"
@@ -280,5 +280,5 @@ def test_ordinary_text_is_written_as_it_is(tmp_path):
     """Ordinary text (spaces, accents, quotes, commas) is written as it is."""
     rows = make_rows(n_scenes=1, shorts=1)
     rows.loc[0, "camera"] = 'Caf\u00e9 "Cam", Mk II'
-    df = read_manifest(write_manifest(rows, tmp_path / "m.csv"))
+    df = read_manifest(write_manifest(rows, tmp_path / "m.csv")).rows
     assert df["camera"].tolist() == ['Caf\u00e9 "Cam", Mk II']

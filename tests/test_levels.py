@@ -104,7 +104,7 @@ def test_clean_leaves_the_untrusted_pairs_out(edited, tmp_path):
                                        "--clean", str(clean)])
     assert result.exit_code == 1
     assert {f["pair_id"] for f in json.loads(result.stdout) if f["code"] == "bad-levels"} == set(EDITS) - {"intact"}
-    assert list(read_manifest(clean)["pair_id"]) == ["intact"]
+    assert list(read_manifest(clean).rows["pair_id"]) == ["intact"]
 
 
 def frame_of(mosaic, black=512, white=16383):

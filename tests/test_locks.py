@@ -66,7 +66,7 @@ def test_a_second_writer_waits_for_the_first_then_writes(tmp_path):
     write_manifest(make_rows(n_scenes=2), path)          # default wait (10 s) outlasts the holder
     assert Path(f"{path}.held").exists() and holder.wait(10) == 0     # it wrote after the first let go
     Path(f"{path}.held").unlink()
-    assert len(read_manifest(path)) == 4
+    assert len(read_manifest(path).rows) == 4
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.csv"]      # no lock or temp file left
 
 
@@ -90,7 +90,7 @@ def test_two_processes_writing_one_manifest_at_once_both_finish_and_it_stays_who
     for writer in writers:
         out, err = writer.communicate(timeout=120)
         assert writer.returncode == 0 and out.strip() == "done", err
-    df = read_manifest(path)
+    df = read_manifest(path).rows
     assert len(df) == 2 and df["camera"].nunique() == 1 and df["camera"][0] in {"a-24", "b-24"}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.csv"]
 
@@ -105,15 +105,15 @@ REWRITE = """
 
 def test_a_read_modify_write_refuses_when_another_process_rewrote_the_file(tmp_path):
     path = write_manifest(make_rows(), tmp_path / "m.csv")
-    df = read_manifest(path)                       # like `curate split m.csv` between read and write
+    manifest = read_manifest(path)                 # like `curate split m.csv` between read and write
     other = spawn(REWRITE, str(path))
     assert other.wait(60) == 0, other.stderr.read()
     theirs = path.read_bytes()
     with pytest.raises(SidkitError, match="another command rewrote it after this one read it; nothing written"):
-        write_manifest(df, path)
+        write_manifest(manifest, path)
     assert path.read_bytes() == theirs             # their result is kept, not silently replaced
     write_manifest(read_manifest(path), path)      # read again: fine
-    write_manifest(df, tmp_path / "elsewhere.csv")  # writing a read frame to another file: fine
+    write_manifest(manifest, tmp_path / "elsewhere.csv")  # writing a read manifest to another file: fine
 
 
 APPEND_MANY = """

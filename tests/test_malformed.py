@@ -187,7 +187,7 @@ def test_cfa_pattern_out_of_range_is_a_finding_in_the_pool(tmp_path):
     """CFAPattern bytes 0x09 raised IndexError inside validate's worker pool and killed validate."""
     from curate.findings import Finding
     from curate.validate import pixel_findings
-    from curate.manifest import COLUMNS
+    from curate.manifest import COLUMNS, Manifest
 
     bad = _patched(tmp_path, "cfa9", tag=33422, value=bytes((0, 9, 9, 2)))
     good = _dng(tmp_path / "long.dng")
@@ -197,9 +197,7 @@ def test_cfa_pattern_out_of_range_is_a_finding_in_the_pool(tmp_path):
         "black_level": "64 64 64 64", "white_level": 4095} for i, short in enumerate([bad, good, bad])]
     import pandas as pd
 
-    df = pd.DataFrame(rows)
-    df.attrs["root"] = str(tmp_path)
-    found = pixel_findings(df, workers=2)
+    found = pixel_findings(Manifest(pd.DataFrame(rows), tmp_path), workers=2)
     bad_findings = [f for f in found if f.path == str(bad)]
     assert {f.pair_id for f in bad_findings} == {"p0", "p2"}
     assert all(isinstance(f, Finding) and f.code == "unreadable" and "CFA" in f.message for f in bad_findings)

@@ -23,10 +23,11 @@ def make_rows(n_scenes=4, shorts=2, envs=("indoor", "outdoor")):
 def test_round_trip(tmp_path):
     path = write_manifest(make_rows(), tmp_path / "m.csv")
     assert path.read_text().splitlines()[0] == HEADER
-    df = read_manifest(path)
+    manifest = read_manifest(path)
+    df = manifest.rows
     assert list(df.columns[: len(COLUMNS)]) == list(COLUMNS)
     assert len(df) == 8 and df["ratio"].tolist() == [250.0] * 8
-    assert df["white_level"].dtype == "Int64" and df.attrs["root"] == str(tmp_path.resolve())
+    assert df["white_level"].dtype == "Int64" and manifest.root == tmp_path.resolve() and manifest.path == path
     assert not list(tmp_path.glob(".*tmp"))
 
 
@@ -112,9 +113,9 @@ def test_zero_exposure_with_zero_ratio_is_refused_not_a_division_by_zero(tmp_pat
 
 def test_bom_and_crlf_are_accepted(tmp_path):
     path = write_manifest(make_rows(), tmp_path / "m.csv")
-    expected = read_manifest(path)
+    expected = read_manifest(path).rows
     path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes().replace(b"\n", b"\r\n"))
-    df = read_manifest(path)
+    df = read_manifest(path).rows
     assert df.equals(expected) and df["pair_id"].tolist()[0] == "s00_0"
     assert df["long_sha256"].tolist() == expected["long_sha256"].tolist()   # no '\r' kept on the last column
 
@@ -139,7 +140,7 @@ def test_bytes_that_are_not_utf8_name_the_line_and_split_leaves_the_file_alone(t
 def test_utf8_text_round_trips(tmp_path):
     rows = make_rows()
     rows["camera"] = "Sim DSLR é 暗"
-    df = read_manifest(write_manifest(rows, tmp_path / "m.csv"))
+    df = read_manifest(write_manifest(rows, tmp_path / "m.csv")).rows
     assert set(df["camera"]) == {"Sim DSLR é 暗"}
 
 

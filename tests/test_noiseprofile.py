@@ -245,11 +245,13 @@ def test_x_trans_row_noise_is_measured_on_mosaic_rows():
 
 
 def test_realism_check_of_a_bayer_profile_on_x_trans_pairs_is_one_line_error(fitted):
+    from pathlib import Path
+
     import pandas as pd
 
+    from curate.manifest import Manifest
     from curate.noisecheck import check_profile
 
-    manifest = pd.DataFrame({"camera": [CAMERA], "cfa": ["XTRANS"], "pair_id": ["a"]})
-    manifest.attrs["path"] = "m.csv"
+    manifest = Manifest(pd.DataFrame({"camera": [CAMERA], "cfa": ["XTRANS"], "pair_id": ["a"]}), path=Path("m.csv"))
     with pytest.raises(SidkitError, match="m.csv: pairs of .* are XTRANS raws, the profile was fitted on RGGB"):
         check_profile(fitted[0], manifest)

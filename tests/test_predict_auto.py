@@ -8,7 +8,7 @@ import torch
 from click.testing import CliRunner
 
 from curate.errors import SidkitError
-from curate.manifest import read_manifest, resolve
+from curate.manifest import read_manifest
 from test_train_loop import make_dataset
 from train.autoratio import auto_ratio, check_stored
 from train.cli import main
@@ -40,9 +40,9 @@ def test_checkpoint_stores_the_training_inputs_level(tiny_run):
 def test_auto_ratio_tracks_the_true_ratio(tiny_run, tiny_manifest, darker, tmp_path):
     checkpoint = tiny_run / "checkpoints" / "last.pt"
     for manifest, true_ratio in [(tiny_manifest, 100), (darker[250], 250), (darker[1000], 1000)]:
-        df = read_manifest(manifest)
-        test = df[df["split"] == "test"].iloc[0]
-        ratio, output = auto_of(checkpoint, resolve(df, test.short_path), tmp_path / f"{true_ratio}.png")
+        loaded = read_manifest(manifest)
+        test = loaded.rows[loaded.rows["split"] == "test"].iloc[0]
+        ratio, output = auto_of(checkpoint, loaded.resolve(test.short_path), tmp_path / f"{true_ratio}.png")
         if true_ratio < 300:
             assert ratio == pytest.approx(true_ratio, rel=0.15), (true_ratio, ratio)
             assert "amplification" not in output
@@ -56,8 +56,8 @@ def test_auto_needs_a_checkpoint_that_stored_the_level(tiny_run, tiny_manifest, 
     del payload["data"]["input_level"]
     old = tmp_path / "old.pt"
     torch.save(payload, old)
-    df = read_manifest(tiny_manifest)
-    raw = resolve(df, df.iloc[0].short_path)
+    loaded = read_manifest(tiny_manifest)
+    raw = loaded.resolve(loaded.rows.iloc[0].short_path)
     result = CliRunner().invoke(main, ["predict", str(old), str(raw), "--ratio", "auto", "-o", str(tmp_path / "o.png"),
                                        "--device", "cpu"])
     assert result.exit_code == 1 and not (tmp_path / "o.png").exists()

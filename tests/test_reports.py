@@ -117,7 +117,7 @@ def counts(text: str) -> dict[str, int]:
 # ---------------------------------------------------------------- curate report
 
 def test_dataset_page_counts_badges_and_thumbnails(dataset_manifest, findings, tmp_path, thumbs_cache):
-    df = read_manifest(dataset_manifest)
+    df = read_manifest(dataset_manifest).rows
     done = dataset_report(dataset_manifest, tmp_path / "r.html", findings)
     text = (tmp_path / "r.html").read_text()
     assert done["pairs"] == len(df) == 8 and done["thumbnails"] == 16 and done["missing_thumbnails"] == 0
@@ -179,25 +179,24 @@ def test_a_pool_of_workers_renders_the_same_page(dataset_manifest, tmp_path):
 
 
 def test_short_thumbnail_is_amplified_to_the_long_s_brightness(dataset_manifest):
-    from curate.manifest import black_levels, resolve
+    from curate.manifest import black_levels
     from curate.thumbs import render_small
 
-    df = read_manifest(dataset_manifest)
-    row = df[df["ratio"].astype(float) > 100].iloc[0]
+    loaded = read_manifest(dataset_manifest)
+    row = loaded.rows[loaded.rows["ratio"].astype(float) > 100].iloc[0]
     black, white = black_levels(row.black_level), float(row.white_level)
-    long = render_small(resolve(df, row.long_path), black, white).mean()
-    dark = render_small(resolve(df, row.short_path), black, white).mean()
-    bright = render_small(resolve(df, row.short_path), black, white, float(row.ratio)).mean()
+    long = render_small(loaded.resolve(row.long_path), black, white).mean()
+    dark = render_small(loaded.resolve(row.short_path), black, white).mean()
+    bright = render_small(loaded.resolve(row.short_path), black, white, float(row.ratio)).mean()
     assert dark < 0.2 * long and abs(bright - long) < 0.15 * long
 
 
 def test_a_bad_file_is_a_badge_not_a_traceback(dataset_manifest, sim_dataset, tmp_path):
-    from curate.manifest import resolve
-
     folder = shutil.copytree(sim_dataset, tmp_path / "broken")
-    df = read_manifest(dataset_manifest)
+    loaded = read_manifest(dataset_manifest)
+    df = loaded.rows
     for column in ("short_path", "long_path"):
-        df[column] = [str(folder / resolve(df, rel).relative_to(sim_dataset)) for rel in df[column]]
+        df[column] = [str(folder / loaded.resolve(rel).relative_to(sim_dataset)) for rel in df[column]]
     write_manifest(df, folder / "m.csv")
     first = df.iloc[0]
     Path(first.short_path).write_bytes(b"not a raw file at all")
@@ -349,7 +348,7 @@ def test_dataset_page_in_chromium(dataset_manifest, findings, tmp_path):
     assert data["visible-pairs"] == "6"                          # page 1 of 2 at 6 pairs a page
     assert data["images-shown"] == data["images-rendered"] == "12"
     assert re.search(r'id="page"[^>]*>page 1 of 2<', dom) and "8 of 8 pairs match" in dom
-    df = read_manifest(dataset_manifest)
+    df = read_manifest(dataset_manifest).rows
     shown = counts(dom)
     assert shown["pairs"] == len(df) and shown["findings"] == len(findings)
     for (split, env), group in df.groupby(["split", "environment"]):

@@ -33,8 +33,9 @@ def test_rescan_is_stable_and_round_trips(sim_dataset, tmp_path):
     second, _ = scan_dataset(sim_dataset, tmp_path)
     assert first.equals(second)
     written = read_manifest(write_manifest(first, tmp_path / "m.csv"))
-    assert (written["pair_id"].tolist(), written["ratio"].tolist()) == (first["pair_id"].tolist(), first["ratio"].tolist())
-    assert Path(written.attrs["root"], written.short_path[0]).exists()
+    rows = written.rows
+    assert (rows["pair_id"].tolist(), rows["ratio"].tolist()) == (first["pair_id"].tolist(), first["ratio"].tolist())
+    assert written.resolve(rows.short_path[0]).exists()
 
 
 def test_scan_folder_convention_and_labels(sim_dataset, tmp_path):

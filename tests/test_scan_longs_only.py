@@ -144,7 +144,7 @@ def test_validate_gives_one_longs_only_warning_and_no_pair_check(longs_manifest)
 def test_per_file_checks_still_apply_once_per_file(longs_manifest, tmp_path):
     folder = tmp_path / "m"
     shutil.copytree(longs_manifest.parent, folder)
-    df = read_manifest(folder / "longs.csv")
+    df = read_manifest(folder / "longs.csv").rows
     changed, gone = (folder / p for p in df["long_path"][:2])
     mosaic = np.full((96, 128), 16300, np.uint16)     # the right half at white: clipped
     mosaic[:, :64] = np.linspace(3000, 9000, 64, dtype=np.uint16)
@@ -165,7 +165,7 @@ def test_per_file_checks_still_apply_once_per_file(longs_manifest, tmp_path):
 def test_a_mixed_manifest_is_checked_as_pairs(longs_manifest):
     dataset = longs_manifest.parent
     pairs, _ = scan_dataset(dataset, dataset)
-    longs = read_manifest(longs_manifest)
+    longs = read_manifest(longs_manifest).rows
     mixed = pairs.iloc[:2].copy()
     mixed.loc[mixed.index[1], ["short_path", "short_sha256", "short_exposure_s", "ratio"]] = (
         mixed.iloc[1]["long_path"], mixed.iloc[1]["long_sha256"], mixed.iloc[1]["long_exposure_s"], 1.0)
@@ -187,7 +187,8 @@ def test_real_raws_that_record_no_exposure_time_are_longs_but_never_pairs(raw_sa
     found = json.loads(result.stdout)
     assert [(f["code"], Path(f["path"]).name, f["severity"]) for f in found] == [
         ("no-exposure", "Blackmagic.dng", "warning")]
-    df = read_manifest(tmp_path / "m.csv")
+    manifest = read_manifest(tmp_path / "m.csv")
+    df = manifest.rows
     assert_longs_only(df)
     cinema = df.set_index("pair_id").loc["Blackmagic"]
     assert np.isnan(cinema["long_exposure_s"]) and np.isnan(cinema["short_exposure_s"]) and np.isnan(cinema["long_iso"])
@@ -195,7 +196,7 @@ def test_real_raws_that_record_no_exposure_time_are_longs_but_never_pairs(raw_sa
     assert cinema["camera"] == "Blackmagic Pocket Cinema Camera 4K"          # UniqueCameraModel: no Make/Model tags
     canon = df.set_index("pair_id").loc["RAW_CANON_D30_SRGB"]
     assert (canon["long_exposure_s"], canon["long_iso"], canon["camera"]) == (0.005, 100, "Canon EOS D30")
-    findings = validate_manifest(df)
+    findings = validate_manifest(manifest)
     assert not [f for f in findings if f.severity == "error"], findings
     # as pairs (no --longs-only) the same file is unreadable: a pair needs its exposure times
     (tmp_path / "data" / "short").mkdir()

@@ -78,17 +78,18 @@ def test_cli_import_then_validate_clean_drops_excluded_pairs(sim_dataset, tmp_pa
     result = run("import-sid", *lists, "--root", tmp_path / "SID", "-o", out, "--format", "json")
     assert result.exit_code == 0, result.output       # warnings only
     assert [f["code"] for f in json.loads(result.stdout)] == ["excluded", "excluded"]
-    assert len(read_manifest(out)) == 6
+    assert len(read_manifest(out).rows) == 6
     clean = tmp_path / "m" / "clean.csv"
     result = run("validate", out, "--fast", "--format", "json", "--clean", clean)
     assert result.exit_code == 0, result.output
     assert sorted(f["pair_id"] for f in json.loads(result.stdout) if f["code"] == "excluded") == [
         "10034_00_0.04s", "10034_01_0.04s"]
-    assert "10034" not in set(read_manifest(clean).scene_id) and len(read_manifest(clean)) == 4
+    kept = read_manifest(clean).rows
+    assert "10034" not in set(kept.scene_id) and len(kept) == 4
     assert "wrote " in result.stderr and ": 4 of 6 pairs" in result.stderr
 
     paper = tmp_path / "m" / "paper.csv"
     result = run("import-sid", lists[1], "--root", tmp_path / "SID", "-o", paper, "--paper-test-set",
                  "--exclude-misaligned")
     assert result.exit_code == 0, result.output
-    assert list(read_manifest(paper).pair_id) == ["10003_00_0.04s"]
+    assert list(read_manifest(paper).rows.pair_id) == ["10003_00_0.04s"]

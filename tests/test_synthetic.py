@@ -167,7 +167,7 @@ def test_synthetic_run_trains_and_resumes_exactly(tiny, tmp_path):
     b = load_checkpoint(resumed / "checkpoints" / "last.pt")
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
     assert a["config"]["synthetic"] == str(profile) and a["config"]["synthetic_ratio"] == "50:200"
-    isos = read_manifest(manifest)["short_iso"]
+    isos = read_manifest(manifest).rows["short_iso"]
     assert a["config"]["synthetic_iso"] == f"{isos.min():g}:{isos.max():g}"       # the manifest's shorts' ISOs
     assert 'synthetic_fraction = 0.5' in (whole / "config.toml").read_text()
     assert f'synthetic_iso = "{isos.min():g}:{isos.max():g}"' in (whole / "config.toml").read_text()
@@ -182,7 +182,7 @@ def test_a_manifest_of_longs_only_trains_on_synthetic_shorts(tiny, tmp_path):
     from train.loop import train_run
 
     manifest, profile = tiny
-    df = read_manifest(manifest)
+    df = read_manifest(manifest).rows
     df["short_path"], df["short_sha256"] = df["long_path"], df["long_sha256"]
     longs = write_manifest(df, manifest.with_name("longs.csv"))
     config = tiny_config(longs, tmp_path / "run", synthetic=str(profile)).resolved()
@@ -197,9 +197,9 @@ def test_synthetic_batches_are_noisy_shorts_of_the_longs_with_their_truth(tiny):
     from train.synthetic import SyntheticShorts
 
     manifest, profile = tiny
-    df = read_manifest(manifest)
+    loaded = read_manifest(manifest)
     cache = RawCache(manifest.parent / ".cache")
-    shorts = SyntheticShorts(df, cache, str(profile), 1.0, "100:100", "cap:300", 32, None, "cpu")
+    shorts = SyntheticShorts(loaded, cache, str(profile), 1.0, "100:100", "cap:300", 32, None, "cpu")
     g = torch.Generator().manual_seed(0)
     batch = shorts.batch([0, 1], g, "cpu")
     clean = shorts.crops.batch([0, 1], None, torch.Generator().manual_seed(0), "cpu")
@@ -207,7 +207,7 @@ def test_synthetic_batches_are_noisy_shorts_of_the_longs_with_their_truth(tiny):
     noise = (batch.input - clean.input).std()
     assert 0.005 < float(noise) < 0.5 and float((batch.input - clean.input).mean()).__abs__() < 0.02
     with pytest.raises(SidkitError, match="no such noise profile"):
-        SyntheticShorts(df, cache, str(manifest.parent / "none.toml"), 1.0, "100:300", "cap:300", 32, None, "cpu")
+        SyntheticShorts(loaded, cache, str(manifest.parent / "none.toml"), 1.0, "100:300", "cap:300", 32, None, "cpu")
 
 
 # --- manifests of long exposures only -------------------------------------------------------------
@@ -217,7 +217,7 @@ def longs(tiny):
     from curate.manifest import read_manifest, write_manifest
 
     manifest, _ = tiny
-    df = read_manifest(manifest)
+    df = read_manifest(manifest).rows
     df["short_path"], df["short_sha256"] = df["long_path"], df["long_sha256"]
     df["short_exposure_s"], df["ratio"] = df["long_exposure_s"], 1.0
     return write_manifest(df, manifest.with_name("longs-only.csv"))
@@ -280,10 +280,10 @@ def test_real_steps_on_longs_only_warn_and_real_pairs_do_not(longs, tiny):
     from train.synthetic import check_synthetic_data
 
     profile = write_test_profile(longs.parent / "same.toml", camera="Sim Tiny")
-    lines = check_synthetic_data(read_manifest(longs), longs, str(profile), 0.25)
+    lines = check_synthetic_data(read_manifest(longs).rows, longs, str(profile), 0.25)
     assert len(lines) == 1 and "75% of steps without synthetic shorts" in lines[0] and str(longs) in lines[0]
-    assert check_synthetic_data(read_manifest(longs), longs, str(profile), 1.0) == []
-    assert check_synthetic_data(read_manifest(tiny[0]), tiny[0], str(profile), 0.25) == []
+    assert check_synthetic_data(read_manifest(longs).rows, longs, str(profile), 1.0) == []
+    assert check_synthetic_data(read_manifest(tiny[0]).rows, tiny[0], str(profile), 0.25) == []
 
 
 def test_longs_only_run_is_scored_on_the_same_synthetic_shorts_every_time(longs_run, longs):
@@ -302,15 +302,15 @@ def test_longs_only_run_is_scored_on_the_same_synthetic_shorts_every_time(longs_
     assert len(psnrs) == 3 and all(math.isfinite(p) for p in psnrs)
     config = load_config(out / "config.toml")
     model, _ = model_from_checkpoint(out / "checkpoints" / "last.pt")   # the weights of the last evaluation
-    df = read_manifest(longs)
-    val, cache = df[df["split"] == "val"], RawCache(config.cache_dir)
+    loaded = read_manifest(longs)
+    val, cache = loaded.rows[loaded.rows["split"] == "val"], RawCache(config.cache_dir)
     shorts = SyntheticLoader(config.synthetic, config.synthetic_ratio, cache, iso=config.synthetic_iso)
     options = dict(device="cpu", amp=config.amp, channels_last=config.channels_last)
-    twice = [score_model(model, df, val, config.ratio_policy, load=shorts, **options)["psnr"] for _ in range(2)]
+    twice = [score_model(model, loaded, val, config.ratio_policy, load=shorts, **options)["psnr"] for _ in range(2)]
     assert twice[0] == twice[1] == pytest.approx(psnrs[-1], abs=1e-3)
-    clean = score_model(model, df, val, config.ratio_policy, load=cache_loader(cache), **options)["psnr"]
+    clean = score_model(model, loaded, val, config.ratio_policy, load=cache_loader(cache), **options)["psnr"]
     assert abs(clean - psnrs[-1]) > 0.01                  # the loop did not score the clean long
-    x, truth, gain = shorts(df, next(val.itertuples()), config.ratio_policy)
+    x, truth, gain = shorts(loaded, next(val.itertuples()), config.ratio_policy)
     assert gain == pytest.approx(173.2, abs=0.05) and x.shape == (4, 32, 32) and truth.shape == (64, 64, 3)
 
 
@@ -353,11 +353,11 @@ def test_eval_of_longs_only_scores_synthetic_shorts_beside_their_baseline(longs_
     assert [r["ratio"] for r in report["images"]] == [pytest.approx(173.205, abs=1e-3)] * 4
     text = (tmp_path / "e" / "report.md").read_text()
     assert "Inputs: synthetic shorts" in text and "`other.toml`" in text and "ratio 173.2" in text
-    df = read_manifest(longs)
-    for image, row in zip(report["images"], df.itertuples()):
+    loaded = read_manifest(longs)
+    for image, row in zip(report["images"], loaded.rows.itertuples()):
         clean = baseline_image(longs.parent / row.long_path, black_levels(row.black_level), row.white_level,
                                image["amplification"])          # the long itself amplified: all white
-        clean_psnr = score(clean, read_truth(df, row))["psnr"]
+        clean_psnr = score(clean, read_truth(loaded, row))["psnr"]
         assert math.isfinite(image["baseline_psnr"]) and image["baseline_psnr"] > clean_psnr + 3
         assert image["psnr"] != pytest.approx(image["baseline_psnr"], abs=0.01)
     recorded = CliRunner().invoke(main, ["eval", str(out / "checkpoints" / "last.pt"), str(longs), "--split", "all",
@@ -412,12 +412,13 @@ def test_synthesis_draws_the_manifest_s_isos_and_ratios_by_default(tiny, longs):
     from train.synthetic import data_ranges
 
     manifest, path = tiny
-    profile, df = read_profile(path), read_manifest(manifest)
+    profile, df = read_profile(path), read_manifest(manifest).rows
     iso, ratio = data_ranges(df, profile)
     assert iso == f"{df['short_iso'].min():g}:{df['short_iso'].max():g}"
     assert ratio == f"{df['ratio'].min():.4g}:{df['ratio'].max():.4g}"
-    assert data_ranges(read_manifest(longs), profile) == ("100:100", "100:300")   # longs at ISO 100: nearest measured
-    at_400 = read_manifest(longs)
+    # longs at ISO 100: the nearest measured
+    assert data_ranges(read_manifest(longs).rows, profile) == ("100:100", "100:300")
+    at_400 = read_manifest(longs).rows
     at_400["long_iso"] = 400.0
     assert data_ranges(at_400, profile)[0] == "800:800"           # 400 is nearer 800 than 100 (in stops)
     model = NoiseModel.from_profile(profile, "100:1600")
@@ -448,19 +449,19 @@ def test_a_manifest_of_pairs_and_clean_longs_trains_the_longs_only_on_synthetic_
     from train.synthetic import SyntheticShorts, check_synthetic_data
 
     manifest, profile = tiny
-    df = read_manifest(manifest)
+    df = read_manifest(manifest).rows
     scenes = sorted(df.loc[df["split"] == "train", "scene_id"].unique())
     own = (df["split"] == "train") & (df["scene_id"] != scenes[0])
     df.loc[own, "short_path"], df.loc[own, "short_sha256"] = df.loc[own, "long_path"], df.loc[own, "long_sha256"]
     df.loc[own, "short_exposure_s"], df.loc[own, "ratio"] = df.loc[own, "long_exposure_s"], 1.0
     mixed = write_manifest(df.drop_duplicates(["scene_id", "short_path"]), manifest.with_name("mixed.csv"))
-    df = read_manifest(mixed)
+    loaded = read_manifest(mixed)
     with pytest.raises(SidkitError, match="long exposures standing in as their own shorts .* pass --synthetic PROFILE"):
-        check_synthetic_data(df, mixed, None)
+        check_synthetic_data(loaded.rows, mixed, None)
 
     config = tiny_config(mixed, tmp_path / "run", synthetic=str(profile), synthetic_fraction=0.0).resolved()
     cache = RawCache(config.cache_dir)
-    shorts = SyntheticShorts(df, cache, str(profile), 0.0, "100:300", "cap:300", 16, None, "cpu")
+    shorts = SyntheticShorts(loaded, cache, str(profile), 0.0, "100:300", "cap:300", 16, None, "cpu")
     assert shorts.no_real_short == [False] + [True] * (len(scenes) - 1)
     g = torch.Generator().manual_seed(0)
     assert shorts.batch([0], g, "cpu") is None                    # the pair scene: fraction 0, real

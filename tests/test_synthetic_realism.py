@@ -129,9 +129,9 @@ def test_check_passes_per_iso_on_a_camera_sidkit_did_not_write(tmp_path):
         assert measured.k_dn_per_e == pytest.approx(truth["k"], rel=0.05)
         assert measured.read_noise_dn == pytest.approx(truth["read"], rel=0.05)
         assert abs(measured.tukey_lambda - truth["lam"]) < 0.06                 # logistic, not Gaussian (0.14)
-    df = read_manifest(write_manifest(scan_dataset(pairs, tmp_path)[0], tmp_path / "m.csv"))
-    assert len(df) == 3 * len(ISOS) and set(df["camera"]) == {"Othercam OC-1"}
-    check = check_profile(profile, df)
+    manifest = read_manifest(write_manifest(scan_dataset(pairs, tmp_path)[0], tmp_path / "m.csv"))
+    assert len(manifest.rows) == 3 * len(ISOS) and set(manifest.rows["camera"]) == {"Othercam OC-1"}
+    check = check_profile(profile, manifest)
     assert check["verdict"] == "pass", check["failing"]
     assert check["isos"] == list(map(float, ISOS))
 
@@ -143,8 +143,8 @@ def test_a_profile_that_misstates_the_noise_fails_the_check_with_exit_1(tmp_path
         if measured.iso == 100:
             measured.read_noise_dn *= 0.7                   # the low-ISO shortfall, planted
     write_profile(profile, tmp_path / "bad.toml")
-    df = read_manifest(write_manifest(scan_dataset(pairs, tmp_path)[0], tmp_path / "m.csv"))
-    check = check_profile(read_profile(tmp_path / "bad.toml"), df)
+    manifest = read_manifest(write_manifest(scan_dataset(pairs, tmp_path)[0], tmp_path / "m.csv"))
+    check = check_profile(read_profile(tmp_path / "bad.toml"), manifest)
     assert check["verdict"] == "fail" and {r["iso"] for r in check["failing"]} == {100.0}
     assert all(r["ratio"] < 0.9 for r in check["failing"])
     out = CliRunner().invoke(curate_main, ["noise-profile", str(cal), "-o", str(tmp_path / "p.toml"),

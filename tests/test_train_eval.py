@@ -75,7 +75,7 @@ def test_eval_runs_the_network_in_the_precision_asked_and_says_so(trained, tmp_p
 
 def test_xtrans_manifest_on_a_bayer_network_is_a_one_line_error(trained, tmp_path):
     manifest, run = trained
-    df = read_manifest(manifest)
+    df = read_manifest(manifest).rows
     df["cfa"] = "XTRANS"
     other = write_manifest(df, tmp_path / "xtrans.csv")
     with pytest.raises(SidkitError, match=r"X-Trans raws \(9 channels\) do not fit .* Bayer \(4 channels\)"):

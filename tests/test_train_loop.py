@@ -84,7 +84,7 @@ def test_training_lowers_the_loss_and_writes_the_run_folder(manifest, tmp_path, 
     assert any(p.name.startswith("events.out.tfevents") for p in run.iterdir())
     saved = load_config(run / "config.toml")
     assert Path(saved.cache_dir) == cache_root() / "raw" and not (manifest.parent / ".sidkit-cache").exists()
-    shas = {str(s)[:16] for c in ("short_sha256", "long_sha256") for s in read_manifest(manifest)[c]}
+    shas = {str(s)[:16] for c in ("short_sha256", "long_sha256") for s in read_manifest(manifest).rows[c]}
     assert len([p for p in Path(saved.cache_dir).glob("*.npy") if p.name[:16] in shas]) == 8  # 4 shorts, 4 truths
     assert saved.epochs == 12 and saved.device == "cpu" and saved.amp == default_amp("cpu") and saved.spec == TINY
 

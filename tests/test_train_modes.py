@@ -44,9 +44,10 @@ def test_compiled_run_matches_and_its_checkpoint_evaluates(manifest, plain, tmp_
     trained, payload = model_from_checkpoint(load_checkpoint(checkpoint))
     result = evaluate(checkpoint, manifest, split="val", images=False, out=tmp_path / "eval", amp="off")
     untrained, _ = model_from_checkpoint({**payload, "model": untrained_weights(trained)})
-    df = read_manifest(manifest)
-    before = score_model(untrained, df, df[df["split"] == "val"], payload["data"]["ratio_policy"])["psnr"]
-    assert result["psnr"] == pytest.approx(score_model(trained, df, df[df["split"] == "val"], "cap:300")["psnr"])
+    loaded = read_manifest(manifest)
+    val = loaded.rows[loaded.rows["split"] == "val"]
+    before = score_model(untrained, loaded, val, payload["data"]["ratio_policy"])["psnr"]
+    assert result["psnr"] == pytest.approx(score_model(trained, loaded, val, "cap:300")["psnr"])
     assert result["psnr"] > before + 3          # 4 epochs of the compiled network beat its starting point
 
 

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from curate.cli import main
-from curate.manifest import read_manifest, write_manifest
+from curate.manifest import Manifest, read_manifest, write_manifest
 from curate.scan import scan_dataset
 from curate.validate import split_findings, validate_manifest, without_error_pairs
 
@@ -85,8 +85,8 @@ def test_clean_leaves_out_the_contradicted_pairs(scanned, tmp_path):
     scanned.loc[0, "black_level"] = "0 0 0 0"
     scanned.loc[2, "width"] = 64
     manifest, found = validated(scanned, tmp_path)
-    kept = without_error_pairs(manifest, found)
-    assert set(manifest.pair_id) - set(kept.pair_id) == {
+    kept = without_error_pairs(manifest.rows, found)
+    assert set(manifest.rows.pair_id) - set(kept.pair_id) == {
         "sim01_short_1-25s_00", "sim02_short_1-25s_00", "sim04_short_1-2s_00", "sim04_short_1-2s_01"}
 
 
@@ -108,12 +108,12 @@ def test_a_copy_under_another_scene_id_in_another_split_is_a_leak(scanned, tmp_p
     assert len(of_code(found, "duplicate-file")) == 2          # a copy is also a duplicate, as before
 
 
-def test_the_same_path_under_another_scene_id_leaks_without_checksums(scanned):
+def test_the_same_path_under_another_scene_id_leaks_without_checksums(scanned, tmp_path):
     row = scanned.iloc[0].copy()
     row["pair_id"], row["scene_id"], row["split"] = "again", "other", "val"
     df = pd.concat([scanned, row.to_frame().T], ignore_index=True)
     df["short_sha256"] = df["long_sha256"] = ""
-    leaks = of_code(split_findings(df), "split-leak")
+    leaks = of_code(split_findings(Manifest(df, tmp_path)), "split-leak")
     assert len(leaks) == 2 and "val: " in leaks[0].message and "(scene other, pair again)" in leaks[0].message
 
 
@@ -151,7 +151,7 @@ def test_cli_json_names_the_planted_defects(scanned, tmp_path):
                                   ("sim02_short_1-25s_00", "row 3 (line 5), column 'width'"),
                                   ("sim03_short_1-25s_00", "row 5 (line 7), column 'camera'")]
     assert len(wrong) == 6
-    kept = read_manifest(tmp_path / "clean.csv")
+    kept = read_manifest(tmp_path / "clean.csv").rows
     assert not {"sim01_short_1-25s_00", "sim02_short_1-25s_00", "sim03_short_1-25s_00"} & set(kept.pair_id)
 
 

@@ -3,7 +3,7 @@ import hashlib
 
 import pytest
 
-from curate.manifest import read_manifest, write_manifest
+from curate.manifest import Manifest, read_manifest, write_manifest
 from curate.validate import file_findings, row_findings, split_findings, validate_manifest, without_error_pairs
 from test_manifest import make_rows
 
@@ -42,13 +42,13 @@ def test_name_rounding_agrees():
     assert row_findings(one_row(short_path="Sony/short/00001_00_0.033s.ARW", short_exposure_s=1 / 30, ratio=300.0)) == []
 
 
-def test_split_leak_and_unbalanced_split():
+def test_split_leak_and_unbalanced_split(tmp_path):
     df = make_rows(n_scenes=8)
     df["split"] = "train"
     df.loc[df.pair_id == "s00_1", "split"] = "test"
-    assert codes(split_findings(df)) == ["split-leak"]
+    assert codes(split_findings(Manifest(df, tmp_path))) == ["split-leak"]
     df = make_rows(n_scenes=8, envs=("indoor",) * 7 + ("outdoor",))
-    found = split_findings(df)
+    found = split_findings(Manifest(df, tmp_path))
     assert codes(found) == ["unbalanced-split"] and "88%" in found[0].message
 
 
@@ -70,7 +70,7 @@ def test_missing_changed_and_duplicate_files(tmp_path):
     assert codes(found) == ["checksum-mismatch", "checksum-mismatch", "duplicate-file", "missing-file"]
 
     manifest = read_manifest(path)
-    kept = without_error_pairs(manifest, validate_manifest(manifest, fast=True))
+    kept = without_error_pairs(manifest.rows, validate_manifest(manifest, fast=True))
     assert kept.empty
 
 
@@ -159,12 +159,12 @@ def test_any_cell_value_is_refused_by_the_reader_or_validated_without_a_crash(tm
             path.write_text(clean)
             set_cell(path, column, value, row=1)
             try:
-                df = read_manifest(path)
+                manifest = read_manifest(path)
             except SidkitError as exc:
                 assert "\n" not in str(exc) and str(path) in str(exc)
                 outcomes["refused"] += 1
                 continue
-            found = validate_manifest(df, fast=True)        # files are missing: findings, no crash
+            found = validate_manifest(manifest, fast=True)  # files are missing: findings, no crash
             assert "missing-file" in codes(found)
             outcomes["validated"] += 1
     assert outcomes["refused"] > 100 and outcomes["validated"] > 40, outcomes

@@ -1,6 +1,7 @@
 """validate from the rows: small splits checked for balance; a pair from two bodies found again."""
 import pytest
 
+from curate.manifest import Manifest
 from curate.validate import split_findings
 from test_manifest import make_rows
 
@@ -12,10 +13,10 @@ from test_manifest import make_rows
     (("indoor", "indoor", "outdoor"), False),
     (("indoor",), False),              # one scene cannot be balanced
 ])
-def test_small_splits_of_one_environment_are_flagged(envs, flagged):
+def test_small_splits_of_one_environment_are_flagged(envs, flagged, tmp_path):
     df = make_rows(n_scenes=len(envs), envs=envs)
     df["split"] = "test"
-    found = [f for f in split_findings(df) if f.code == "unbalanced-split"]
+    found = [f for f in split_findings(Manifest(df, tmp_path)) if f.code == "unbalanced-split"]
     assert bool(found) == flagged
     if flagged:
         assert found[0].path == "test" and f"of {len(envs)} scenes" in found[0].message

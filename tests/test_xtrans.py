@@ -180,11 +180,11 @@ def test_x_trans_dataset_scans_validates_trains_evaluates_and_predicts(tmp_path)
     df["split"] = ["train", "val", "test", "train", "train", "train"]
     manifest = write_manifest(df, tmp_path / "fuji.csv")
 
-    df = read_manifest(manifest)
-    found = validate_manifest(df)
+    loaded = read_manifest(manifest)
+    found = validate_manifest(loaded)
     errors = {(f.pair_id.split("_")[0], f.code) for f in found if f.severity == "error"}
     assert errors == planted
-    clean = without_error_pairs(df, found)
+    clean = without_error_pairs(loaded.rows, found)
     assert sorted(clean["split"]) == ["test", "train", "val"]
     manifest = write_manifest(clean, tmp_path / "clean.csv")
 

@@ -10,10 +10,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pandas as pd
 
 from curate.errors import SidkitError
-from curate.manifest import black_levels, resolve
+from curate.manifest import Manifest, black_levels
 
 from . import rawpack
 
@@ -27,13 +26,13 @@ def image_level(counts: np.ndarray, black, white: float, percentile: float = PER
     return float(np.percentile(rawpack.network_input(sample, black, white, 1.0), percentile))
 
 
-def training_level(df: pd.DataFrame, cache, policy: str, split: str = "train") -> dict | None:
+def training_level(manifest: Manifest, cache, policy: str, split: str = "train") -> dict | None:
     """{'percentile', 'level', 'pairs'}: the median over ``split``'s pairs of image_level x gain,
     read from a filled train.cache.RawCache; None without such pairs. Stored in the checkpoint."""
     levels = []
-    for row in df[df["split"] == split].itertuples():
+    for row in manifest.rows[manifest.rows["split"] == split].itertuples():
         black, white = black_levels(row.black_level), float(row.white_level)
-        counts = cache.packed(resolve(df, row.short_path), row.short_sha256, row.cfa, black, white)
+        counts = cache.packed(manifest.resolve(row.short_path), row.short_sha256, row.cfa, black, white)
         level = image_level(counts, rawpack.black_packed(row.cfa, black), white)
         levels.append(level * rawpack.amplification(row.ratio, policy))
     if not levels:

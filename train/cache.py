@@ -18,7 +18,7 @@ import numpy as np
 
 from curate.atomic import atomic_write
 from curate.cachedir import cache_root, folder_usage
-from curate.manifest import black_levels, resolve, verify_checksum
+from curate.manifest import Manifest, black_levels, verify_checksum
 from curate.rawmeta import sha256_file
 
 from . import rawpack
@@ -95,7 +95,7 @@ class RawCache:
                 np.save(handle, array)
         return np.load(key, mmap_mode="r")
 
-    def fill(self, manifest, workers: int | None = None, progress: bool = True) -> dict[str, int]:
+    def fill(self, manifest: Manifest, workers: int | None = None, progress: bool = True) -> dict[str, int]:
         """Decode every short (packed) and long (truth) file of a manifest once, ``workers`` threads
         at a time (rawpy releases the GIL; None: one per CPU core); returns {'decoded', 'cached'}.
 
@@ -105,9 +105,9 @@ class RawCache:
         from curate.clitools import progress_bar
 
         jobs = {}
-        for row in manifest.itertuples(index=False):
+        for row in manifest.rows.itertuples(index=False):
             black, white = black_levels(row.black_level), float(row.white_level)
-            short, long = resolve(manifest, row.short_path), resolve(manifest, row.long_path)
+            short, long = manifest.resolve(row.short_path), manifest.resolve(row.long_path)
             jobs[self.packed_key(row.short_sha256, row.cfa, black, white)] = \
                 partial(self.packed, short, row.short_sha256, row.cfa, black, white)
             jobs[self.truth_key(row.long_sha256)] = partial(self.truth, long, row.long_sha256)

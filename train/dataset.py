@@ -17,7 +17,7 @@ import torch
 
 from curate import cfa as sensor
 from curate.errors import SidkitError
-from curate.manifest import black_levels, resolve
+from curate.manifest import Manifest, black_levels
 
 from . import rawpack
 from .cache import RawCache
@@ -49,11 +49,11 @@ class Pair:
 class PairDataset:
     """The pairs of one manifest split, grouped by scene."""
 
-    def __init__(self, manifest, cache: RawCache, split: str = "train", policy: str = "cap:300",
+    def __init__(self, manifest: Manifest, cache: RawCache, split: str = "train", policy: str = "cap:300",
                  patch: int = 512, patch_choices: list[int] | None = None):
-        rows = manifest[manifest["split"] == split]
+        rows = manifest.rows[manifest.rows["split"] == split]
         if rows.empty:
-            raise SidkitError(f"{manifest.attrs.get('path', 'the manifest')}: no pairs in split {split!r}; "
+            raise SidkitError(f"{manifest.name}: no pairs in split {split!r}; "
                               "assign splits with `curate split`")
         self.patch, self.patch_choices = patch, list(patch_choices or [])
         self.scene_ids = sorted(rows["scene_id"].unique())
@@ -63,9 +63,9 @@ class PairDataset:
             pairs = []
             for row in rows[rows["scene_id"] == scene_id].sort_values("pair_id").itertuples(index=False):
                 black, white = black_levels(row.black_level), float(row.white_level)
-                packed = cache.packed(resolve(manifest, row.short_path), row.short_sha256, row.cfa, black, white)
+                packed = cache.packed(manifest.resolve(row.short_path), row.short_sha256, row.cfa, black, white)
                 if row.long_sha256 not in truths:
-                    truths[row.long_sha256] = cache.truth(resolve(manifest, row.long_path), row.long_sha256)
+                    truths[row.long_sha256] = cache.truth(manifest.resolve(row.long_path), row.long_sha256)
                 truth = truths[row.long_sha256]
                 s = sensor.scale(row.cfa)
                 if truth.shape[:2] != (packed.shape[1] * s, packed.shape[2] * s):

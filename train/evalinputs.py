@@ -13,23 +13,23 @@ import torch
 
 from curate import cfa as sensor
 from curate.errors import SidkitError
-from curate.manifest import black_levels, is_longs_only, resolve, verify_checksum
+from curate.manifest import Manifest, black_levels, is_longs_only, verify_checksum
 
 from . import rawpack
 
 
-def read_input(df: pd.DataFrame, row, policy: str) -> tuple[np.ndarray, float]:
+def read_input(manifest: Manifest, row, policy: str) -> tuple[np.ndarray, float]:
     """The network input of a pair: the packed short exposure times its amplification, clipped to 1."""
-    frame = rawpack.read_raw(verify_checksum(resolve(df, row.short_path), row.short_sha256), row.cfa,
+    frame = rawpack.read_raw(verify_checksum(manifest.resolve(row.short_path), row.short_sha256), row.cfa,
                              black_levels(row.black_level), float(row.white_level))
     gain = rawpack.amplification(row.ratio, policy)
     return rawpack.pack(frame, gain), gain
 
 
-def read_truth(df: pd.DataFrame, row) -> np.ndarray:
+def read_truth(manifest: Manifest, row) -> np.ndarray:
     """The long exposure's rendering, uint16 H x W x 3 as rawpy gives it (train.metrics scores it as
     value / 65535: no full-size float copy of a 32.5 MP frame)."""
-    return rawpack.ground_truth(verify_checksum(resolve(df, row.long_path), row.long_sha256))
+    return rawpack.ground_truth(verify_checksum(manifest.resolve(row.long_path), row.long_sha256))
 
 
 def baseline_image(path: str | os.PathLike, black: list[float], white: float, gain: float, *,
@@ -55,22 +55,22 @@ def baseline_image(path: str | os.PathLike, black: list[float], white: float, ga
     return np.ascontiguousarray(rgb[oy: oy + (h - oy) // t * t, ox: ox + (w - ox) // t * t])
 
 
-Loader = Callable[[pd.DataFrame, object, str], tuple[np.ndarray, np.ndarray, float]]
+Loader = Callable[[Manifest, object, str], tuple[np.ndarray, np.ndarray, float]]
 
 
-def load_from_raw(df: pd.DataFrame, row, policy: str) -> tuple[np.ndarray, np.ndarray, float]:
+def load_from_raw(manifest: Manifest, row, policy: str) -> tuple[np.ndarray, np.ndarray, float]:
     """(input, truth, gain) of a pair, decoded from its raw files."""
-    x, gain = read_input(df, row, policy)
-    return x, read_truth(df, row), gain
+    x, gain = read_input(manifest, row, policy)
+    return x, read_truth(manifest, row), gain
 
 
 def cache_loader(cache) -> Loader:
     """A Loader reading a filled train.cache.RawCache instead of decoding the raws again."""
-    def load(df: pd.DataFrame, row, policy: str) -> tuple[np.ndarray, np.ndarray, float]:
+    def load(manifest: Manifest, row, policy: str) -> tuple[np.ndarray, np.ndarray, float]:
         black, white = black_levels(row.black_level), float(row.white_level)
-        counts = cache.packed(resolve(df, row.short_path), row.short_sha256, row.cfa, black, white)
+        counts = cache.packed(manifest.resolve(row.short_path), row.short_sha256, row.cfa, black, white)
         gain = rawpack.amplification(row.ratio, policy)
-        truth = cache.truth(resolve(df, row.long_path), row.long_sha256)
+        truth = cache.truth(manifest.resolve(row.long_path), row.long_sha256)
         x = rawpack.network_input(counts, rawpack.black_packed(row.cfa, black), white, gain)
         return x, truth, gain
     return load
@@ -97,34 +97,34 @@ class SyntheticLoader:
     def describe(self) -> dict:
         return {"kind": "synthetic", "profile": self.profile, "ratio": self.ratio, "k": self.k}
 
-    def short_counts(self, df: pd.DataFrame, row) -> tuple[np.ndarray, np.ndarray]:
+    def short_counts(self, manifest: Manifest, row) -> tuple[np.ndarray, np.ndarray]:
         """(the synthetic short's packed raw counts, float32 (C, h, w); the long's truth, uint16 H x W x 3)."""
         from .synthetic import row_generator, synthetic_counts
 
         black, white = black_levels(row.black_level), float(row.white_level)
-        path = resolve(df, row.long_path)
+        path = manifest.resolve(row.long_path)
         if self.cache is not None:
             counts = self.cache.packed(path, row.long_sha256, row.cfa, black, white)
             truth = self.cache.truth(path, row.long_sha256)
         else:
             counts = rawpack.pack_raw_counts(rawpack.read_raw(verify_checksum(path, row.long_sha256), row.cfa,
                                                               black, white))
-            truth = read_truth(df, row)
+            truth = read_truth(manifest, row)
         level = rawpack.black_packed(row.cfa, black)
         long = torch.from_numpy(rawpack.network_input(counts, level, white))[None]
         short = synthetic_counts(long, torch.from_numpy(level), white, torch.tensor([self.ratio]), self.model,
                                  row_generator(row.long_sha256 or row.long_path), k=torch.tensor([self.k]))
         return short[0].numpy(), truth
 
-    def load(self, df: pd.DataFrame, row, policy: str) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
+    def load(self, manifest: Manifest, row, policy: str) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
         """(input, truth, gain) as a Loader gives them, and the short's packed raw counts."""
-        counts, truth = self.short_counts(df, row)
+        counts, truth = self.short_counts(manifest, row)
         gain = rawpack.amplification(self.ratio, policy)
         level = rawpack.black_packed(row.cfa, black_levels(row.black_level))
         return rawpack.network_input(counts, level, float(row.white_level), gain), truth, gain, counts
 
-    def __call__(self, df: pd.DataFrame, row, policy: str) -> tuple[np.ndarray, np.ndarray, float]:
-        return self.load(df, row, policy)[:3]
+    def __call__(self, manifest: Manifest, row, policy: str) -> tuple[np.ndarray, np.ndarray, float]:
+        return self.load(manifest, row, policy)[:3]
 
 
 def synthetic_inputs(df: pd.DataFrame, config: dict, profile, manifest, checkpoint) -> SyntheticLoader | None:

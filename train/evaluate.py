@@ -18,7 +18,7 @@ import torch
 from curate.atomic import atomic_write
 from curate.clitools import progress_bar
 from curate.errors import SidkitError
-from curate.manifest import black_levels, read_manifest, resolve
+from curate.manifest import Manifest, black_levels, read_manifest
 from curate.rawfile import escape_controls
 
 from . import sidprotocol
@@ -109,15 +109,15 @@ def scorer(protocol: str) -> Callable[[np.ndarray, np.ndarray], dict[str, float]
     return PROTOCOLS[protocol]
 
 
-def score_model(model: torch.nn.Module, df: pd.DataFrame, rows: pd.DataFrame, policy: str, *,
+def score_model(model: torch.nn.Module, manifest: Manifest, rows: pd.DataFrame, policy: str, *,
                 device: str = "cpu", amp: str = "off", channels_last: bool = False,
                 load: Loader = load_from_raw) -> dict[str, float]:
-    """Mean PSNR/SSIM of the network over ``rows`` on full images (the loop's periodic evaluation)."""
+    """Mean PSNR/SSIM of the network over ``rows`` (of ``manifest``) on full images (the loop's periodic evaluation)."""
     was_training = model.training
     model.eval()
     scores = []
     for row in rows.itertuples():
-        x, truth, _ = load(df, row, policy)
+        x, truth, _ = load(manifest, row, policy)
         scores.append(score(run_network(model, x, device=device, amp=amp, channels_last=channels_last), truth))
     model.train(was_training)
     return mean_metrics(scores) if scores else {"psnr": math.nan, "ssim": math.nan}
@@ -144,7 +144,8 @@ def evaluate(checkpoint: str | os.PathLike, manifest: str | os.PathLike, split: 
     device = pick_device(device)
     model, payload = model_from_checkpoint(checkpoint, device)
     data = payload["data"]
-    df = read_manifest(manifest)
+    loaded = read_manifest(manifest)
+    df = loaded.rows
     rows = df if split == "all" else df[df["split"] == split]
     if rows.empty:
         present = ", ".join(sorted(set(df["split"]) - {""})) or "none"
@@ -161,12 +162,12 @@ def evaluate(checkpoint: str | os.PathLike, manifest: str | os.PathLike, split: 
             started = time.perf_counter()
             try:      # a file that cannot be read is a finding for its pair; the others are still scored
                 if shorts is None:
-                    x, truth, gain = load_from_raw(df, row, data["ratio_policy"])
-                    base = baseline_image(resolve(df, row.short_path), black_levels(row.black_level),
+                    x, truth, gain = load_from_raw(loaded, row, data["ratio_policy"])
+                    base = baseline_image(loaded.resolve(row.short_path), black_levels(row.black_level),
                                           float(row.white_level), gain)
                 else:
-                    x, truth, gain, counts = shorts.load(df, row, data["ratio_policy"])
-                    base = baseline_image(resolve(df, row.long_path), black_levels(row.black_level),
+                    x, truth, gain, counts = shorts.load(loaded, row, data["ratio_policy"])
+                    base = baseline_image(loaded.resolve(row.long_path), black_levels(row.black_level),
                                           float(row.white_level), gain, packed=counts, cfa=row.cfa)
             except Exception as exc:
                 findings.append(read_finding(row, exc))

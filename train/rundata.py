@@ -12,7 +12,7 @@ import torch
 
 from curate import cfa
 from curate.errors import SidkitError
-from curate.manifest import is_longs_only, read_manifest
+from curate.manifest import Manifest, is_longs_only, read_manifest
 from curate.noiseprofile import NoiseProfile, read_profile
 from curate.validate import row_findings
 
@@ -55,7 +55,7 @@ class RunData:
     """Everything a run reads from disk, read once. ``read`` takes the manifest and profile and
     resolves the config with them; ``prepare`` fills the cache and builds the batches."""
     config: RunConfig                   # resolved
-    df: pd.DataFrame
+    manifest: Manifest
     profile: NoiseProfile | None        # the noise profile of --synthetic, read
     longs_only: bool                    # every row's short is its long: shorts are synthesised
     description: dict                   # the checkpoint's 'data'
@@ -68,20 +68,21 @@ class RunData:
     def read(cls, config: RunConfig) -> RunData:
         if not config.manifest:
             config.resolved()           # its one-line error for a missing manifest
-        df = read_manifest(config.manifest)
+        manifest = read_manifest(config.manifest)
+        df = manifest.rows
         profile = read_profile(config.synthetic) if config.synthetic else None
         config = config.resolved(df, profile)
-        return cls(config, df, profile, is_longs_only(df),
+        return cls(config, manifest, profile, is_longs_only(df),
                    data_description(df, config.ratio_policy, config.manifest))
 
     def warnings(self) -> list[str]:
         """Lines to show before training (the run goes on): synthetic settings a user may not mean,
         and rows with errors that `curate validate --fast` reports. A SidkitError for data that cannot
         train at all (long exposures only without a noise profile)."""
-        c = self.config
-        lines = check_synthetic_data(self.df, c.manifest, c.synthetic, c.synthetic_fraction, noise=self.profile,
+        c, rows = self.config, self.manifest.rows
+        lines = check_synthetic_data(rows, c.manifest, c.synthetic, c.synthetic_fraction, noise=self.profile,
                                      longs_only=self.longs_only)
-        errors = [f for row in self.df.itertuples() for f in row_findings(row, longs_only=self.longs_only)
+        errors = [f for row in rows.itertuples() for f in row_findings(row, longs_only=self.longs_only)
                   if f.severity == "error"]
         if errors:
             lines.append(f"{len(errors)} pair(s) of {c.manifest} have errors (first: {errors[0].code} in "
@@ -95,13 +96,13 @@ class RunData:
         c, device = self.config, place.device
         cache = RawCache(c.cache_dir)
         if place.node_main:
-            cache.fill(self.df, c.num_workers or None, progress=progress and place.main)
+            cache.fill(self.manifest, c.num_workers or None, progress=progress and place.main)
         place.barrier()
-        pairs = PairDataset(self.df, cache, "train", c.ratio_policy, c.patch, c.patch_choices)
-        synthetic = (SyntheticShorts(self.df, cache, self.profile, c.synthetic_fraction, c.synthetic_ratio,
+        pairs = PairDataset(self.manifest, cache, "train", c.ratio_policy, c.patch, c.patch_choices)
+        synthetic = (SyntheticShorts(self.manifest, cache, self.profile, c.synthetic_fraction, c.synthetic_ratio,
                                      c.ratio_policy, c.patch, c.patch_choices, device, iso=c.synthetic_iso)
                      if c.synthetic else None)
-        level = training_level(self.df, cache, c.ratio_policy)
+        level = training_level(self.manifest, cache, c.ratio_policy)
         description = {**self.description, **({"input_level": level} if level else {})}
         return replace(self, cache=cache, pairs=pairs, crops=sampler(pairs, device), synthetic=synthetic,
                        description=description)

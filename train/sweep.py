@@ -152,7 +152,7 @@ def check_unchanged(config, folder: Path, name: str) -> None:
 
 def check_split(manifest, split: str) -> bool:
     """Refuses a split with no pairs; True when the manifest has a val split to choose best.pt on."""
-    df = read_manifest(manifest)
+    df = read_manifest(manifest).rows
     if split != "all" and not (df["split"] == split).any():
         raise SidkitError(f"{manifest}: no pairs in split {split!r} to score the sweep on; "
                           f"the manifest has {', '.join(sorted(set(df['split']) - {''})) or 'no splits'}")

@@ -20,7 +20,7 @@ import torch
 
 from curate import cfa as sensor
 from curate.errors import SidkitError
-from curate.manifest import is_longs_only
+from curate.manifest import Manifest, is_longs_only
 from curate.noiseprofile import NoiseProfile, log_linear, read_noise_at, read_profile
 
 from . import rawpack
@@ -217,12 +217,11 @@ def amplifications(ratios: torch.Tensor, policy: str) -> torch.Tensor:
 
 
 # --- in a training run ----------------------------------------------------------------------------
-def longs_manifest(df):
-    """One row per distinct long exposure of ``df``, standing in as its own short (ratio 1)."""
-    longs = df.drop_duplicates("long_sha256").copy()
+def longs_manifest(manifest: Manifest) -> Manifest:
+    """One row per distinct long exposure of ``manifest``, standing in as its own short (ratio 1)."""
+    longs = manifest.rows.drop_duplicates("long_sha256").copy()
     longs["short_path"], longs["short_sha256"], longs["ratio"] = longs["long_path"], longs["long_sha256"], 1.0
-    longs.attrs = dict(df.attrs)
-    return longs
+    return manifest.with_rows(longs)
 
 
 def check_synthetic_data(df, manifest, profile: str | None, fraction: float | None = None, *,
@@ -275,8 +274,8 @@ class SyntheticShorts:
     (1 - fraction of them; never for a scene of long exposures only); every draw comes from the run's
     generator, so resume stays exact."""
 
-    def __init__(self, df, cache, profile: str | NoiseProfile, fraction: float, ratio: str | None, policy: str, patch: int,
-                 patch_choices, device, iso: str | None = None):
+    def __init__(self, manifest: Manifest, cache, profile: str | NoiseProfile, fraction: float, ratio: str | None,
+                 policy: str, patch: int, patch_choices, device, iso: str | None = None):
         from .dataset import PairDataset, sampler
 
         self.model = NoiseModel.from_profile(profile, iso)      # iso, ratio: the run's resolved ranges
@@ -284,8 +283,8 @@ class SyntheticShorts:
         if not 0 <= fraction <= 1:
             raise SidkitError(f"--synthetic-fraction {fraction:g}: give a fraction from 0 to 1")
         self.fraction, self.policy, self.device = float(fraction), policy, torch.device(device)
-        self.longs = PairDataset(longs_manifest(df), cache, "train", "fixed:1", patch, patch_choices)
-        train = df[df["split"] == "train"]
+        self.longs = PairDataset(longs_manifest(manifest), cache, "train", "fixed:1", patch, patch_choices)
+        train = manifest.rows[manifest.rows["split"] == "train"]
         own = train["short_path"] == train["long_path"]
         # a scene whose rows are all long exposures standing in as their own shorts has no real short:
         # every step on it is synthetic (a manifest of N pairs plus clean longs of other scenes)
