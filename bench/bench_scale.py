@@ -72,7 +72,7 @@ def stages(work: Path, size: str, env: dict) -> list[tuple[str, int, float, int]
     run("simulate", 2 * SCENES, "capture", "simulate", str(data), "--scenes", str(SCENES), "--profiles",
         "sim-dslr14", "--shorts", "1", "--size", size, "--no-defects")
     run("scan", 2 * SCENES, "curate", "scan", str(data), "-o", str(manifest))
-    df = read_manifest(manifest)
+    df = read_manifest(manifest).rows
     last = sorted(df["scene_id"].unique())[-1]
     df["split"] = ["test" if s == last else "train" for s in df["scene_id"]]
     write_manifest(df, manifest)

@@ -39,7 +39,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from capture.simulate import simulate_dataset
-from curate.manifest import black_levels, read_manifest, resolve, write_manifest
+from curate.manifest import black_levels, read_manifest, write_manifest
 from curate.scan import scan_dataset
 from train import rawpack
 from train.cache import RawCache
@@ -85,10 +85,10 @@ class PlainLoop:
 
     def __init__(self, manifest, cache: RawCache, patch: int, seed: int = 0):
         self.inputs, self.targets = [], []
-        for row in manifest.itertuples(index=False):
+        for row in manifest.rows.itertuples(index=False):
             black, white = black_levels(row.black_level), float(row.white_level)
-            counts = cache.packed(resolve(manifest, row.short_path), row.short_sha256, row.cfa, black, white)
-            truth = cache.truth(resolve(manifest, row.long_path), row.long_sha256)
+            counts = cache.packed(manifest.resolve(row.short_path), row.short_sha256, row.cfa, black, white)
+            truth = cache.truth(manifest.resolve(row.long_path), row.long_sha256)
             gain = rawpack.amplification(row.ratio, "cap:300")
             self.inputs.append(np.minimum(rawpack.network_input(counts, rawpack.black_packed(row.cfa, black), white)
                                           * gain, 1.0))

@@ -116,7 +116,7 @@ def _check_synthetic(config: RunConfig, df=None, profile=None) -> dict[str, Any]
     from .synthetic import data_ranges, parse_iso_range, parse_ratio_range
 
     profile = profile or read_profile(config.synthetic)
-    df = read_manifest(config.manifest) if df is None else df
+    df = read_manifest(config.manifest).rows if df is None else df
     default_iso, default_ratio = data_ranges(df, profile)
     low, high = parse_ratio_range(config.synthetic_ratio or default_ratio)
     iso_low, iso_high = parse_iso_range(config.synthetic_iso or default_iso)

@@ -321,9 +321,10 @@ class Evaluation:
     manifest of long exposures only is scored on fixed synthetic shorts of its longs (SyntheticLoader)."""
 
     def __init__(self, data: RunData, device: str, console: Console):
-        df = data.df
+        df = data.manifest.rows
         self.split = next((s for s in ("val", "test") if (df["split"] == s).any()), None)
-        self.df, self.rows, self.config, self.device = df, df[df["split"] == self.split], data.config, device
+        self.manifest, self.rows = data.manifest, df[df["split"] == self.split]
+        self.config, self.device = data.config, device
         self.load = data.evaluation_loader() if self.split is not None else None
         if isinstance(self.load, SyntheticLoader):
             console.print(f"evaluation on {self.split}: synthetic shorts of its long exposures, one per image "
@@ -343,7 +344,7 @@ class Evaluation:
         if self.split is None:
             return {"psnr": math.nan, "ssim": math.nan}
         c = self.config
-        return score_model(model, self.df, self.rows, c.ratio_policy, device=self.device, amp=c.amp,
+        return score_model(model, self.manifest, self.rows, c.ratio_policy, device=self.device, amp=c.amp,
                            channels_last=c.channels_last, load=self.load)
 
 
