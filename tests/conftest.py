@@ -1,30 +1,13 @@
 """Shared fixtures: the real sample raws and a tiny simulated dataset with planted defects."""
 from __future__ import annotations
 
-import signal
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
+from helpers import RAW_SAMPLE_DIRS
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
-RAW_SAMPLE_DIRS = (REPO_ROOT.parent / "shared" / "raw-samples", Path("/work/shared/raw-samples"))
-
-
-@contextmanager
-def time_limit(seconds: int):
-    """A hang becomes a test failure (SIGALRM), not a stuck suite. Generous on purpose: it catches
-    hangs, never slowness (no test asserts elapsed time; speed is for bench/)."""
-    def expired(*_):
-        raise TimeoutError(f"still running after {seconds} s: a hang")
-
-    previous = signal.signal(signal.SIGALRM, expired)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -66,9 +49,9 @@ def sim_dataset(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_manifest(tmp_path_factory) -> Path:
-    """test_train_loop.make_dataset: 4 scenes of 64x64 DNG pairs (train, train, val, test), ratio 100.
+    """helpers.make_dataset: 4 scenes of 64x64 DNG pairs (train, train, val, test), ratio 100.
     Shared by the training tests (its cache fills once); treat it as read-only."""
-    from test_train_loop import make_dataset
+    from helpers import make_dataset
 
     return make_dataset(tmp_path_factory.mktemp("tiny-data"))
 
@@ -77,7 +60,7 @@ def tiny_manifest(tmp_path_factory) -> Path:
 def tiny_run(tiny_manifest, tmp_path_factory) -> Path:
     """A tiny network trained 6 epochs on tiny_manifest (eval every 3, last.pt and best.pt): its run
     folder, shared by the tests that evaluate, predict or inspect a trained network. Read-only."""
-    from test_train_loop import tiny_config
+    from helpers import tiny_config
     from train.loop import train_run
 
     out = tmp_path_factory.mktemp("tiny-runs") / "tiny"

@@ -30,3 +30,11 @@ def test_the_checker_sees_an_import_it_forbids(tmp_path):
     module = tmp_path / "m.py"
     module.write_text("import os\nfrom torch import nn\nfrom . import sibling\n\ndef f():\n    import train.loop\n")
     assert imported(module) == {"os", "torch", "train"}
+
+
+def test_test_modules_share_helpers_through_helpers_py_only():
+    """A test module imports shared code from tests/helpers.py (fixtures: conftest.py), never from
+    another test module or from conftest, whose import would run twice under two names."""
+    offenders = {f"{path.name} imports {name}" for path in sorted((ROOT / "tests").glob("*.py"))
+                 for name in imported(path) if name.startswith("test_") or name == "conftest"}
+    assert sorted(offenders) == []

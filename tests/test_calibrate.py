@@ -217,7 +217,7 @@ def test_x_trans_body_calibrated_fitted_checked_and_trained_on_synthetic_shorts(
     from curate.manifest import write_manifest
     from curate.cfa import XTRANS_KIND
     from curate.scan import scan_dataset
-    from test_train_loop import metrics, tiny_config
+    from helpers import metrics, tiny_config
     from train.loop import train_run
 
     body = sensor.PROFILES["sim-xtrans14"]

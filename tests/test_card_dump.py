@@ -3,35 +3,18 @@ capture times, exposures, ISO and bodies, grouped into scenes and pairs by EXIF 
 import json
 import os
 import shutil
-from datetime import datetime, timedelta
-from fractions import Fraction
 from pathlib import Path
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from capture.dng import write_dng
 from curate.carddump import capture_time
 from curate.cli import main
 from curate.files import is_camera_name, is_raw_name, walk
 from curate.manifest import read_manifest
 from curate.scan import scan_dataset, scan_scenes
 
-T0 = datetime(2026, 3, 1, 20, 0, 0)
-BODIES = {"A": ("Canon", "Canon EOS R6", "0123"), "B": ("SONY", "ILCE-7M3", "4567"), "N": ("NIKON", "Z 6", "")}
-
-
-def shoot(folder: Path, name: str, seconds: float, exposure: str, iso: int = 800, fnumber: float = 8,
-          body: str = "A") -> Path:
-    """One DNG named as a camera names it, shot ``seconds`` after T0."""
-    make, model, serial = BODIES[body]
-    mosaic = np.full((24, 32), 600, np.uint16)
-    mosaic[::2, ::2] = 900
-    return write_dng(folder / name, mosaic, make=make, model=model, serial=serial, cfa="RGGB",
-                     black_level=[512] * 4, white_level=16383, exposure_s=Fraction(exposure), iso=iso,
-                     fnumber=fnumber, captured_at=T0 + timedelta(seconds=seconds))
-
+from helpers import codes_of, shoot
 
 def run(*args):
     return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
@@ -39,10 +22,6 @@ def run(*args):
 
 def pairs_of(df) -> list[tuple[str, str, str]]:
     return sorted((row.scene_id, Path(row.short_path).name, Path(row.long_path).name) for row in df.itertuples())
-
-
-def codes_of(findings) -> list[tuple[str, str]]:
-    return sorted((f.code, Path(f.path).name) for f in findings)
 
 
 @pytest.mark.parametrize("names", [

@@ -15,7 +15,7 @@ import torch
 from click.testing import CliRunner
 
 from curate.errors import SidkitError
-from test_train_loop import make_dataset, tiny_config
+from helpers import make_dataset, tiny_config
 from train.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from train.checkpoint_checks import MAX_PARAMETERS
 from train.cli import main

@@ -32,7 +32,7 @@ def test_report_marks_an_eval_older_than_the_checkpoint_beside_the_number_and_na
         tiny_manifest, tiny_run, tmp_path, monkeypatch):
     """eval at epoch 6, resume to epoch 8: the page and the command's text say the eval is stale, and the
     command they name, run as printed, refreshes it (the warning goes away)."""
-    from test_train_loop import tiny_config
+    from helpers import tiny_config
     from train.loop import train_run
 
     monkeypatch.chdir(tmp_path)

@@ -45,7 +45,7 @@ def test_scores_are_named_after_the_split_evaluated_and_a_noop_resume_writes_no_
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     from curate.manifest import read_manifest, write_manifest
-    from test_train_loop import tiny_config
+    from helpers import tiny_config
     from train.loop import train_run
 
     manifest = read_manifest(tiny_manifest)

@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 
 import fuzzcorpus
-from conftest import time_limit
+from helpers import time_limit
 
 STRUCTURAL = ("truncate", "loop", "tag", "special", "zero")
 
 
 def samples_or_none() -> Path | None:
-    from conftest import RAW_SAMPLE_DIRS
+    from helpers import RAW_SAMPLE_DIRS
 
     return next((d for d in RAW_SAMPLE_DIRS if d.is_dir() and any(d.iterdir())), None)
 
@@ -149,7 +149,7 @@ def test_predict_refuses_damaged_files_and_writes_nothing(tmp_path):
     pytest.importorskip("torch")
     from click.testing import CliRunner
 
-    from test_train_loop import make_dataset, tiny_config
+    from helpers import make_dataset, tiny_config
     from train.cli import main
     from train.loop import train_run
 

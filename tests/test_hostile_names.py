@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from conftest import time_limit
+from helpers import time_limit
 from curate.errors import SidkitError
 from curate.files import file_problem
 from curate.manifest import read_manifest, verify_checksum, write_manifest
 from curate.scan import scan_dataset
-from test_manifest import make_rows
-from test_train_loop import make_dataset
+from helpers import make_rows
+from helpers import make_dataset
 
 LONG_NAME = "x" * 5000 + ".dng"      # no OS takes a 5,000-character name (255 bytes on every common disk)
 

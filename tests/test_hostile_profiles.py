@@ -9,7 +9,7 @@ import os
 import pytest
 from click.testing import CliRunner
 
-from conftest import time_limit
+from helpers import time_limit
 from curate.errors import SidkitError
 from curate.noiseprofile import PROFILE_MAX_BYTES, IsoNoise, NoiseProfile, cross_iso_fit, read_profile, write_profile
 
@@ -103,7 +103,7 @@ def test_a_profile_path_that_is_no_profile_file_is_refused_before_reading(tmp_pa
 
 
 def test_train_run_with_a_bad_profile_exits_1_in_one_line_before_training(tmp_path):
-    from test_train_loop import make_dataset
+    from helpers import make_dataset
     from train.cli import main
 
     manifest = make_dataset(tmp_path / "data")

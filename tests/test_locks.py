@@ -15,7 +15,7 @@ from curate.atomic import file_lock, lock_path
 from curate.capturelog import CaptureRecord, append_record, read_log
 from curate.errors import SidkitError
 from curate.manifest import read_manifest, write_manifest
-from test_manifest import make_rows
+from helpers import make_rows
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -74,7 +74,7 @@ WRITE_MANY = """
     import sys
     import pandas as pd
     from curate.manifest import write_manifest
-    from test_manifest import make_rows
+    from helpers import make_rows
     tag = sys.argv[2]
     for i in range(int(sys.argv[3])):
         rows = make_rows(n_scenes=2, shorts=1)
@@ -98,7 +98,7 @@ def test_two_processes_writing_one_manifest_at_once_both_finish_and_it_stays_who
 REWRITE = """
     import sys
     from curate.manifest import write_manifest
-    from test_manifest import make_rows
+    from helpers import make_rows
     write_manifest(make_rows(n_scenes=1), sys.argv[1])
 """
 

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from capture.dng import write_dng
-from conftest import time_limit
+from helpers import time_limit
 from curate.rawmeta import UnreadableRaw, check_pixels, read_metadata
 
 

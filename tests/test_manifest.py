@@ -1,23 +1,9 @@
-import pandas as pd
 import pytest
 
 from curate.errors import SidkitError
 from curate.manifest import COLUMNS, HEADER, read_manifest, write_manifest
 
-
-def make_rows(n_scenes=4, shorts=2, envs=("indoor", "outdoor")):
-    rows = []
-    for s in range(n_scenes):
-        for k in range(shorts):
-            rows.append({
-                "pair_id": f"s{s:02d}_{k}", "scene_id": f"s{s:02d}", "split": "train",
-                "environment": envs[s % len(envs)], "short_path": f"s{s:02d}/short_{k}.dng",
-                "long_path": f"s{s:02d}/long.dng", "short_exposure_s": 0.04, "long_exposure_s": 10.0,
-                "ratio": 250.0, "short_iso": 100.0, "long_iso": 100.0, "short_fnumber": 8.0,
-                "long_fnumber": 8.0, "camera": "Sim DSLR", "cfa": "RGGB", "black_level": "2048 2048 2048 2048",
-                "white_level": 15000, "width": 128, "height": 96, "short_sha256": f"{s}{k}a",
-                "long_sha256": f"{s}b"})
-    return pd.DataFrame(rows)
+from helpers import make_rows, set_cell
 
 
 def test_round_trip(tmp_path):
@@ -61,16 +47,6 @@ def test_bad_manifests_name_the_column_and_row(tmp_path, edit, message):
 def test_missing_manifest(tmp_path):
     with pytest.raises(SidkitError, match="curate scan"):
         read_manifest(tmp_path / "nope.csv")
-
-
-def set_cell(path, column, value, row=0):
-    """Rewrite one cell of a written manifest (text level, so any string can be planted)."""
-    lines = path.read_text().split("\n")
-    header = lines[1].split(",")
-    cells = lines[2 + row].split(",")
-    cells[header.index(column)] = value
-    lines[2 + row] = ",".join(cells)
-    path.write_text("\n".join(lines))
 
 
 @pytest.mark.parametrize("column, value, message", [

@@ -7,7 +7,7 @@ import pytest
 from curate.errors import SidkitError
 from curate.manifest import Manifest, path_findings, read_manifest, write_manifest
 from curate.validate import file_findings, validate_manifest
-from test_manifest import make_rows
+from helpers import make_rows
 
 NO_ROOT = (r"is relative and these rows have no root folder .* "
            r"read_manifest\(PATH\) or build Manifest\(rows, root=FOLDER\)")

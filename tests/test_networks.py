@@ -13,7 +13,7 @@ import torch
 from click.testing import CliRunner
 
 from curate.errors import SidkitError
-from test_train_loop import make_dataset
+from helpers import make_dataset
 from train.checkpoint import load_checkpoint, model_from_checkpoint
 from train.checkpoint_checks import BadCheckpoint, check_spec
 from train.cli import main

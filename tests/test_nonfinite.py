@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 import train.loop as loop
 from curate.errors import SidkitError
-from test_train_loop import tiny_config
+from helpers import tiny_config
 from train.checkpoint import load_checkpoint
 from train.cli import main
 from train.loop import train_run

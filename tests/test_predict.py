@@ -13,7 +13,7 @@ import torch
 from click.testing import CliRunner
 
 from curate.errors import SidkitError
-from test_train_loop import TINY, make_dataset
+from helpers import TINY, make_dataset
 from train.checkpoint import rng_state, save_checkpoint
 from train.cli import main
 from train.rundata import data_description

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from curate.errors import SidkitError
 from curate.manifest import read_manifest
-from test_train_loop import make_dataset
+from helpers import make_dataset
 from train.autoratio import auto_ratio, check_stored
 from train.cli import main
 from train.predict import predict

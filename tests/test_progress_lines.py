@@ -141,7 +141,7 @@ def test_train_run_in_a_log_prints_epoch_lines(tiny_manifest, tmp_path, capsys):
     far shorter than 10 s), none of the generic 'epoch: 0/3' lines."""
     import re
 
-    from test_train_loop import tiny_config
+    from helpers import tiny_config
     from train.loop import train_run
 
     train_run(tiny_config(tiny_manifest, tmp_path / "run", epochs=3, eval_every=3), progress=True)

@@ -20,7 +20,7 @@ from curate.report import build_report as dataset_report, histogram_svg, load_fi
 from curate.thumbs import cache_dir
 from curate.scan import scan_dataset
 from curate.validate import validate_manifest
-from test_train_loop import tiny_config
+from helpers import tiny_config
 from train.cli import main as train_main
 from train.report import build_report as runs_report
 from train.runfolders import markdown_tables, read_evaluation
@@ -219,7 +219,7 @@ def test_a_bad_file_is_a_badge_not_a_traceback(dataset_manifest, sim_dataset, tm
 def test_real_camera_raws_render_or_say_why(raw_samples, tmp_path):
     """Every sample raw (many truncated on purpose, two demosaiced 'Stack' raws) is a picture or a reason
     (each file stands as its own short: a longs-only manifest, one picture a row)."""
-    from test_manifest import make_rows
+    from helpers import make_rows
 
     files = sorted(p for p in raw_samples.iterdir() if p.suffix.lower() not in (".md", ".txt"))
     df = make_rows(n_scenes=len(files), shorts=1)

@@ -16,7 +16,7 @@ from curate.errors import SidkitError
 from curate.manifest import is_longs_only, read_manifest, write_manifest
 from curate.scan import scan_dataset, scan_scenes
 from curate.validate import validate_manifest
-from test_card_dump import T0, codes_of, shoot
+from helpers import T0, codes_of, shoot
 
 LONG_COLUMNS = ("path", "exposure_s", "iso", "fnumber", "sha256", "camera", "sources")
 

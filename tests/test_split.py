@@ -2,7 +2,7 @@ import pytest
 
 from curate.errors import SidkitError
 from curate.split import assign_splits
-from test_manifest import make_rows
+from helpers import make_rows
 
 
 def scene_splits(df):

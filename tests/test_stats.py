@@ -1,5 +1,5 @@
 from curate.stats import manifest_stats
-from test_manifest import make_rows
+from helpers import make_rows
 
 
 def test_stats_per_split_environment_camera():

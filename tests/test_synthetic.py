@@ -143,7 +143,7 @@ def write_test_profile(path, camera="Sim Tiny 1"):
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    from test_train_loop import make_dataset
+    from helpers import make_dataset
 
     folder = tmp_path_factory.mktemp("syn")
     return make_dataset(folder), write_test_profile(folder / "p.toml")
@@ -151,7 +151,7 @@ def tiny(tmp_path_factory):
 
 def test_synthetic_run_trains_and_resumes_exactly(tiny, tmp_path):
     from curate.manifest import read_manifest
-    from test_train_loop import metrics, tiny_config
+    from helpers import metrics, tiny_config
     from train.checkpoint import load_checkpoint
     from train.loop import TrainingStopped, train_run
 
@@ -178,7 +178,7 @@ def test_synthetic_run_trains_and_resumes_exactly(tiny, tmp_path):
 
 def test_a_manifest_of_longs_only_trains_on_synthetic_shorts(tiny, tmp_path):
     from curate.manifest import read_manifest, write_manifest
-    from test_train_loop import metrics, tiny_config
+    from helpers import metrics, tiny_config
     from train.loop import train_run
 
     manifest, profile = tiny
@@ -246,7 +246,7 @@ def longs_run(longs, tmp_path_factory):
     import io
     import os
 
-    from test_train_loop import tiny_config
+    from helpers import tiny_config
     from train.config import resume_config
     from train.loop import TrainingStopped, train_run
 
@@ -288,7 +288,7 @@ def test_real_steps_on_longs_only_warn_and_real_pairs_do_not(longs, tiny):
 
 def test_longs_only_run_is_scored_on_the_same_synthetic_shorts_every_time(longs_run, longs):
     from curate.manifest import read_manifest
-    from test_train_loop import metrics
+    from helpers import metrics
     from train.cache import RawCache
     from train.checkpoint import model_from_checkpoint
     from train.config import load_config
@@ -316,7 +316,7 @@ def test_longs_only_run_is_scored_on_the_same_synthetic_shorts_every_time(longs_
 
 def test_relative_profile_is_stored_absolute_so_resume_and_eval_work_from_another_folder(longs_run, longs,
                                                                                          tmp_path, monkeypatch):
-    from test_train_loop import metrics
+    from helpers import metrics
     from train.config import load_config, resume_config
     from train.evaluate import evaluate
 
@@ -444,7 +444,7 @@ def test_a_manifest_of_pairs_and_clean_longs_trains_the_longs_only_on_synthetic_
     manifest: without a profile a one-line error; with one, a step on a longs-only scene is always
     synthetic, a step on a pair scene synthetic in `fraction` of the draws."""
     from curate.manifest import read_manifest, write_manifest
-    from test_train_loop import tiny_config
+    from helpers import tiny_config
     from train.cache import RawCache
     from train.synthetic import SyntheticShorts, check_synthetic_data
 

@@ -10,7 +10,7 @@ import pytest
 import tomli_w
 from click.testing import CliRunner
 
-from test_train_loop import TINY, make_dataset
+from helpers import TINY, make_dataset
 from train.cli import main
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "train.md"

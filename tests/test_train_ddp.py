@@ -3,25 +3,16 @@
 Two ranks, three training scenes (one rank gets a padded turn): only rank 0 logs and writes, and
 a run stopped after 2 epochs and resumed to 3 gives the same rows as one run of 3 epochs.
 """
-import csv
 import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
 
-from test_train_loop import make_dataset
+from helpers import CONFIG, make_dataset, rows
 
-CONFIG = """
-patch = 16
-lr_steps = []
-eval_every = 1
-device = "cpu"
-spec = { widths = [8, 16], encoder_convs = [1], decoder_convs = [1], bottleneck_convs = 1 }
-"""
 
 
 @pytest.fixture(scope="module")
@@ -41,10 +32,6 @@ def torchrun(manifest, config, out, *args) -> str:
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-8000:]   # the failing rank's own lines too
     assert "terminate called" not in done.stderr, done.stderr[-8000:]       # no rank aborted at exit
     return done.stdout + done.stderr
-
-
-def rows(run: Path) -> list[dict]:
-    return [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader((run / "metrics.csv").open())]
 
 
 @pytest.mark.slow

@@ -1,73 +1,29 @@
 """train run: the loss falls, checkpoints load with weights_only, interrupted + resumed == uninterrupted."""
 from __future__ import annotations
 
-import csv
 import os
 import signal
-from datetime import datetime
-from fractions import Fraction
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
 import torch
 
-from capture.dng import write_dng
 from curate.errors import SidkitError
 from curate.cachedir import cache_root
-from curate.manifest import read_manifest, write_manifest
-from curate.rawmeta import sha256_file
+from curate.manifest import read_manifest
 from train.checkpoint import load_checkpoint, model_from_checkpoint
 from train import config as config_module
 from train.config import RunConfig, default_amp, load_config
 from train.dataset import Batch
 from train.loop import TrainingStopped, epoch_scenes, to_network, train_run
 
-TINY = {"widths": [8, 16], "encoder_convs": [1], "decoder_convs": [1], "bottleneck_convs": 1}
-WHITE, BLACK = 16383, 512
+from helpers import TINY, metrics, tiny_config
 
-
-def make_dataset(folder: Path, splits=("train", "train", "val", "test"), size: int = 64, cfa: str = "RGGB",
-                 ratio: int = 100) -> Path:
-    """Tiny DNG pairs (a smooth scene, long = 10 s, short = 10 s / ratio with read noise) + manifest."""
-    rng = np.random.default_rng(7)
-    rows = []
-    yy, xx = np.mgrid[0:size, 0:size] / size
-    for index, split in enumerate(splits):
-        scene = 0.15 + 0.3 * (np.sin(6 * xx + index) * np.cos(4 * yy - index) + 1) / 2
-        long = (BLACK + scene * (WHITE - BLACK)).astype(np.uint16)
-        short = np.clip(BLACK + scene * (WHITE - BLACK) / ratio + rng.normal(0, 3, scene.shape), 0, WHITE)
-        common = dict(make="Sim", model="Tiny", serial="1", cfa=cfa, black_level=[BLACK] * 4,
-                      white_level=WHITE, iso=100, fnumber=4, captured_at=datetime(2026, 1, 1))
-        scene_id = f"s{index}"
-        long_path = write_dng(folder / f"{scene_id}_long.dng", long, exposure_s=Fraction(10), **common)
-        short_path = write_dng(folder / f"{scene_id}_short.dng", short.astype(np.uint16),
-                               exposure_s=Fraction(10, ratio), **common)
-        rows.append({"pair_id": f"{scene_id}-0", "scene_id": scene_id, "split": split,
-                     "environment": "indoor" if index % 2 else "outdoor",
-                     "short_path": short_path.name, "long_path": long_path.name,
-                     "short_exposure_s": 10 / ratio, "long_exposure_s": 10.0, "ratio": float(ratio),
-                     "short_iso": 100.0, "long_iso": 100.0, "short_fnumber": 4.0, "long_fnumber": 4.0,
-                     "camera": "Sim Tiny", "cfa": cfa, "black_level": " ".join([str(BLACK)] * 4),
-                     "white_level": WHITE, "width": size, "height": size,
-                     "short_sha256": sha256_file(short_path), "long_sha256": sha256_file(long_path)})
-    return write_manifest(pd.DataFrame(rows), folder / "tiny.csv")
 
 
 @pytest.fixture(scope="module")
 def manifest(tiny_manifest) -> Path:
     return tiny_manifest    # make_dataset() once per session (conftest)
-
-
-def tiny_config(manifest: Path, out: Path, **overrides) -> RunConfig:
-    settings = dict(manifest=str(manifest), out=str(out), epochs=3, patch=16, lr=1e-2, lr_steps=[],
-                    spec=TINY, eval_every=1, save_every=1, device="cpu", seed=3)
-    return load_config(None, **{**settings, **overrides})
-
-
-def metrics(run: Path) -> list[dict]:
-    return list(csv.DictReader((run / "metrics.csv").open()))
 
 
 def test_training_lowers_the_loss_and_writes_the_run_folder(manifest, tmp_path, monkeypatch):

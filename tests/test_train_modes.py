@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from curate.manifest import read_manifest
-from test_train_loop import metrics, tiny_config
+from helpers import metrics, tiny_config
 from train.checkpoint import load_checkpoint, model_from_checkpoint
 from train.evaluate import evaluate, score_model
 from train.loop import train_run

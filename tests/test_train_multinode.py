@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from test_train_ddp import CONFIG, rows
-from test_train_loop import make_dataset
+from helpers import CONFIG, rows
+from helpers import make_dataset
 
 
 def free_port() -> int:

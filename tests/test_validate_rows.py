@@ -5,7 +5,7 @@ import pytest
 
 from curate.manifest import Manifest, read_manifest, write_manifest
 from curate.validate import file_findings, row_findings, split_findings, validate_manifest, without_error_pairs
-from test_manifest import make_rows
+from helpers import make_rows
 
 
 def codes(findings):
@@ -149,7 +149,7 @@ def test_any_cell_value_is_refused_by_the_reader_or_validated_without_a_crash(tm
     """Every column x nasty value: read_manifest raises SidkitError, or validate (fast) runs."""
     from curate.errors import SidkitError
     from curate.manifest import COLUMNS
-    from test_manifest import set_cell
+    from helpers import set_cell
 
     outcomes = {"refused": 0, "validated": 0}
     path = write_manifest(make_rows(n_scenes=2, shorts=1), tmp_path / "m.csv")

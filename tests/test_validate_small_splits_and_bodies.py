@@ -3,7 +3,7 @@ import pytest
 
 from curate.manifest import Manifest
 from curate.validate import split_findings
-from test_manifest import make_rows
+from helpers import make_rows
 
 
 @pytest.mark.parametrize("envs, flagged", [

@@ -188,7 +188,7 @@ def test_x_trans_dataset_scans_validates_trains_evaluates_and_predicts(tmp_path)
     assert sorted(clean["split"]) == ["test", "train", "val"]
     manifest = write_manifest(clean, tmp_path / "clean.csv")
 
-    from test_train_loop import TINY, tiny_config
+    from helpers import TINY, tiny_config
     run = train_run(tiny_config(manifest, tmp_path / "run", epochs=3, patch=24), progress=False)
     model, payload = model_from_checkpoint(run / "checkpoints" / "last.pt", "cpu")
     assert (model.spec.in_channels, model.spec.upscale) == (9, 3)
