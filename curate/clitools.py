@@ -48,7 +48,10 @@ def progress_bar(total: int, description: str, enabled: bool = True, completed: 
     """Progress on stderr, when ``enabled``: a rich bar on a terminal, else (a log, ``nohup``) plain
     lines from PlainProgress, unless ``plain`` is False. Yields ``advance(by=1, status=None)``,
     ``status`` a text shown after the count. ``total`` 0: unknown."""
-    if enabled and not stderr.is_terminal:
+    if not enabled:                  # no Progress at all: rich before 14.3 writes a newline even when disabled
+        yield lambda by=1, status=None: None
+        return
+    if not stderr.is_terminal:
         lines = PlainProgress(total, description, completed, every) if plain else None
         yield lines.advance if lines else (lambda by=1, status=None: None)
         if lines:
@@ -56,7 +59,7 @@ def progress_bar(total: int, description: str, enabled: bool = True, completed: 
         return
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                TextColumn("{task.fields[status]}"))
-    with Progress(*columns, console=stderr, transient=False, disable=not enabled) as progress:
+    with Progress(*columns, console=stderr, transient=False) as progress:
         task = progress.add_task(description, total=total, completed=completed, status="")
 
         def advance(by: int = 1, status: str | None = None) -> None:
