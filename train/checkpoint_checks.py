@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from curate import cfa as sensor
 from curate.errors import SidkitError
 
 from .networks import BadSpec, meta_shapes, parameter_count, spec_from_dict
@@ -27,7 +28,7 @@ FORMAT_VERSION = 1
 MAX_PARAMETERS = 200_000_000   # 25x the paper's 7.76 M (each family bounds its own fields: train/networks)
 MAX_COUNT = 10 ** 12           # epochs, steps and batches (the paper's run is ~650,000 steps)
 MAX_FILE_BYTES = 4 * 8 * MAX_PARAMETERS + 2 ** 26    # weights + 3 Adam moments in float64, and the rest
-CFA_CHANNELS = {"bayer": (4, 2), "xtrans": (9, 3)}   # cfa_kind -> (input channels, upscale)
+CFA_CHANNELS = {k.name: (k.channels, k.scale) for k in sensor.KINDS.values()}   # cfa_kind -> (channels, upscale)
 PROGRESS = {"position": int, "loss_sum": float, "loss_count": int, "seconds": float}   # the loop's place
 KEYS = {"format": int, "model": dict, "optimizer": dict, "schedule": dict, "rng": dict, "epoch": int,
         "step": int, "best": (float, type(None)), "spec": dict, "data": dict, "config": dict, "progress": dict}
@@ -63,7 +64,7 @@ def check_data(data: dict, spec) -> None:
         if key not in data:
             raise BadCheckpoint(f"data lacks {key!r}")
     if data["cfa_kind"] not in CFA_CHANNELS:
-        raise BadCheckpoint(f"data cfa_kind {_brief(data['cfa_kind'])} is not bayer or xtrans")
+        raise BadCheckpoint(f"data cfa_kind {_brief(data['cfa_kind'])} is not {' or '.join(sensor.KINDS)}")
     channels, upscale = CFA_CHANNELS[data["cfa_kind"]]
     if data["channels"] != channels or data["upscale"] != upscale or isinstance(data["channels"], bool):
         raise BadCheckpoint(f"data says {data['cfa_kind']} with {_brief(data['channels'])} channels and upscale "

@@ -350,5 +350,5 @@ def load_config(path: str | os.PathLike | None = None, **overrides: Any) -> RunC
     if "patch_choices" in values:
         values["patch_choices"] = parse_patch_choices(values["patch_choices"])
     if not isinstance(values.get("spec", {}), dict):
-        raise SidkitError(f"{path or 'run config'}: spec must be a table of UNetSpec fields")
+        raise SidkitError(f"{path or 'run config'}: spec must be a table of the preset's spec fields (`train presets` lists the presets)")
     return RunConfig(**values)
