@@ -125,8 +125,6 @@ def test_x_trans_origin_is_where_sids_layout_starts(phase):
     assert cfa.xtrans_origin("R" * 8 + "G" * 20 + "B" * 8) is None
 
 
-
-
 def test_no_other_module_spells_out_the_sensor():
     """The tile geometry and the Bayer/X-Trans decision live in curate/cfa.py alone."""
     spelled = re.compile(r'"XTRANS"|"xtrans"|"bayer"|shape == \(6, 6\)|\(6, 6\)\)|XTRANS_OFFSETS|"R", "Gr", "B", "Gb"'
