@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from curate.atomic import atomic_path
-from curate.errors import SidkitError
+from curate.common.atomic import atomic_path
+from curate.common.errors import SidkitError
 from curate.exposure import BULB_WORDS, parse_shutter
 
 SETTINGS = ("shutter", "iso", "fnumber", "image_format", "capture_target")

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from curate.capturelog import CaptureRecord, append_record, read_log
-from curate.errors import SidkitError
+from curate.common.errors import SidkitError
 from curate.manifest import is_number
 from curate.exposure import file_label, format_exposure, parse_ladder
 from curate.rawmeta import sha256_file

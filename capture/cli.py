@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from curate.clitools import CONTEXT, reports_errors, stderr, stdout
-from curate.errors import SidkitError
+from curate.common.clitools import CONTEXT, reports_errors, stderr, stdout
+from curate.common.errors import SidkitError
 from curate.exposure import RATIO_MAX, RATIO_MIN, format_exposure, parse_shutter, reachable_pairs
 
 from .backend import Camera
@@ -288,7 +288,7 @@ def simulate(dataset, scenes, profiles, shorts, long_, ratio, size_, defects, se
     capture simulate datasets/sim --scenes 4 --size 128x96 --format json
     capture simulate datasets/fuji --profiles sim-xtrans14
     """
-    from curate.clitools import progress_bar
+    from curate.common.clitools import progress_bar
 
     from .simulate import dataset_summary, scenes_table, simulate_dataset
 

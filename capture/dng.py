@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from curate.atomic import atomic_write
+from curate.common.atomic import atomic_write
 from curate.cfa import colour_tile, tile_name
-from curate.errors import SidkitError
+from curate.common.errors import SidkitError
 
 # XYZ (D65) -> linear sRGB: the colour matrix of a camera whose primaries are sRGB's.
 XYZ_TO_SRGB = ((3.2404542, -1.5371385, -0.4985314),

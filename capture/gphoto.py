@@ -20,7 +20,7 @@ from pathlib import Path
 
 import gphoto2 as gp
 
-from curate.errors import SidkitError
+from curate.common.errors import SidkitError
 from curate.exposure import parse_shutter
 
 from .backend import Camera, CameraSettings, Choice, bulb_label, save_new

@@ -12,7 +12,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from curate.capturelog import CaptureRecord, append_record, read_log
-from curate.errors import SidkitError
+from curate.common.errors import SidkitError
 from curate.exposure import ExposurePair, choose_pair, file_label, format_exposure, parse_ladder
 from curate.rawmeta import sha256_file
 

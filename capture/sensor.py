@@ -17,7 +17,7 @@ from skimage import draw
 from skimage.transform import resize
 
 from curate.cfa import XTRANS_LAYOUT, black_tile, colour_tile, tile_name
-from curate.errors import SidkitError
+from curate.common.errors import SidkitError
 
 from .dng import XYZ_TO_SRGB
 

@@ -14,7 +14,7 @@ from typing import Callable
 from rich.markup import escape
 
 from curate.capturelog import read_log
-from curate.errors import SidkitError
+from curate.common.errors import SidkitError
 
 from .backend import RAW_WORDS, Camera
 from .pair import ENVIRONMENTS, PairRequest, PairResult, check_scene_name, plan_pair, shoot_pair

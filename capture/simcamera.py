@@ -22,7 +22,7 @@ from datetime import datetime, timedelta, timezone
 from fractions import Fraction
 from pathlib import Path
 
-from curate.errors import SidkitError
+from curate.common.errors import SidkitError
 from curate.exposure import parse_shutter, true_exposure
 
 from . import dng, sensor

@@ -20,9 +20,9 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Callable
 
-from curate.atomic import atomic_write
+from curate.common.atomic import atomic_write
 from curate.capturelog import LOG_NAME, read_log
-from curate.errors import SidkitError
+from curate.common.errors import SidkitError
 
 from .pair import PairPlan, PairRequest, plan_pair, shoot_pair
 from .sensor import get_profile, scene_rng

@@ -9,7 +9,7 @@ from typing import Callable
 import numpy as np
 
 from .cfa import raw_origin
-from .errors import SidkitError
+from .common.errors import SidkitError
 from .findings import Finding
 
 

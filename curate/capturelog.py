@@ -6,8 +6,8 @@ import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from .atomic import file_lock
-from .errors import SidkitError
+from .common.atomic import file_lock
+from .common.errors import SidkitError
 
 LOG_NAME = "captures.jsonl"
 
@@ -32,7 +32,7 @@ class CaptureRecord:
 
 def append_record(dataset: str | os.PathLike, record: CaptureRecord) -> None:
     """Append one line and fsync, so that a crash loses at most the shot in flight; under the log's
-    lock (curate.atomic.file_lock), so two commands capturing into one dataset never mix lines."""
+    lock (curate.common.atomic.file_lock), so two commands capturing into one dataset never mix lines."""
     path = Path(dataset) / LOG_NAME
     path.parent.mkdir(parents=True, exist_ok=True)
     line = json.dumps({k: v for k, v in asdict(record).items() if v is not None or k in ("iso", "fnumber")})

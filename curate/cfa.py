@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import SidkitError
+from .common.errors import SidkitError
 
 XTRANS = "XTRANS"
 BAYER_PATTERNS = ("RGGB", "GRBG", "GBRG", "BGGR")

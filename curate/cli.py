@@ -8,10 +8,10 @@ from pathlib import Path
 import click
 
 from . import findings as findings_mod
-from .clitools import CONTEXT, fail, progress_bar, reports_errors, stderr, stdout
-from .errors import SidkitError
+from .common.clitools import CONTEXT, fail, progress_bar, reports_errors, stderr, stdout
+from .common.errors import SidkitError
 from .exposure import RATIO_MAX, RATIO_MIN
-from .atomic import file_lock
+from .common.atomic import file_lock
 from .manifest import is_longs_only, read_manifest, write_manifest
 from .rawfile import shown
 from .inspection import file_dict, meta_table

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from fractions import Fraction
 
-from .errors import SidkitError
+from .common.errors import SidkitError
 
 RATIO_MIN = 100
 RATIO_MAX = 300

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .atomic import atomic_write, file_lock
+from .common.atomic import atomic_write, file_lock
 from .cfa import CFAS
-from .errors import SidkitError
+from .common.errors import SidkitError
 from .rawfile import CONTROL, escape_controls
 
 HEADER = "# sidkit-manifest v1"
@@ -101,7 +101,7 @@ def write_manifest(manifest: Manifest | pd.DataFrame, path: str | os.PathLike) -
     in contract order, extra columns kept after; control characters in text cells written as escapes
     (a CR in a name as \\r), so every row is one line. Paths are written as the rows hold them.
 
-    Holds the manifest's lock (curate.atomic.file_lock) while writing. A Manifest read from ``path``
+    Holds the manifest's lock (curate.common.atomic.file_lock) while writing. A Manifest read from ``path``
     (read_manifest) is not written back over a file another command has replaced since: SidkitError.
     """
     path = Path(path)

@@ -11,7 +11,7 @@ import numpy as np
 
 from . import cfa as sensor
 from .calframes import read_mosaic
-from .errors import SidkitError
+from .common.errors import SidkitError
 from .manifest import Manifest, black_levels
 from .noiseprofile import NoiseProfile
 
@@ -129,7 +129,7 @@ def write_check_plot(check: dict, path: Path) -> Path:
     """Real (dots) and synthetic (lines) noise variance against signal, per ISO and channel (log axes)."""
     from matplotlib import colormaps
 
-    from .plotfile import png_axes
+    from .common.plotfile import png_axes
 
     curves = sorted({(r["iso"], r["channel"]) for r in check["variance"]})
     with png_axes(path) as ax:

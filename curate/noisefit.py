@@ -17,7 +17,7 @@ import numpy as np
 
 from . import cfa as sensor
 from .calframes import CalFrame, load_frames
-from .errors import SidkitError
+from .common.errors import SidkitError
 from .findings import Finding, has_errors
 from .noiseprofile import IsoNoise, NoiseProfile, cross_iso_fit, fit_line, profile_kind, write_profile
 
@@ -216,7 +216,7 @@ def write_plot(profile: NoiseProfile, path: Path) -> Path:
     """Variance against mean signal of every flat pair, per ISO, with the fitted lines (log axes)."""
     from matplotlib import colormaps
 
-    from .plotfile import png_axes
+    from .common.plotfile import png_axes
 
     with png_axes(path) as ax:
         for colour, iso in zip(colormaps["viridis"](np.linspace(0, 0.9, len(profile.isos))), profile.isos):

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .cfa import BAYER_PATTERNS, Kind, kind_of
-from .errors import SidkitError
+from .common.errors import SidkitError
 
 FORMAT_VERSION = 1
 
@@ -236,8 +236,8 @@ def read_profile(path: str | os.PathLike) -> NoiseProfile:
 
 
 def write_profile(profile: NoiseProfile, path: str | Path, fmt: str = "toml") -> Path:
-    """Write atomically (curate.atomic)."""
-    from .atomic import atomic_write
+    """Write atomically (curate.common.atomic)."""
+    from .common.atomic import atomic_write
 
     with atomic_write(path, encoding="utf-8") as handle:
         handle.write(profile.to_json() + "\n" if fmt == "json" else profile.to_toml())

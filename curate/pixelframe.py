@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .cfa import black_tile, corrupt_tile, pattern_name
-from .errors import SidkitError
+from .common.errors import SidkitError
 from .findings import Finding
 from .pixelbytes import corrupt_cfa, missing_pixel_bytes
 from .rawfile import UnreadableRaw, check_sizes, shown

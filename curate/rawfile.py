@@ -9,7 +9,7 @@ import stat
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import SidkitError
+from .common.errors import SidkitError
 
 MAX_SIDE = 100_000              # pixels along one side; larger headers are corrupt, not cameras
 MAX_PIXELS = 600_000_000        # the largest multi-shot backs stay well below this

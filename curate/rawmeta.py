@@ -22,7 +22,7 @@ from .cfa import corrupt_tile
 from .containers import ciff_values
 from .exposure import snap_exposure
 from .findings import Finding
-from .errors import SidkitError
+from .common.errors import SidkitError
 from .librawinfo import LibRawInfo, libraw_message, libraw_open, read_libraw
 from .pixelbytes import CORRUPT_CFA, corrupt_cfa, header_shortfall, missing_pixel_bytes
 from .rawfile import NOT_RAW_FIX, TIFF_KINDS, UnreadableRaw, check_sizes, container_kind, mapped, open_regular, shown

@@ -19,14 +19,14 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from .atomic import atomic_write
-from .errors import SidkitError
+from .common.atomic import atomic_write
+from .common.errors import SidkitError
+from .common.html import as_float, page
 from .exposure import RATIO_MAX, RATIO_MIN, format_exposure
 from .files import file_problem
 from .findings import CODES, Finding
 from .manifest import Manifest, black_levels, is_longs_only, read_manifest
 from .thumbs import Job, cache_dir, render_all
-from .thumbs import data_uri  # noqa: F401  (train/report.py imports it from here)
 
 PAGE_SIZE = 50           # pairs per page
 SEVERITY_ORDER = {"error": 0, "warning": 1}
@@ -98,14 +98,6 @@ def histogram_svg(values: list[float], title: str, unit: str = "", log: bool = F
             f'<figcaption>{html.escape(title)}</figcaption></figure>')
 
 
-def page(title: str, body: str, script: str = "") -> str:
-    """A whole HTML document with the shared style; ``script`` runs at the end of the body."""
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f'<title>{html.escape(title)}</title><style>{STYLE}</style></head>\n'
-            f'<body>\n{body}\n<script>{script}</script>\n</body></html>\n')
-
-
 def _badge(text: str, kind: str = "", tip: str = "") -> str:
     title = f' title="{html.escape(tip)}"' if tip else ""
     return f'<span class="badge {kind}"{title}>{html.escape(text)}</span>'
@@ -175,14 +167,6 @@ def pair_jobs(manifest: Manifest, row, cache: Path | None, longs_only: bool = Fa
         black, white = (0.0,), 65535.0
     return {role: (str(manifest.resolve(getattr(row, f"{role}_path"))), black, white, 1.0 if role == "long" else gain,
                    str(cache or "")) for role in (("long",) if longs_only else ("long", "short"))}
-
-
-def as_float(value) -> float:
-    """A number from a cell, NaN when it is none."""
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return math.nan
 
 
 def unreachable_paths(manifest: Manifest) -> list[Finding]:
@@ -296,33 +280,6 @@ def _header(manifest, df, counts, code_counts, general, findings, longs_only: bo
             f'{options(sorted(code_counts))}</select></label> '
             '<span id="shown"></span> <span class="pages"><button id="prev">&larr;</button> '
             '<span id="page"></span> <button id="next">&rarr;</button></span></nav></header>')
-
-
-STYLE = """
-body{font:14px/1.4 system-ui,sans-serif;margin:0 16px 24px;color:#222;background:#fafafa}
-h1{font-size:20px;margin:12px 0 4px} h3{font-size:14px;margin:0 0 6px} small{color:#666;font-weight:normal}
-.top{display:flex;flex-wrap:wrap;gap:24px;align-items:flex-start}
-table{border-collapse:collapse} td,th{border:1px solid #ccc;padding:2px 8px;text-align:left}
-td[data-count]{text-align:right}
-.hist{margin:0} .hist figcaption{font-size:12px;color:#444;text-align:center}
-.hist .bar{fill:#4a7bb7} .hist .bad{fill:#c0392b} .hist text{font-size:10px;text-anchor:middle}
-.hist .lab{text-anchor:start}
-ul.codes{list-style:none;padding:0;margin:0} ul.codes li{margin:2px 0}
-nav.filters{position:sticky;top:0;background:#fafafa;padding:8px 0;border-bottom:1px solid #ddd;z-index:1}
-nav select{margin-right:12px}
-main{display:flex;flex-wrap:wrap;gap:12px;margin-top:12px}
-.pair{background:#fff;border:1px solid #ddd;border-radius:6px;padding:8px;width:660px;box-sizing:border-box}
-.pair[hidden]{display:none}
-.shots{display:flex;gap:8px} .shots figure{margin:0;flex:1;min-width:0;max-width:calc(50% - 4px)}
-.shots img{width:100%;display:block;background:#000}
-.shots figcaption{font-size:12px;color:#444}
-.noimg{height:200px;display:flex;align-items:center;justify-content:center;text-align:center;
- background:#f3dede;color:#8a1f11;font-size:12px;padding:8px;box-sizing:border-box;word-break:break-all}
-.badge{display:inline-block;border-radius:10px;padding:0 8px;margin:4px 4px 0 0;background:#e8e8e8;font-size:12px}
-.badge.split{background:#dde8f6} .badge.env{background:#e3f1e0} .badge.camera{background:#efe6f5}
-.badge.error{background:#c0392b;color:#fff} .badge.warning{background:#f0b429;color:#222}
-ul.notes{margin:6px 0 0;padding-left:18px;font-size:12px} li.error{color:#8a1f11} li.warning{color:#7a5a00}
-"""
 
 
 SCRIPT = """

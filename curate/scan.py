@@ -22,7 +22,7 @@ import pandas as pd
 from . import rawmeta
 from .capturelog import LOG_NAME, read_log
 from .carddump import SCENE_GAP_S, Shot, body, capture_time, card_shots, pair_card
-from .errors import SidkitError
+from .common.errors import SidkitError
 from .exposure import exposure_from_name, name_agrees
 from .files import RAW_EXTENSIONS, file_problem, is_camera_name, is_raw_name, shown, walk
 from .findings import Finding

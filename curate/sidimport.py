@@ -15,7 +15,7 @@ from typing import Callable
 
 import pandas as pd
 
-from .errors import SidkitError
+from .common.errors import SidkitError
 from .files import shown
 from .findings import Finding
 from .scan import PairSpec, build_rows, is_raw_name, scene_id_from_name

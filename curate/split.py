@@ -11,7 +11,7 @@ import math
 
 import pandas as pd
 
-from .errors import SidkitError
+from .common.errors import SidkitError
 
 
 def scene_rank_key(scene_id: str, seed: int) -> str:

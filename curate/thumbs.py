@@ -3,7 +3,6 @@ by the pair's ratio), a JPEG thumbnail cached by file checksum, rendered in a pr
 decoder crash costs one picture, not the page."""
 from __future__ import annotations
 
-import base64
 import io
 import os
 import re
@@ -12,8 +11,9 @@ from typing import Callable
 
 import numpy as np
 
-from .atomic import atomic_write
-from .cachedir import cache_root
+from .common.atomic import atomic_write
+from .common.cachedir import cache_root
+from .common.html import data_uri
 from .cfa import mosaic_black
 from .files import file_problem
 from .rawfile import shown
@@ -23,7 +23,7 @@ THUMB_VERSION = 1        # bump when the rendering changes: old cached thumbnail
 
 
 def cache_dir() -> Path:
-    """Where thumbnails are cached: curate.cachedir.cache_root()/thumbs ($SIDKIT_CACHE/thumbs,
+    """Where thumbnails are cached: curate.common.cachedir.cache_root()/thumbs ($SIDKIT_CACHE/thumbs,
     else $XDG_CACHE_HOME/sidkit/thumbs, else ~/.cache/sidkit/thumbs)."""
     return cache_root() / "thumbs"
 
@@ -106,10 +106,6 @@ def file_digest(path: Path, cache: Path | None = None) -> str:
     except OSError:
         pass
     return digest
-
-
-def data_uri(data: bytes, mime: str = "image/jpeg") -> str:
-    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
 
 
 Job = tuple[str, tuple[float, ...], float, float, str]   # path, black, white, gain, cache folder ('' none)

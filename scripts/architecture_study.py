@@ -21,7 +21,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from capture.simulate import simulate_dataset
-from curate.atomic import atomic_write
+from curate.common.atomic import atomic_write
 from curate.manifest import write_manifest
 from curate.scan import scan_dataset
 from train.config import cpu_description, default_amp, load_config

@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 
 from capture.simulate import simulate_dataset
-from curate.atomic import atomic_write
+from curate.common.atomic import atomic_write
 from curate.manifest import write_manifest
 from curate.scan import scan_dataset
 from train.config import load_config, native_bf16

@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from capture.simulate import simulate_dataset
-from curate.atomic import atomic_write
+from curate.common.atomic import atomic_write
 from curate.manifest import write_manifest
 from curate.scan import scan_dataset
 from train.config import parse_lr_steps

@@ -26,7 +26,7 @@ from capture import sensor
 from capture.calibrate import CalibrationRequest, run_calibration
 from capture.simcamera import SimCamera
 from capture.simulate import simulate_dataset
-from curate.atomic import atomic_write
+from curate.common.atomic import atomic_write
 from curate.calframes import load_frames
 from curate.manifest import read_manifest, write_manifest
 from curate.noisecheck import check_profile, check_summary

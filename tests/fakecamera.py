@@ -6,7 +6,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from capture.backend import JPEG_WORDS, RAW_WORDS, SETTINGS, Camera, CameraSettings, Choice, bulb_label, save_new
-from curate.errors import SidkitError
+from curate.common.errors import SidkitError
 from curate.exposure import parse_shutter
 
 

@@ -1,7 +1,7 @@
 """atomic_path: the one temp-file-then-rename writer (atomic_write and capture's save_new use it)."""
 import pytest
 
-from curate.atomic import atomic_path, atomic_write
+from curate.common.atomic import atomic_path, atomic_write
 
 
 def test_never_overwrite_refuses_an_existing_name_and_one_that_appears_meanwhile(tmp_path):

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from capture.dng import write_dng
-from curate.errors import SidkitError
+from curate.common.errors import SidkitError
 from curate.manifest import read_manifest, write_manifest
 from train import rawpack
 from train.cache import RawCache

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 from click.testing import CliRunner
 
-from curate.cachedir import cache_root
+from curate.common.cachedir import cache_root
 from curate.thumbs import cache_dir as thumbs_dir
 from train.cache import cache_usage, clear_cache, default_cache_dir
 from train.cli import main

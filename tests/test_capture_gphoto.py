@@ -24,7 +24,7 @@ import gphoto2 as gp
 import pytest
 
 from capture.gphoto import GPhotoCamera, canon_release_labels, collect_added, explain
-from curate.errors import SidkitError
+from curate.common.errors import SidkitError
 
 
 
@@ -103,7 +103,7 @@ def test_library_on_the_virtual_camera(vcam, tmp_path):
         from pathlib import Path
         import gphoto2 as gp
         from capture.gphoto import GPhotoCamera
-        from curate.errors import SidkitError
+        from curate.common.errors import SidkitError
         with GPhotoCamera() as cam:
             print("locale", locale.setlocale(locale.LC_NUMERIC), locale.setlocale(locale.LC_MESSAGES))
             print("fnumber", cam.set_and_verify("fnumber", "f/8"))

@@ -8,7 +8,7 @@ from fakecamera import FakeCamera
 from capture.backend import choice_for_number, format_choice, save_new
 from capture.pair import PairRequest, Shot, long_exposure, name_shots, plan_pair, shoot_pair
 from curate.capturelog import read_log
-from curate.errors import SidkitError
+from curate.common.errors import SidkitError
 
 # Real shutterspeed choice lists as libgphoto2 reports them:
 # Canon EOS R5: gphoto/libgphoto2 camlibs/ptp2/cameras/canon-eos-r5.txt (no Bulb in M mode;

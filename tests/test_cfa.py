@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from curate import cfa
-from curate.errors import SidkitError
+from curate.common.errors import SidkitError
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from curate.errors import SidkitError
+from curate.common.errors import SidkitError
 from helpers import make_dataset, tiny_config
 from train.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from train.checkpoint_checks import MAX_PARAMETERS
@@ -364,10 +364,10 @@ class FullDisk:
 
 @pytest.fixture
 def full_disk(monkeypatch):
-    import curate.atomic
+    import curate.common.atomic
 
     # atomic_write opens its temp file with the module's open(): every write past 4 KiB fails
-    monkeypatch.setattr(curate.atomic, "open", lambda *a, **k: FullDisk(open(*a, **k), room=4096), raising=False)
+    monkeypatch.setattr(curate.common.atomic, "open", lambda *a, **k: FullDisk(open(*a, **k), room=4096), raising=False)
 
 
 def test_a_full_disk_on_save_is_one_line_and_keeps_the_old_checkpoint(good, tmp_path, full_disk):

@@ -11,7 +11,7 @@ import pytest
 import rawpy
 
 from capture.dng import XYZ_TO_SRGB, write_dng
-from curate.errors import SidkitError
+from curate.common.errors import SidkitError
 
 BLACK = [2040, 2044, 2048, 2052]          # distinct per tile position: an ordering bug shows
 WHITE = 16383

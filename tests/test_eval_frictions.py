@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 from rich.console import Console
 
-import curate.clitools
+import curate.common.clitools
 from train.cli import _finite, main
 from train.evaluate import evaluate
 from train.report import build_report
@@ -107,7 +107,7 @@ def test_eval_in_a_log_prints_progress_lines_on_stderr(tiny_manifest, tiny_run, 
 
 def test_eval_on_a_terminal_draws_a_rich_bar(tiny_manifest, tiny_run, tmp_path, monkeypatch):
     screen = io.StringIO()
-    monkeypatch.setattr(curate.clitools, "stderr", Console(file=screen, force_terminal=True, width=120))
+    monkeypatch.setattr(curate.common.clitools, "stderr", Console(file=screen, force_terminal=True, width=120))
     evaluate(tiny_run / "checkpoints" / "last.pt", tiny_manifest, out=tmp_path, images=False, progress=True)
     text = screen.getvalue()
     assert "eval test" in text and "1/1" in text and "━" in text and "s3-0:" in text

@@ -49,6 +49,6 @@ def test_eval_cli_protocol(tiny_run, tiny_manifest, tmp_path):
 
 
 def test_scorer_refuses_an_unknown_protocol():
-    from curate.errors import SidkitError
+    from curate.common.errors import SidkitError
     with pytest.raises(SidkitError, match="--protocol x: not one of sidkit, sid"):
         scorer("x")

@@ -2,7 +2,7 @@ from fractions import Fraction
 
 import pytest
 
-from curate.errors import SidkitError
+from curate.common.errors import SidkitError
 from curate.exposure import (choose_pair, exposure_from_name, file_label, format_exposure, name_agrees,
                              parse_shutter, reachable_pairs, snap_exposure, true_exposure)
 

@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from helpers import time_limit
-from curate.errors import SidkitError
+from curate.common.errors import SidkitError
 from curate.files import file_problem
 from curate.manifest import read_manifest, verify_checksum, write_manifest
 from curate.scan import scan_dataset
@@ -216,7 +216,7 @@ def test_output_names_are_one_per_pair_id():
 
 def test_eval_writes_one_image_per_pair_and_the_report_links_the_right_one(tiny_run, tiny_manifest, tmp_path):
     """Pair ids a/b, a_b and a:b all wrote outputs/a_b.png; the last one won and the page showed it thrice."""
-    from curate.thumbs import data_uri
+    from curate.common.html import data_uri
     from train.evaluate import evaluate
     from train.report import build_report
     from train.runfolders import read_run

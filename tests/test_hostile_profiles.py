@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from helpers import time_limit
-from curate.errors import SidkitError
+from curate.common.errors import SidkitError
 from curate.noiseprofile import PROFILE_MAX_BYTES, IsoNoise, NoiseProfile, cross_iso_fit, read_profile, write_profile
 
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from curate.atomic import file_lock, lock_path
+from curate.common.atomic import file_lock, lock_path
 from curate.capturelog import CaptureRecord, append_record, read_log
-from curate.errors import SidkitError
+from curate.common.errors import SidkitError
 from curate.manifest import read_manifest, write_manifest
 from helpers import make_rows
 
@@ -30,7 +30,7 @@ def spawn(code: str, *args: str, env: dict | None = None) -> subprocess.Popen:
 HOLD = """
     import sys, time
     from pathlib import Path
-    from curate.atomic import file_lock
+    from curate.common.atomic import file_lock
     with file_lock(sys.argv[1]):
         print("locked", flush=True)
         time.sleep(float(sys.argv[2]))
@@ -49,7 +49,7 @@ def test_a_second_writer_is_refused_with_the_first_ones_pid(tmp_path, monkeypatc
     path = write_manifest(make_rows(), tmp_path / "m.csv")
     before = path.read_bytes()
     holder = hold_lock(path, 30)
-    monkeypatch.setattr("curate.atomic.LOCK_WAIT_S", 0.3)
+    monkeypatch.setattr("curate.common.atomic.LOCK_WAIT_S", 0.3)
     with pytest.raises(SidkitError) as err:
         write_manifest(make_rows(n_scenes=2), path)
     assert not Path(f"{path}.held").exists()    # refused while the first writer still held the lock
@@ -147,11 +147,11 @@ def test_an_append_waits_for_or_refuses_the_log_lock(tmp_path, monkeypatch):
                            camera_exposure="1", iso=100.0, fnumber=4.0, environment="indoor",
                            camera="Sim", captured_at="2026-01-01T00:00:00", backend="sim")
     holder = hold_lock(log, 2)
-    monkeypatch.setattr("curate.atomic.LOCK_WAIT_S", 0.2)
+    monkeypatch.setattr("curate.common.atomic.LOCK_WAIT_S", 0.2)
     with pytest.raises(SidkitError, match=f"pid {holder.pid}"):
         append_record(tmp_path, record)
     assert not log.exists()
-    monkeypatch.setattr("curate.atomic.LOCK_WAIT_S", 10)
+    monkeypatch.setattr("curate.common.atomic.LOCK_WAIT_S", 10)
     append_record(tmp_path, record)                 # waits for the holder to finish
     assert holder.wait(10) == 0 and [r.scene_id for r in read_log(tmp_path)] == ["s"]
 

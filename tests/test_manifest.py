@@ -1,6 +1,6 @@
 import pytest
 
-from curate.errors import SidkitError
+from curate.common.errors import SidkitError
 from curate.manifest import COLUMNS, HEADER, read_manifest, write_manifest
 
 from helpers import make_rows, set_cell

@@ -4,7 +4,7 @@ import hashlib
 
 import pytest
 
-from curate.errors import SidkitError
+from curate.common.errors import SidkitError
 from curate.manifest import Manifest, path_findings, read_manifest, write_manifest
 from curate.validate import file_findings, validate_manifest
 from helpers import make_rows

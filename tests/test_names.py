@@ -4,7 +4,7 @@ import pytest
 from capture.pair import check_scene_name
 from capture.session import next_scene_name
 from curate.capturelog import CaptureRecord, append_record
-from curate.errors import SidkitError
+from curate.common.errors import SidkitError
 
 
 @pytest.mark.parametrize("name", ["nl\n", "desk\n", "a\nb", "desk\r", " desk", "desk ", "desk_01", "-desk",

@@ -12,7 +12,7 @@ import tomli_w
 import torch
 from click.testing import CliRunner
 
-from curate.errors import SidkitError
+from curate.common.errors import SidkitError
 from helpers import make_dataset
 from train.checkpoint import load_checkpoint, model_from_checkpoint
 from train.checkpoint_checks import BadCheckpoint, check_spec

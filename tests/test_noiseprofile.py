@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from curate.errors import SidkitError
+from curate.common.errors import SidkitError
 from curate.calframes import CalFrame
 from curate.noisefit import fit_profile
 from curate.noiseprofile import read_profile, write_profile

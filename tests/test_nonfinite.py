@@ -9,7 +9,7 @@ import torch
 from click.testing import CliRunner
 
 import train.loop as loop
-from curate.errors import SidkitError
+from curate.common.errors import SidkitError
 from helpers import tiny_config
 from train.checkpoint import load_checkpoint
 from train.cli import main

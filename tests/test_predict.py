@@ -12,7 +12,7 @@ import rawpy
 import torch
 from click.testing import CliRunner
 
-from curate.errors import SidkitError
+from curate.common.errors import SidkitError
 from helpers import TINY, make_dataset
 from train.checkpoint import rng_state, save_checkpoint
 from train.cli import main

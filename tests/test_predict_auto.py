@@ -7,7 +7,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from curate.errors import SidkitError
+from curate.common.errors import SidkitError
 from curate.manifest import read_manifest
 from helpers import make_dataset
 from train.autoratio import auto_ratio, check_stored

@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from curate.clitools import PlainProgress, progress_bar, stderr
+from curate.common.clitools import PlainProgress, progress_bar, stderr
 from train.progresslog import EpochLog
 
 
@@ -160,7 +160,7 @@ def test_every_console_keeps_messages_whole():
 
     root = Path(__file__).resolve().parents[1]
     made = []
-    for path in [p for package in ("capture", "curate", "train") for p in (root / package).glob("*.py")]:
+    for path in [p for package in ("capture", "curate", "train") for p in (root / package).rglob("*.py")]:
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", "")) == "Console":
                 wraps = {k.arg: k.value for k in node.keywords}.get("soft_wrap")

@@ -8,7 +8,7 @@ import pytest
 
 from capture.dng import write_dng
 from curate import cfa
-from curate.errors import SidkitError
+from curate.common.errors import SidkitError
 from train import rawpack
 from train.rawpack import RawFrame
 

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from curate.cli import main as curate_main
-from curate.errors import SidkitError
+from curate.common.errors import SidkitError
 from curate.manifest import read_manifest, write_manifest
 from curate.report import build_report as dataset_report, histogram_svg, load_findings
 from curate.thumbs import cache_dir

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from capture.simulate import write_folder_layout
-from curate.errors import SidkitError
+from curate.common.errors import SidkitError
 from curate.manifest import COLUMNS, read_manifest, write_manifest
 from curate.scan import read_labels, scan_dataset
 from curate.sidimport import import_sid

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from capture.dng import write_dng
 from capture.simulate import write_folder_layout
 from curate.cli import main
-from curate.errors import SidkitError
+from curate.common.errors import SidkitError
 from curate.manifest import is_longs_only, read_manifest, write_manifest
 from curate.scan import scan_dataset, scan_scenes
 from curate.validate import validate_manifest

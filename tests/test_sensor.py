@@ -9,7 +9,7 @@ import pytest
 from skimage.registration import phase_cross_correlation
 
 from capture.sensor import PROFILES, expose, get_profile, render_scene
-from curate.errors import SidkitError
+from curate.common.errors import SidkitError
 from curate.exposure import choose_pair, parse_ladder, true_exposure
 
 W, H = 256, 192

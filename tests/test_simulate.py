@@ -12,7 +12,7 @@ from skimage.registration import phase_cross_correlation
 
 from capture.simulate import simulate_dataset, write_folder_layout
 from curate.capturelog import read_log
-from curate.errors import SidkitError
+from curate.common.errors import SidkitError
 from curate.exposure import exposure_from_name, parse_shutter
 
 

@@ -1,6 +1,6 @@
 import pytest
 
-from curate.errors import SidkitError
+from curate.common.errors import SidkitError
 from curate.split import assign_splits
 from helpers import make_rows
 

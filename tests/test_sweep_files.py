@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from curate.errors import SidkitError
+from curate.common.errors import SidkitError
 from train.sweep import load_sweep, scale_epochs
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "docs" / "experiments"

@@ -4,7 +4,7 @@ import json
 import pandas as pd
 import pytest
 
-from curate.errors import SidkitError
+from curate.common.errors import SidkitError
 from train.loop import TrainingStopped, train_run
 from train.sweep import collect_results, load_sweep, run_config, run_sweep, scored_checkpoint, write_outputs
 
@@ -114,7 +114,7 @@ def test_a_sweep_made_on_other_hardware_names_amp_and_how_to_go_on(manifest, tmp
     ("[grid]\nseed = 0\n", r"every \[grid\] entry must be a non-empty list"),
 ])
 def test_bad_sweep_files(tmp_path, text, message):
-    from curate.errors import SidkitError
+    from curate.common.errors import SidkitError
 
     path = tmp_path / "s.toml"
     path.write_text(text)

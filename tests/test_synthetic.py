@@ -8,7 +8,7 @@ import pytest
 import torch
 from scipy import stats
 
-from curate.errors import SidkitError
+from curate.common.errors import SidkitError
 from curate.noiseprofile import IsoNoise, NoiseProfile, cross_iso_fit
 from train.synthetic import NoiseModel, parse_ratio_range, synthesise, synthetic_counts, tukey_sample, tukey_std
 

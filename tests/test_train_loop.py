@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from curate.errors import SidkitError
-from curate.cachedir import cache_root
+from curate.common.errors import SidkitError
+from curate.common.cachedir import cache_root
 from curate.manifest import read_manifest
 from train.checkpoint import load_checkpoint, model_from_checkpoint
 from train import config as config_module

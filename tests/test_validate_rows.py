@@ -147,7 +147,7 @@ NASTY = ["", "0", "-1", "inf", "nan", "1e-320", "x", "=1+1", "2048 2048", "99999
 @pytest.mark.slow
 def test_any_cell_value_is_refused_by_the_reader_or_validated_without_a_crash(tmp_path):
     """Every column x nasty value: read_manifest raises SidkitError, or validate (fast) runs."""
-    from curate.errors import SidkitError
+    from curate.common.errors import SidkitError
     from curate.manifest import COLUMNS
     from helpers import set_cell
 

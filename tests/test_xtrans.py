@@ -20,7 +20,7 @@ from capture.dng import write_dng
 from capture.sensor import PROFILES, expose, true_noise
 from capture.simcamera import SimCamera
 from curate.cfa import XTRANS_LAYOUT, colour_tile
-from curate.errors import SidkitError
+from curate.common.errors import SidkitError
 from curate.manifest import read_manifest, write_manifest
 from curate.rawmeta import read_metadata
 from curate.scan import scan_dataset

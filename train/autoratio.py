@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from curate.errors import SidkitError
+from curate.common.errors import SidkitError
 from curate.manifest import Manifest, black_levels
 
 from . import rawpack

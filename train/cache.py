@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from curate.atomic import atomic_write
-from curate.cachedir import cache_root, folder_usage
+from curate.common.atomic import atomic_write
+from curate.common.cachedir import cache_root, folder_usage
 from curate.manifest import Manifest, black_levels, verify_checksum
 from curate.rawmeta import sha256_file
 
@@ -102,7 +102,7 @@ class RawCache:
         The one filler: `train run`, the tests and the benchmarks all call it."""
         from concurrent.futures import ThreadPoolExecutor, as_completed
 
-        from curate.clitools import progress_bar
+        from curate.common.clitools import progress_bar
 
         jobs = {}
         for row in manifest.rows.itertuples(index=False):

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from curate.atomic import atomic_write
-from curate.errors import SidkitError
+from curate.common.atomic import atomic_write
+from curate.common.errors import SidkitError
 
 from .checkpoint_checks import FORMAT_VERSION, BadCheckpoint, check_archive, check_payload
 

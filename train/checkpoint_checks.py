@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from curate import cfa as sensor
-from curate.errors import SidkitError
+from curate.common.errors import SidkitError
 
 from .networks import BadSpec, meta_shapes, parameter_count, spec_from_dict
 from .networks.spec import brief as _brief

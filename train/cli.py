@@ -10,8 +10,8 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from curate.clitools import CONTEXT, reports_errors, stderr, stdout
-from curate.errors import SidkitError
+from curate.common.clitools import CONTEXT, reports_errors, stderr, stdout
+from curate.common.errors import SidkitError
 
 from .config import AMP_MODES, DEVICES, default_text, load_config, resume_config
 from .world import main_process

@@ -14,8 +14,8 @@ from typing import Any
 
 import tomli_w
 
-from curate.atomic import atomic_write
-from curate.errors import SidkitError
+from curate.common.atomic import atomic_write
+from curate.common.errors import SidkitError
 
 from .cache import default_cache_dir
 from .rawpack import amplification

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from curate import cfa as sensor
-from curate.errors import SidkitError
+from curate.common.errors import SidkitError
 from curate.manifest import Manifest, black_levels
 
 from . import rawpack

@@ -12,7 +12,7 @@ import pandas as pd
 import torch
 
 from curate import cfa as sensor
-from curate.errors import SidkitError
+from curate.common.errors import SidkitError
 from curate.manifest import Manifest, black_levels, is_longs_only, verify_checksum
 
 from . import rawpack

@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from curate.atomic import atomic_write
-from curate.clitools import progress_bar
-from curate.errors import SidkitError
+from curate.common.atomic import atomic_write
+from curate.common.clitools import progress_bar
+from curate.common.errors import SidkitError
 from curate.manifest import Manifest, black_levels, read_manifest
 from curate.rawfile import escape_controls
 
@@ -136,7 +136,7 @@ def evaluate(checkpoint: str | os.PathLike, manifest: str | os.PathLike, split: 
     Writes ``out``/report.md and, with ``images``, ``out``/outputs/<pair>.png and <pair>-sheet.png
     (amplified short | output | ground truth). ``out`` defaults to the checkpoint's run folder (as
     ``checkpoint`` names it: a relative checkpoint gives relative paths). With ``progress``, one step
-    per pair on stderr (curate.clitools.progress_bar: a bar on a terminal, plain lines in a log).
+    per pair on stderr (curate.common.clitools.progress_bar: a bar on a terminal, plain lines in a log).
     Returns per-image rows and per split/environment means, baseline beside.
     """
     checkpoint = Path(checkpoint)

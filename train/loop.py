@@ -24,8 +24,8 @@ import torch.nn.functional as F
 from rich.console import Console
 from rich.markup import escape
 
-from curate.clitools import progress_bar
-from curate.errors import SidkitError
+from curate.common.clitools import progress_bar
+from curate.common.errors import SidkitError
 
 from .checkpoint import CheckpointSaver, unwrap
 from .config import RunConfig, lr_at

@@ -7,7 +7,7 @@ from typing import Callable
 
 
 from curate import cfa as sensor
-from curate.errors import SidkitError
+from curate.common.errors import SidkitError
 from curate.rawmeta import check_pixels
 
 from . import autoratio, rawpack

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Callable
 
-from curate.clitools import duration, print_line, stderr
+from curate.common.clitools import duration, print_line, stderr
 
 
 class EpochLog:

@@ -16,7 +16,7 @@ import numpy as np
 
 from curate import cfa as sensor
 from curate.cfa import XTRANS, black_packed, raw_origin, tile_size
-from curate.errors import SidkitError
+from curate.common.errors import SidkitError
 
 _POLICY = re.compile(r"^(exif|cap:(?P<cap>\d+(\.\d+)?)|fixed:(?P<fixed>\d+(\.\d+)?))$")
 

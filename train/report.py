@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from curate.atomic import atomic_write
-from curate.errors import SidkitError
-from curate.report import data_uri, page
+from curate.common.atomic import atomic_write
+from curate.common.errors import SidkitError
+from curate.common.html import data_uri, page
 
 from .runfolders import Run, metric_columns, read_run, run_folders
 

@@ -11,7 +11,7 @@ import pandas as pd
 import torch
 
 from curate import cfa
-from curate.errors import SidkitError
+from curate.common.errors import SidkitError
 from curate.manifest import Manifest, is_longs_only, read_manifest
 from curate.noiseprofile import NoiseProfile, read_profile
 from curate.validate import row_findings

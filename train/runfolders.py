@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from curate.errors import SidkitError
-from curate.report import as_float
+from curate.common.errors import SidkitError
+from curate.common.html import as_float
 
 
 @dataclass

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from curate.atomic import atomic_write
+from curate.common.atomic import atomic_write
 
 from .config import RunConfig
 

@@ -28,8 +28,8 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from curate.atomic import atomic_write
-from curate.errors import SidkitError
+from curate.common.atomic import atomic_write
+from curate.common.errors import SidkitError
 from curate.manifest import read_manifest
 
 from .config import FIELDS, RunConfig, changed_settings, load_config, parse_lr_steps

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from curate import cfa as sensor
-from curate.errors import SidkitError
+from curate.common.errors import SidkitError
 from curate.manifest import Manifest, is_longs_only
 from curate.noiseprofile import NoiseProfile, log_linear, read_noise_at, read_profile
 
