@@ -1,7 +1,8 @@
 """Training speed: sidkit's whole step against a plain PyTorch SID step, measured in the same run.
 
 sidkit: a batch cut from the decode-once cache (`dataset.sampler`), `loop.to_network`, then
-`loop.train_step` with the run's defaults (fused Adam, channels_last). Plain: the SID U-Net written
+`loop.train_step` with the run's defaults on this CPU (fused Adam; channels_last where the kernels
+are AVX-512, NCHW on AVX2: train.config.default_channels_last). Plain: the SID U-Net written
 the straightforward way (nn.LeakyReLU, default Adam), float32 inputs and targets held in RAM as
 the ports keep them, random crop + flips + transpose copied with numpy: the ports' loop at its
 best. Both train the same 7,760,748-parameter network at batch 1 on the same simulated raws; the
@@ -22,6 +23,7 @@ CPU time per step is printed beside the wall time: on a shared machine it moves 
 --threads 1 it is the cost of the kernels alone; with more threads it includes their spin-waits).
 
     python bench/bench_train.py [--patch 256] [--steps 5] [--threads 2] [--cpu-only]
+    ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 python bench/bench_train.py --cpu-only   # as an AVX2-only CPU
 """
 from __future__ import annotations
 
@@ -43,7 +45,7 @@ from curate.manifest import black_levels, read_manifest, write_manifest
 from curate.scan import scan_dataset
 from train import rawpack
 from train.cache import RawCache
-from train.config import RunConfig, cpu_description, default_amp, native_bf16
+from train.config import RunConfig, cpu_description, default_amp, default_channels_last, native_bf16
 from train.dataset import PairDataset, sampler
 from train.loop import make_optimizer, memory_format, to_network, train_step
 from train.networks import PRESETS, build_model, count_parameters
@@ -211,8 +213,9 @@ def compare_cpu(manifest, cache, patch: int, steps: int, warmup: int = 2) -> Non
         kind = "bf16" if "bf16" in name else "float32"
         print(f"    {name:17s} {flops / median[name] / 1e9:6.0f} GFLOP/s = {flops / median[name] / rates[kind]:4.0%} "
               f"of the {kind} matrix-product rate")
+    layout = "channels_last" if default_channels_last("cpu") else "NCHW"
     print(f"  ratio sidkit/plain: {median['plain'] / median[default]:.2f}x  (train run's defaults on this CPU: "
-          f"amp {default_amp('cpu')}; CPU: {cpu_description()})")
+          f"amp {default_amp('cpu')}, {layout}, fused Adam; CPU: {cpu_description()})")
     if default != "sidkit --amp off":
         print(f"  ratio sidkit/plain, both float32: {median['plain'] / median['sidkit --amp off']:.2f}x")
 
