@@ -271,8 +271,8 @@ def nonfinite(state: LoopState, model: torch.nn.Module, world: int) -> str | Non
 
 def to_network(batch: Batch, config: RunConfig) -> tuple[torch.Tensor, torch.Tensor]:
     """The one place a batch on the device becomes the network's (input, target): the target's
-    uint16 (N, H, W, 3) counts scaled to [0, 1] here as an NCHW view in channels_last layout, the
-    input laid out as the network wants. A transform of the batch on the device (synthetic shorts
+    uint16 (N, H, W, 3) counts scaled to [0, 1] here, both laid out as the network runs
+    (``memory_format``: channels_last or NCHW), so the loss never mixes layouts. A transform of the batch on the device (synthetic shorts
     from the long exposure) belongs here."""
     layout = memory_format(config)
     x = batch.input.contiguous(memory_format=layout)
