@@ -101,6 +101,14 @@ spec = { widths = [8, 16], encoder_convs = [1], decoder_convs = [1], bottleneck_
 """
 
 
+def torchrun_data(folder: Path, training_scenes: int) -> tuple[Path, Path]:
+    """(manifest, run config) for a torchrun test: tiny scenes (all train, one val) and CONFIG."""
+    manifest = make_dataset(folder, splits=("train",) * training_scenes + ("val",))
+    config = folder / "run.toml"
+    config.write_text(CONFIG)
+    return manifest, config
+
+
 def rows(run: Path) -> list[dict]:
     return [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader((run / "metrics.csv").open())]
 

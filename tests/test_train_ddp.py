@@ -11,17 +11,12 @@ import sys
 import pytest
 import torch
 
-from helpers import CONFIG, make_dataset, rows
-
+from helpers import rows, torchrun_data
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("ddp")
-    manifest = make_dataset(folder, splits=("train",) * 3 + ("val",))
-    config = folder / "run.toml"
-    config.write_text(CONFIG)
-    return manifest, config
+    return torchrun_data(tmp_path_factory.mktemp("ddp"), training_scenes=3)
 
 
 def torchrun(manifest, config, out, *args) -> str:

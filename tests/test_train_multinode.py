@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import CONFIG, rows
-from helpers import make_dataset
+from helpers import rows, torchrun_data
 
 
 def free_port() -> int:
@@ -41,11 +40,7 @@ def cached(folder: Path) -> int:
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("nodes")
-    manifest = make_dataset(folder, splits=("train",) * 4 + ("val",))
-    config = folder / "run.toml"
-    config.write_text(CONFIG)
-    return manifest, config
+    return torchrun_data(tmp_path_factory.mktemp("nodes"), training_scenes=4)
 
 
 @pytest.mark.slow
