@@ -41,18 +41,14 @@ def baseline_image(path: str | os.PathLike, black: list[float], white: float, ga
     short, put in place of the counts of ``path`` (the file whose mosaic and colours render them)."""
     with rawpack.open_cfa_raw(path) as raw:
         counts = raw.raw_image_visible
-        h, w = counts.shape
-        t = sensor.tile_size(sensor.pattern_name(raw.raw_pattern, raw.color_desc.decode()))
-        oy, ox = sensor.raw_origin(raw, path)
         level = sensor.mosaic_black(black, raw)
         source = counts.astype(np.float32)
         if packed is not None:
             source[...] = level          # the edge rows and columns that packing leaves out: black
-            rawpack.unpack_raw_counts(packed, cfa, source, (oy, ox))
+            rawpack.unpack_raw_counts(packed, cfa, source, sensor.raw_origin(raw, path))
         scaled = level + np.maximum(source - level, 0) * np.float32(gain)
         counts[...] = np.clip(scaled, 0, white).astype(np.uint16)
-        rgb = raw.postprocess(**rawpack.postprocess_settings(raw))
-    return np.ascontiguousarray(rgb[oy: oy + (h - oy) // t * t, ox: ox + (w - ox) // t * t])
+        return rawpack.render(raw, path)
 
 
 Loader = Callable[[Manifest, object, str], tuple[np.ndarray, np.ndarray, float]]

@@ -152,9 +152,15 @@ def amplification(exif_ratio: float, policy: str = "cap:300") -> float:
 def ground_truth(path: str | os.PathLike) -> np.ndarray:
     """The long exposure rendered as SID does: uint16 (H, W, 3), exactly ``scale`` x the packed size."""
     with open_cfa_raw(path) as raw:
-        h, w = raw.raw_image_visible.shape
-        t = tile_size(_cfa_of(raw, path))
-        (oy, ox), rgb = raw_origin(raw, path), raw.postprocess(**postprocess_settings(raw))
+        return render(raw, path)
+
+
+def render(raw, path) -> np.ndarray:
+    """An open raw's mosaic (as it now holds it) rendered as SID does and cropped to the whole CFA
+    tiles that packing reads from its origin: uint16 (H, W, 3), ``scale`` x the packed size."""
+    h, w = raw.raw_image_visible.shape
+    t = tile_size(_cfa_of(raw, path))
+    (oy, ox), rgb = raw_origin(raw, path), raw.postprocess(**postprocess_settings(raw))
     rows, cols = (h - oy) // t * t, (w - ox) // t * t
     if rgb.shape[0] < oy + rows or rgb.shape[1] < ox + cols:
         raise SidkitError(f"{path}: rawpy renders {rgb.shape[1]}x{rgb.shape[0]}, smaller than the raw's "
